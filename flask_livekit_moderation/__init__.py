@@ -1,0 +1,1 @@
+"""Flask extension: REST endpoints to moderate people in LiveKit rooms."""
