@@ -1,0 +1,102 @@
+"""Who is calling: the token transports, secret matching and the per-request context."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Union
+
+from flask import current_app, g, request
+
+from . import errors
+from .config import ApiSecret, normalize_auth_id
+
+#: A host callback mapping a token to an auth id (``None`` rejects the token).
+AuthResolver = Callable[[str], Union[str, None, Awaitable[Union[str, None]]]]
+
+_G_KEY = "livekit_moderation_auth"
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """The caller of the current request.
+
+    ``auth_id`` is ``None`` for anonymous callers, who may moderate every room
+    (the backward-compatible mode); otherwise only rooms whose metadata names it.
+    """
+
+    auth_id: str | None = None
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.auth_id is None
+
+
+ANONYMOUS = AuthContext()
+
+
+def current_auth() -> AuthContext:
+    """The auth context resolved for the current request (anonymous outside one)."""
+    return g.get(_G_KEY, ANONYMOUS)
+
+
+def request_token() -> str | None:
+    """The caller's token: a non-empty ``Authorization: Bearer`` first, else ``?api_key``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.args.get("api_key") or None
+
+
+def _encode(value: str) -> bytes:
+    # Header values arrive latin-1 decoded and may hold any code point; surrogatepass keeps
+    # encoding total so a hostile token can never raise here.
+    return value.encode("utf-8", "surrogatepass")
+
+
+def match_secret(token: str, secrets: tuple[ApiSecret, ...]) -> ApiSecret | None:
+    """The configured secret equal to ``token``, compared in constant time.
+
+    Every entry is compared, whatever matched earlier, so timing does not reveal
+    which entry (or how many) a token was checked against.
+    """
+    candidate = _encode(token)
+    found = None
+    for entry in secrets:
+        if hmac.compare_digest(candidate, entry.secret):
+            found = entry
+    return found
+
+
+class Authenticator:
+    """Turns the request's token into an :class:`AuthContext`, or raises a 401."""
+
+    def __init__(self, required: bool, secrets: tuple[ApiSecret, ...]) -> None:
+        self.required = required
+        self.secrets = secrets
+
+    def authenticate(self, resolver: AuthResolver | None) -> AuthContext:
+        """Resolve the current request's caller (called by the blueprint's hook).
+
+        ``resolver`` is asked only when the token matches none of the secrets.
+        """
+        if not self.required:
+            return ANONYMOUS
+        token = request_token()
+        if token is None:
+            raise errors.missing_token()
+        entry = match_secret(token, self.secrets)
+        if entry is not None:
+            return AuthContext(entry.id)
+        if resolver is not None:
+            auth_id = current_app.ensure_sync(resolver)(token)
+            if auth_id is not None:
+                if not isinstance(auth_id, str):
+                    raise TypeError("the auth_resolver must return a str or None")
+                return AuthContext(normalize_auth_id(auth_id))
+        raise errors.unauthorized()
+
+
+def set_current_auth(context: AuthContext) -> None:
+    setattr(g, _G_KEY, context)

@@ -1,0 +1,137 @@
+"""The process-wide LiveKit client: one event loop thread, one pooled HTTP session per app.
+
+Flask views are synchronous; ``livekit-api`` is asyncio. Instead of spinning an event
+loop and an ``aiohttp`` session per request (what an ``async def`` view does), every
+request hands its coroutine to one long-lived loop running in a daemon thread, where a
+single ``LiveKitAPI`` per configured app keeps its connections alive between requests.
+The loop is re-created in a forked child (gunicorn ``--preload``) and closed at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import os
+import threading
+from typing import Awaitable, Callable, TypeVar
+
+import aiohttp
+from livekit.api import LiveKitAPI
+from livekit.api.room_service import RoomService
+
+T = TypeVar("T")
+
+logger = logging.getLogger("flask_livekit_moderation")
+
+#: Seconds allowed, beyond the LiveKit timeouts, for an operation to hand back its result.
+_HANDOFF_MARGIN = 5.0
+
+
+class _LoopThread:
+    """An asyncio loop in a daemon thread, owned by the process that started it."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.apis: list[LiveKitAPI] = []
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="livekit-moderation-loop", daemon=True
+        )
+        self.thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        async def close_sessions() -> None:
+            await asyncio.gather(*(api.aclose() for api in self.apis), return_exceptions=True)
+
+        if self.loop.is_closed():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(close_sessions(), self.loop).result(timeout)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            logger.warning("LiveKit sessions did not close within %.1fs at exit", timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+_loop_lock = threading.Lock()
+_loop_thread: _LoopThread | None = None
+
+
+def _process_loop() -> _LoopThread:
+    global _loop_thread
+    current = _loop_thread
+    if current is not None and current.pid == os.getpid():
+        return current
+    with _loop_lock:
+        if _loop_thread is None or _loop_thread.pid != os.getpid():
+            _loop_thread = _LoopThread()
+        return _loop_thread
+
+
+def _forget_parent_loop() -> None:
+    # The parent's loop thread does not exist in a forked child and its lock may have been
+    # held at fork time: start afresh. The parent's sockets are abandoned, not closed, so
+    # the parent's connections are left intact.
+    global _loop_lock, _loop_thread
+    _loop_lock = threading.Lock()
+    _loop_thread = None
+
+
+def _close_at_exit() -> None:
+    current = _loop_thread
+    if current is not None and current.pid == os.getpid():
+        current.close()
+
+
+os.register_at_fork(after_in_child=_forget_parent_loop)
+atexit.register(_close_at_exit)
+
+
+class LiveKitClient:
+    """Runs RoomService operations for one app on the process's event loop.
+
+    ``timeout`` bounds every single LiveKit call (connect, send and read).
+    """
+
+    def __init__(self, url: str, api_key: str, api_secret: str, timeout: float) -> None:
+        self._url = url
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self.timeout = timeout
+        self._api: LiveKitAPI | None = None
+        self._api_pid: int | None = None
+
+    def _room_service(self, owner: _LoopThread) -> RoomService:
+        # Called on the loop thread only, so no lock: one LiveKitAPI per process and app.
+        if self._api is None or self._api_pid != owner.pid:
+            session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            # failover=False: one attempt per call, so a call never outlives the timeout.
+            self._api = LiveKitAPI(
+                self._url, self._api_key, self._api_secret, session=session, failover=False
+            )
+            self._api_pid = owner.pid
+            owner.apis.append(self._api)
+        return self._api.room
+
+    def run(self, operation: Callable[[RoomService], Awaitable[T]]) -> T:
+        """Run ``operation(room_service)`` on the shared loop and return its result.
+
+        Exceptions raised by the operation propagate to the caller's thread.
+        """
+        owner = _process_loop()
+
+        async def bound() -> T:
+            return await operation(self._room_service(owner))
+
+        future = asyncio.run_coroutine_threadsafe(bound(), owner.loop)
+        # Every call inside is bounded by the session timeout; this bound only guards
+        # against a wedged loop so a request thread can never wait forever.
+        try:
+            return future.result(self.timeout * 3 + _HANDOFF_MARGIN)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise asyncio.TimeoutError("LiveKit operation did not finish in time") from None

@@ -1,0 +1,114 @@
+"""Settings read from ``app.config`` (``LIVEKIT_*`` keys), checked once at start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+#: Largest request body accepted, in bytes; larger bodies answer 413.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class ConfigurationError(ValueError):
+    """The extension's configuration cannot work; raised by ``init_app``."""
+
+
+@dataclass(frozen=True)
+class ApiSecret:
+    """One caller secret and the auth id it grants."""
+
+    id: str | None
+    secret: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The extension's configuration for one app."""
+
+    livekit_url: str | None
+    livekit_api_key: str | None
+    livekit_api_secret: str | None = field(repr=False)
+    auth_required: bool
+    api_secrets: tuple[ApiSecret, ...]
+    timeout: float
+    url_prefix: str
+    openapi: bool
+
+    @property
+    def livekit_configured(self) -> bool:
+        return bool(self.livekit_url and self.livekit_api_key and self.livekit_api_secret)
+
+
+def _from_config_or_env(config: Mapping[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    if value is None:
+        value = os.environ.get(key)
+    return value or None
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigurationError(f"{key} must be a boolean, got {value!r}")
+
+
+def _api_secrets(value: Any) -> tuple[ApiSecret, ...]:
+    key = "LIVEKIT_MODERATION_API_SECRETS"
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except ValueError as exc:
+            raise ConfigurationError(f"{key} is not valid JSON: {exc.msg}") from None
+    if not isinstance(value, (list, tuple)):
+        raise ConfigurationError(f"{key} must be a list of {{'id': ..., 'secret': ...}}")
+    secrets = []
+    for index, entry in enumerate(value):
+        if not isinstance(entry, Mapping):
+            raise ConfigurationError(f"{key}[{index}] must be an object with 'id' and 'secret'")
+        secret, auth_id = entry.get("secret"), entry.get("id")
+        if not isinstance(secret, str) or not secret:
+            raise ConfigurationError(f"{key}[{index}] needs a non-empty string 'secret'")
+        if auth_id is not None and not isinstance(auth_id, str):
+            raise ConfigurationError(f"{key}[{index}]['id'] must be a string")
+        secrets.append(ApiSecret(id=normalize_auth_id(auth_id), secret=secret.encode("utf-8")))
+    return tuple(secrets)
+
+
+def normalize_auth_id(auth_id: str | None) -> str | None:
+    """An auth id that is empty or only whitespace counts as absent."""
+    if auth_id is None or not auth_id.strip():
+        return None
+    return auth_id
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Read and check the extension's settings from a Flask ``app.config``."""
+    try:
+        timeout = float(config.get("LIVEKIT_MODERATION_TIMEOUT", 10))
+    except (TypeError, ValueError):
+        raise ConfigurationError("LIVEKIT_MODERATION_TIMEOUT must be a number of seconds") from None
+    if not timeout > 0:
+        raise ConfigurationError("LIVEKIT_MODERATION_TIMEOUT must be greater than 0")
+    prefix = config.get("LIVEKIT_MODERATION_URL_PREFIX") or ""
+    if not isinstance(prefix, str) or (prefix and not prefix.startswith("/")):
+        raise ConfigurationError("LIVEKIT_MODERATION_URL_PREFIX must be empty or start with '/'")
+    return Settings(
+        livekit_url=_from_config_or_env(config, "LIVEKIT_URL"),
+        livekit_api_key=_from_config_or_env(config, "LIVEKIT_API_KEY"),
+        livekit_api_secret=_from_config_or_env(config, "LIVEKIT_API_SECRET"),
+        auth_required=_as_bool(
+            "LIVEKIT_MODERATION_AUTH_REQUIRED", config.get("LIVEKIT_MODERATION_AUTH_REQUIRED", False)
+        ),
+        api_secrets=_api_secrets(config.get("LIVEKIT_MODERATION_API_SECRETS")),
+        timeout=timeout,
+        url_prefix=prefix.rstrip("/"),
+        openapi=_as_bool("LIVEKIT_MODERATION_OPENAPI", config.get("LIVEKIT_MODERATION_OPENAPI", True)),
+    )

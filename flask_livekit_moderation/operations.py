@@ -1,0 +1,195 @@
+"""The LiveKit call sequences behind each route, with the fewest round trips possible.
+
+| operation | caller has an auth id                               | anonymous caller                 |
+|-----------|-----------------------------------------------------|----------------------------------|
+| remove    | ListRooms, then RemoveParticipant                   | RemoveParticipant                |
+| mute      | ListRooms + GetParticipant at once, then Mute...    | GetParticipant, then Mute...     |
+| list      | ListRooms + ListParticipants at once                | ListParticipants                 |
+
+Each coroutine runs on the client's event loop and records the method names it called
+in ``calls``, for the audit log. LiveKit failures become :class:`ModerationError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable, Sequence, TypeVar
+
+import aiohttp
+from google.protobuf.message import DecodeError
+from livekit.api import TwirpError
+from livekit.api.room_service import RoomService
+from livekit.protocol.models import ParticipantInfo, Room
+from livekit.protocol.room import (
+    ListParticipantsRequest,
+    ListRoomsRequest,
+    MuteRoomTrackRequest,
+    RoomParticipantIdentity,
+)
+
+from . import errors
+from .access import may_access
+from .errors import ModerationError
+
+T = TypeVar("T")
+
+#: What a transport failure looks like from livekit-api: no answer, or no usable answer.
+_UNAVAILABLE = (aiohttp.ClientError, asyncio.TimeoutError, OSError, DecodeError)
+
+
+def _translate(exc: BaseException, failure_code: str, failure_message: str) -> ModerationError:
+    """Map a LiveKit failure that has no route-specific meaning to a 500."""
+    if isinstance(exc, ModerationError):
+        return exc
+    if isinstance(exc, TwirpError):
+        if exc.status == 401:
+            return errors.livekit_auth_failed()
+        if exc.status >= 500:
+            return errors.livekit_unavailable()
+        return ModerationError(500, failure_code, failure_message)
+    if isinstance(exc, _UNAVAILABLE):
+        return errors.livekit_unavailable()
+    raise exc
+
+
+async def _call(calls: list[str], name: str, awaitable: Awaitable[T]) -> T:
+    calls.append(name)
+    return await awaitable
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, TwirpError) and exc.code == "not_found"
+
+
+def _find_room(rooms: Sequence[Room], name: str) -> Room | None:
+    return next((room for room in rooms if room.name == name), None)
+
+
+async def _lookup_room(rooms: RoomService, room_name: str, calls: list[str]) -> Room | None:
+    answer = await _call(calls, "ListRooms", rooms.list_rooms(ListRoomsRequest(names=[room_name])))
+    return _find_room(answer.rooms, room_name)
+
+
+async def _guarded(
+    work: Callable[[], Awaitable[T]], failure_code: str, failure_message: str
+) -> T:
+    try:
+        return await work()
+    except ModerationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every other failure is translated or re-raised
+        raise _translate(exc, failure_code, failure_message) from None
+
+
+async def remove_participant(
+    rooms: RoomService, auth_id: str | None, room_name: str, identity: str, calls: list[str]
+) -> None:
+    """Remove ``identity`` from ``room_name`` if the caller may moderate that room."""
+
+    async def work() -> None:
+        if auth_id is not None and not may_access(auth_id, await _lookup_room(rooms, room_name, calls)):
+            raise errors.participant_not_found()
+        try:
+            await _call(
+                calls,
+                "RemoveParticipant",
+                rooms.remove_participant(RoomParticipantIdentity(room=room_name, identity=identity)),
+            )
+        except TwirpError as exc:
+            if _is_not_found(exc):
+                raise errors.participant_not_found() from None
+            raise
+
+    await _guarded(work, errors.REMOVAL_FAILED, "LiveKit refused to remove the participant.")
+
+
+async def _participant_and_access(
+    rooms: RoomService, auth_id: str | None, room_name: str, identity: str, calls: list[str]
+) -> ParticipantInfo:
+    """GetParticipant, with the room check alongside it when the caller has an auth id.
+
+    GetParticipant, not MutePublishedTrack, is what says "no such participant": LiveKit
+    answers a mute for an unknown participant only after its RPC wait, as a 503.
+    """
+    get = _call(
+        calls,
+        "GetParticipant",
+        rooms.get_participant(RoomParticipantIdentity(room=room_name, identity=identity)),
+    )
+    if auth_id is None:
+        (participant,) = await asyncio.gather(get, return_exceptions=True)
+    else:
+        room, participant = await asyncio.gather(
+            _lookup_room(rooms, room_name, calls), get, return_exceptions=True
+        )
+        if isinstance(room, BaseException):
+            raise room
+        if not may_access(auth_id, room):
+            raise errors.participant_not_found()
+    if isinstance(participant, BaseException):
+        if _is_not_found(participant):
+            raise errors.participant_not_found()
+        raise participant
+    return participant
+
+
+async def set_track_muted(
+    rooms: RoomService,
+    auth_id: str | None,
+    room_name: str,
+    identity: str,
+    track_sid: str,
+    muted: bool,
+    calls: list[str],
+) -> bool:
+    """Mute or unmute one published track; returns the muted state LiveKit reports."""
+
+    async def work() -> bool:
+        participant = await _participant_and_access(rooms, auth_id, room_name, identity, calls)
+        if not any(track.sid == track_sid for track in participant.tracks):
+            raise errors.track_not_found()
+        try:
+            answer = await _call(
+                calls,
+                "MutePublishedTrack",
+                rooms.mute_published_track(
+                    MuteRoomTrackRequest(
+                        room=room_name, identity=identity, track_sid=track_sid, muted=muted
+                    )
+                ),
+            )
+        except TwirpError as exc:
+            if not muted and exc.code == "failed_precondition":
+                raise errors.remote_unmute_disabled() from None
+            raise
+        # The track can be unpublished between the two calls; LiveKit then answers with no track.
+        if not answer.HasField("track"):
+            raise errors.track_not_found()
+        return answer.track.muted
+
+    return await _guarded(work, errors.MUTE_FAILED, "LiveKit refused to change the track's mute state.")
+
+
+async def list_participants(
+    rooms: RoomService, auth_id: str | None, room_name: str, calls: list[str]
+) -> Sequence[ParticipantInfo]:
+    """The participants of ``room_name`` (empty for an unknown room, when anonymous)."""
+
+    async def work() -> Sequence[ParticipantInfo]:
+        listing = _call(
+            calls, "ListParticipants", rooms.list_participants(ListParticipantsRequest(room=room_name))
+        )
+        if auth_id is None:
+            return (await listing).participants
+        room, answer = await asyncio.gather(
+            _lookup_room(rooms, room_name, calls), listing, return_exceptions=True
+        )
+        if isinstance(room, BaseException):
+            raise room
+        if not may_access(auth_id, room):
+            raise errors.participant_not_found()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer.participants
+
+    return await _guarded(work, errors.LIST_FAILED, "LiveKit refused to list the participants.")

@@ -1,0 +1,123 @@
+"""Marshmallow schemas: the request bodies they validate and the answers they document.
+
+The same classes feed the OpenAPI document, so what is documented is what is enforced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+#: Longest room name, identity or track SID accepted, in characters.
+MAX_NAME_LENGTH = 256
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be empty or only whitespace.")
+
+
+def _name(description: str) -> fields.String:
+    return fields.String(
+        required=True,
+        validate=[_not_blank, validate.Length(max=MAX_NAME_LENGTH)],
+        metadata={"description": description, "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+    )
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON boolean and nothing else: no ``"true"``, ``1`` or ``"yes"``."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class RequestSchema(Schema):
+    """Base for request bodies: unknown fields are ignored, not rejected."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class RemoveParticipantRequest(RequestSchema):
+    """Body of ``DELETE /livekit/participant``."""
+
+    room_name = _name("LiveKit room name, used exactly as given.")
+    participant_identity = _name("Identity of the participant to remove.")
+
+
+class MuteTrackRequest(RemoveParticipantRequest):
+    """Body of ``POST /livekit/participant/mute``."""
+
+    track_sid = _name("SID of the participant's published track (TR_...).")
+    muted = StrictBoolean(required=True, metadata={"description": "true to mute, false to unmute."})
+
+
+class ListParticipantsQuery(RequestSchema):
+    """Query string of ``GET /livekit/participants``."""
+
+    room_name = _name("LiveKit room name, used exactly as given.")
+
+
+class RemoveParticipantResponse(Schema):
+    """Answer of a successful removal."""
+
+    status = fields.String(required=True, metadata={"enum": ["removed"]})
+    room_name = fields.String(required=True)
+    participant_identity = fields.String(required=True)
+
+
+class MuteTrackResponse(Schema):
+    """Answer of a successful mute or unmute; ``muted`` is the state LiveKit reports."""
+
+    room_name = fields.String(required=True)
+    participant_identity = fields.String(required=True)
+    track_sid = fields.String(required=True)
+    muted = fields.Boolean(required=True)
+
+
+class TrackSchema(Schema):
+    """One published track."""
+
+    sid = fields.String(required=True)
+    type = fields.String(required=True, metadata={"enum": ["audio", "video", "data"]})
+    source = fields.String(
+        required=True,
+        metadata={"enum": ["unknown", "camera", "microphone", "screen_share", "screen_share_audio"]},
+    )
+    muted = fields.Boolean(required=True)
+    name = fields.String(required=True)
+
+
+class ParticipantSchema(Schema):
+    """One participant of a room."""
+
+    identity = fields.String(required=True)
+    name = fields.String(required=True)
+    sid = fields.String(required=True)
+    state = fields.String(required=True, metadata={"enum": ["joining", "joined", "active", "disconnected"]})
+    joined_at = fields.Integer(required=True, metadata={"description": "Unix time, seconds."})
+    is_publisher = fields.Boolean(required=True)
+    tracks = fields.List(fields.Nested(TrackSchema), required=True)
+
+
+class ListParticipantsResponse(Schema):
+    """Answer of ``GET /livekit/participants``."""
+
+    room_name = fields.String(required=True)
+    participants = fields.List(fields.Nested(ParticipantSchema), required=True)
+
+
+class ErrorResponse(Schema):
+    """Every error answer."""
+
+    error = fields.String(required=True, metadata={"description": "A sentence for humans."})
+    code = fields.String(required=True, metadata={"description": "A stable machine-readable code."})
+    details = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "Per-field validation messages (INVALID_REQUEST only)."},
+    )
