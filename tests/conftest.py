@@ -60,7 +60,7 @@ class ServedApp:
 def serve(app: Flask) -> Iterator[ServedApp]:
     """Serve ``app`` on a free port with a threaded server for the duration of the block."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     served = ServedApp(app=app, url=f"http://127.0.0.1:{server.server_port}")
     try:

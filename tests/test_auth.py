@@ -1,0 +1,191 @@
+"""The auth hook: token transports, precedence, secrets, resolvers, the 401s."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask, jsonify
+
+from conftest import TENANTS, TOKEN_A, TOKEN_B, livekit_config, owned_by, serve
+from flask_livekit_moderation import LiveKitModeration, current_auth
+
+
+@pytest.fixture
+def rooms(livekit_emulator):
+    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
+    livekit_emulator.add_room("room-b", metadata=owned_by("tenant-b"))
+    for room in ("room-a", "room-b"):
+        livekit_emulator.add_participants(room, ["p1", "p2", "p3", "p4"])
+    return livekit_emulator
+
+
+def test_no_token_is_401_missing_token(tenants, rooms):
+    answer = tenants.remove("room-a", "p1")
+
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "MISSING_TOKEN"
+    assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert rooms.calls == []
+
+
+@pytest.mark.parametrize("token", ["wrong", TOKEN_A[:-1], TOKEN_A + "x", TOKEN_A[:-1] + "X", "secret-a"])
+def test_unknown_tokens_are_401_unauthorized(tenants, rooms, token):
+    answer = tenants.remove("room-a", "p1", token)
+
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "UNAUTHORIZED"
+    assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert token not in answer.text
+    assert rooms.calls == []
+
+
+def test_bearer_header_and_query_transports(tenants, rooms):
+    assert tenants.remove("room-a", "p1", TOKEN_A).status_code == 200
+    via_query = tenants.request(
+        "DELETE", "/livekit/participant", params={"api_key": TOKEN_A}, json={"room_name": "room-a", "participant_identity": "p2"}
+    )
+    assert via_query.status_code == 200
+    assert rooms.participants("room-a")[0].identity == "p3"
+
+
+def test_the_header_wins_over_the_query(tenants, rooms):
+    # Header says tenant-b, query says tenant-a: the room of tenant-a must be refused.
+    answer = tenants.request(
+        "DELETE",
+        "/livekit/participant",
+        token=TOKEN_B,
+        params={"api_key": TOKEN_A},
+        json={"room_name": "room-a", "participant_identity": "p1"},
+    )
+    assert answer.status_code == 404
+    assert rooms.participant("room-a", "p1") is not None
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "Token " + TOKEN_B, TOKEN_B])
+def test_query_is_used_when_the_header_is_not_a_bearer_token(tenants, rooms, header):
+    answer = tenants.request(
+        "DELETE",
+        "/livekit/participant",
+        headers={"Authorization": header},
+        params={"api_key": TOKEN_A},
+        json={"room_name": "room-a", "participant_identity": "p1"},
+    )
+    assert answer.status_code == 200
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer ", "Token " + TOKEN_A])
+def test_a_non_bearer_header_alone_is_a_missing_token(tenants, rooms, header):
+    answer = tenants.request(
+        "DELETE", "/livekit/participant", headers={"Authorization": header},
+        json={"room_name": "room-a", "participant_identity": "p1"},
+    )
+    assert answer.status_code == 401 and answer.json()["code"] == "MISSING_TOKEN"
+
+
+def test_an_empty_api_key_is_a_missing_token(tenants, rooms):
+    answer = tenants.request(
+        "DELETE", "/livekit/participant", params={"api_key": ""}, json={"room_name": "room-a", "participant_identity": "p1"}
+    )
+    assert answer.status_code == 401 and answer.json()["code"] == "MISSING_TOKEN"
+
+
+def test_the_bearer_scheme_is_case_insensitive(tenants, rooms):
+    answer = tenants.request(
+        "DELETE", "/livekit/participant", headers={"Authorization": "bearer " + TOKEN_A},
+        json={"room_name": "room-a", "participant_identity": "p1"},
+    )
+    assert answer.status_code == 200
+
+
+def test_several_secrets_map_to_their_own_ids(tenants, rooms):
+    assert tenants.remove("room-b", "p1", TOKEN_A).status_code == 404
+    assert tenants.remove("room-b", "p1", TOKEN_B).status_code == 200
+    assert tenants.remove("room-a", "p1", TOKEN_B).status_code == 404
+    assert tenants.remove("room-a", "p1", TOKEN_A).status_code == 200
+
+
+def test_secrets_may_be_given_as_a_json_string(make_served, rooms):
+    import json
+
+    served = make_served(LIVEKIT_MODERATION_AUTH_REQUIRED="true", LIVEKIT_MODERATION_API_SECRETS=json.dumps(TENANTS))
+    assert served.remove("room-b", "p1", TOKEN_B).status_code == 200
+
+
+def test_auth_off_ignores_tokens(anon, rooms):
+    assert anon.remove("room-a", "p1", "garbage-token").status_code == 200
+    assert anon.remove("room-b", "p1", TOKEN_A).status_code == 200
+    assert rooms.call_names() == ["RemoveParticipant", "RemoveParticipant"]
+
+
+def _resolver_app(emulator, resolver, secrets=()):
+    app = Flask("resolver-host")
+    app.config.update(livekit_config(emulator), LIVEKIT_MODERATION_AUTH_REQUIRED=True,
+                      LIVEKIT_MODERATION_API_SECRETS=list(secrets))
+    moderation = LiveKitModeration()
+    moderation.auth_resolver(resolver)
+    moderation.init_app(app)
+
+    @app.get("/whoami")
+    def whoami():
+        return jsonify(auth_id=current_auth().auth_id)
+
+    return app
+
+
+def test_sync_resolver(rooms):
+    seen = []
+
+    def resolve(token):
+        seen.append(token)
+        return {"tok-a": "tenant-a", "tok-b": "tenant-b"}.get(token)
+
+    with serve(_resolver_app(rooms, resolve)) as served:
+        assert served.remove("room-a", "p1", "tok-b").status_code == 404
+        assert served.remove("room-a", "p1", "tok-a").status_code == 200
+        assert served.remove("room-a", "p2", "tok-x").json()["code"] == "UNAUTHORIZED"
+    assert seen == ["tok-b", "tok-a", "tok-x"]
+
+
+def test_async_resolver(rooms):
+    async def resolve(token):
+        return "tenant-b" if token == "async-b" else None
+
+    with serve(_resolver_app(rooms, resolve)) as served:
+        assert served.remove("room-b", "p1", "async-b").status_code == 200
+        assert served.remove("room-b", "p2", "nope").status_code == 401
+
+
+def test_resolver_is_asked_only_when_no_secret_matches(rooms):
+    seen = []
+
+    def resolve(token):
+        seen.append(token)
+        return None
+
+    with serve(_resolver_app(rooms, resolve, secrets=TENANTS)) as served:
+        assert served.remove("room-a", "p1", TOKEN_A).status_code == 200
+        assert served.remove("room-a", "p2", "other").status_code == 401
+    assert seen == ["other"]
+
+
+@pytest.mark.parametrize("resolved", ["", "   ", "\t\n"])
+def test_a_blank_auth_id_counts_as_absent(rooms, resolved):
+    with serve(_resolver_app(rooms, lambda token: resolved)) as served:
+        assert served.request("GET", "/livekit/participants", "t", params={"room_name": "room-b"}).status_code == 200
+        assert served.remove("room-b", "p1", "t").status_code == 200
+    # Anonymous callers skip the room check: no ListRooms.
+    assert rooms.call_names() == ["ListParticipants", "RemoveParticipant"]
+
+
+def test_current_auth_is_on_g_for_the_request(rooms):
+    app = _resolver_app(rooms, lambda token: "tenant-a")
+    seen = []
+
+    from flask_livekit_moderation import signals
+
+    @signals.participant_removed.connect_via(app)
+    def record(sender, **data):
+        seen.append(current_auth().auth_id)
+
+    with serve(app) as served:
+        assert served.remove("room-a", "p1", "t").status_code == 200
+    assert seen == ["tenant-a"]
