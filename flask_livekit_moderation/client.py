@@ -91,10 +91,29 @@ os.register_at_fork(after_in_child=_forget_parent_loop)
 atexit.register(_close_at_exit)
 
 
+class RoomCalls:
+    """The RoomService as one request uses it: every call bounded by the timeout and recorded.
+
+    livekit-api passes ``timeout=None`` to each ``aiohttp`` request, which disables the
+    session's own timeout (livekit-api 1.2.2, ``twirp_client.py``), so the bound is
+    applied here, around each call.
+    """
+
+    def __init__(self, rooms: RoomService, timeout: float, made: list[str]) -> None:
+        self.rooms = rooms
+        self.timeout = timeout
+        self.made = made
+
+    async def call(self, method: str, request: Awaitable[T]) -> T:
+        """Await one RoomService ``request``, recording ``method`` in :attr:`made`."""
+        self.made.append(method)
+        return await asyncio.wait_for(request, self.timeout)
+
+
 class LiveKitClient:
     """Runs RoomService operations for one app on the process's event loop.
 
-    ``timeout`` bounds every single LiveKit call (connect, send and read).
+    ``timeout`` bounds every single LiveKit call (connect, send and read), in seconds.
     """
 
     def __init__(self, url: str, api_key: str, api_secret: str, timeout: float) -> None:
@@ -108,7 +127,8 @@ class LiveKitClient:
     def _room_service(self, owner: _LoopThread) -> RoomService:
         # Called on the loop thread only, so no lock: one LiveKitAPI per process and app.
         if self._api is None or self._api_pid != owner.pid:
-            session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            # No session timeout: livekit-api overrides it per request; RoomCalls bounds calls.
+            session = aiohttp.ClientSession()
             # failover=False: one attempt per call, so a call never outlives the timeout.
             self._api = LiveKitAPI(
                 self._url, self._api_key, self._api_secret, session=session, failover=False
@@ -117,18 +137,19 @@ class LiveKitClient:
             owner.apis.append(self._api)
         return self._api.room
 
-    def run(self, operation: Callable[[RoomService], Awaitable[T]]) -> T:
-        """Run ``operation(room_service)`` on the shared loop and return its result.
+    def run(self, operation: Callable[[RoomCalls], Awaitable[T]], made: list[str]) -> T:
+        """Run ``operation(room_calls)`` on the shared loop and return its result.
 
-        Exceptions raised by the operation propagate to the caller's thread.
+        The names of the LiveKit methods it called are appended to ``made``, also when
+        it fails. Exceptions raised by the operation propagate to the caller's thread.
         """
         owner = _process_loop()
 
         async def bound() -> T:
-            return await operation(self._room_service(owner))
+            return await operation(RoomCalls(self._room_service(owner), self.timeout, made))
 
         future = asyncio.run_coroutine_threadsafe(bound(), owner.loop)
-        # Every call inside is bounded by the session timeout; this bound only guards
+        # Every call inside is bounded by RoomCalls' timeout; this bound only guards
         # against a wedged loop so a request thread can never wait forever.
         try:
             return future.result(self.timeout * 3 + _HANDOFF_MARGIN)

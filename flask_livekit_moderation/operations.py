@@ -6,8 +6,9 @@
 | mute      | ListRooms + GetParticipant at once, then Mute...    | GetParticipant, then Mute...     |
 | list      | ListRooms + ListParticipants at once                | ListParticipants                 |
 
-Each coroutine runs on the client's event loop and records the method names it called
-in ``calls``, for the audit log. LiveKit failures become :class:`ModerationError`.
+Each coroutine runs on the client's event loop and makes its calls through
+:class:`~.client.RoomCalls` (timed out and recorded for the audit log). LiveKit failures
+become :class:`ModerationError`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Awaitable, Callable, Sequence, TypeVar
 import aiohttp
 from google.protobuf.message import DecodeError
 from livekit.api import TwirpError
-from livekit.api.room_service import RoomService
 from livekit.protocol.models import ParticipantInfo, Room
 from livekit.protocol.room import (
     ListParticipantsRequest,
@@ -29,6 +29,7 @@ from livekit.protocol.room import (
 
 from . import errors
 from .access import may_access
+from .client import RoomCalls
 from .errors import ModerationError
 
 T = TypeVar("T")
@@ -52,11 +53,6 @@ def _translate(exc: BaseException, failure_code: str, failure_message: str) -> M
     raise exc
 
 
-async def _call(calls: list[str], name: str, awaitable: Awaitable[T]) -> T:
-    calls.append(name)
-    return await awaitable
-
-
 def _is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, TwirpError) and exc.code == "not_found"
 
@@ -65,8 +61,8 @@ def _find_room(rooms: Sequence[Room], name: str) -> Room | None:
     return next((room for room in rooms if room.name == name), None)
 
 
-async def _lookup_room(rooms: RoomService, room_name: str, calls: list[str]) -> Room | None:
-    answer = await _call(calls, "ListRooms", rooms.list_rooms(ListRoomsRequest(names=[room_name])))
+async def _lookup_room(lk: RoomCalls, room_name: str) -> Room | None:
+    answer = await lk.call("ListRooms", lk.rooms.list_rooms(ListRoomsRequest(names=[room_name])))
     return _find_room(answer.rooms, room_name)
 
 
@@ -82,18 +78,17 @@ async def _guarded(
 
 
 async def remove_participant(
-    rooms: RoomService, auth_id: str | None, room_name: str, identity: str, calls: list[str]
+    lk: RoomCalls, auth_id: str | None, room_name: str, identity: str
 ) -> None:
     """Remove ``identity`` from ``room_name`` if the caller may moderate that room."""
 
     async def work() -> None:
-        if auth_id is not None and not may_access(auth_id, await _lookup_room(rooms, room_name, calls)):
+        if auth_id is not None and not may_access(auth_id, await _lookup_room(lk, room_name)):
             raise errors.participant_not_found()
         try:
-            await _call(
-                calls,
+            await lk.call(
                 "RemoveParticipant",
-                rooms.remove_participant(RoomParticipantIdentity(room=room_name, identity=identity)),
+                lk.rooms.remove_participant(RoomParticipantIdentity(room=room_name, identity=identity)),
             )
         except TwirpError as exc:
             if _is_not_found(exc):
@@ -104,23 +99,22 @@ async def remove_participant(
 
 
 async def _participant_and_access(
-    rooms: RoomService, auth_id: str | None, room_name: str, identity: str, calls: list[str]
+    lk: RoomCalls, auth_id: str | None, room_name: str, identity: str
 ) -> ParticipantInfo:
     """GetParticipant, with the room check alongside it when the caller has an auth id.
 
     GetParticipant, not MutePublishedTrack, is what says "no such participant": LiveKit
     answers a mute for an unknown participant only after its RPC wait, as a 503.
     """
-    get = _call(
-        calls,
+    get = lk.call(
         "GetParticipant",
-        rooms.get_participant(RoomParticipantIdentity(room=room_name, identity=identity)),
+        lk.rooms.get_participant(RoomParticipantIdentity(room=room_name, identity=identity)),
     )
     if auth_id is None:
         (participant,) = await asyncio.gather(get, return_exceptions=True)
     else:
         room, participant = await asyncio.gather(
-            _lookup_room(rooms, room_name, calls), get, return_exceptions=True
+            _lookup_room(lk, room_name), get, return_exceptions=True
         )
         if isinstance(room, BaseException):
             raise room
@@ -134,25 +128,23 @@ async def _participant_and_access(
 
 
 async def set_track_muted(
-    rooms: RoomService,
+    lk: RoomCalls,
     auth_id: str | None,
     room_name: str,
     identity: str,
     track_sid: str,
     muted: bool,
-    calls: list[str],
 ) -> bool:
     """Mute or unmute one published track; returns the muted state LiveKit reports."""
 
     async def work() -> bool:
-        participant = await _participant_and_access(rooms, auth_id, room_name, identity, calls)
+        participant = await _participant_and_access(lk, auth_id, room_name, identity)
         if not any(track.sid == track_sid for track in participant.tracks):
             raise errors.track_not_found()
         try:
-            answer = await _call(
-                calls,
+            answer = await lk.call(
                 "MutePublishedTrack",
-                rooms.mute_published_track(
+                lk.rooms.mute_published_track(
                     MuteRoomTrackRequest(
                         room=room_name, identity=identity, track_sid=track_sid, muted=muted
                     )
@@ -171,18 +163,18 @@ async def set_track_muted(
 
 
 async def list_participants(
-    rooms: RoomService, auth_id: str | None, room_name: str, calls: list[str]
+    lk: RoomCalls, auth_id: str | None, room_name: str
 ) -> Sequence[ParticipantInfo]:
     """The participants of ``room_name`` (empty for an unknown room, when anonymous)."""
 
     async def work() -> Sequence[ParticipantInfo]:
-        listing = _call(
-            calls, "ListParticipants", rooms.list_participants(ListParticipantsRequest(room=room_name))
+        listing = lk.call(
+            "ListParticipants", lk.rooms.list_participants(ListParticipantsRequest(room=room_name))
         )
         if auth_id is None:
             return (await listing).participants
         room, answer = await asyncio.gather(
-            _lookup_room(rooms, room_name, calls), listing, return_exceptions=True
+            _lookup_room(lk, room_name), listing, return_exceptions=True
         )
         if isinstance(room, BaseException):
             raise room

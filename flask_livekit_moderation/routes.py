@@ -153,7 +153,7 @@ def _refused(action: str, exc: ModerationError, target: Mapping[str, Any]) -> No
 def _moderate(action: str, target: Mapping[str, Any], operation: Any, calls: list[str]) -> Any:
     """Run one LiveKit operation, then log and signal its outcome whatever it was."""
     try:
-        result = moderation_state().client.run(operation)  # type: ignore[union-attr]
+        result = moderation_state().client.run(operation, calls)  # type: ignore[union-attr]
     except ModerationError as exc:
         _audit(action, exc.code, target, calls)
         _refused(action, exc, target)
@@ -172,7 +172,7 @@ def remove_participant() -> Response:
     _moderate(
         "remove",
         body,
-        lambda rooms: operations.remove_participant(rooms, auth_id, room_name, identity, calls),
+        lambda lk: operations.remove_participant(lk, auth_id, room_name, identity),
         calls,
     )
     _audit("remove", "removed", body, calls)
@@ -197,9 +197,7 @@ def mute_track() -> Response:
     muted = _moderate(
         "mute",
         body,
-        lambda rooms: operations.set_track_muted(
-            rooms, auth_id, room_name, identity, track_sid, body["muted"], calls
-        ),
+        lambda lk: operations.set_track_muted(lk, auth_id, room_name, identity, track_sid, body["muted"]),
         calls,
     )
     outcome = "muted" if muted else "unmuted"
@@ -253,7 +251,7 @@ def list_participants() -> Response:
     participants = _moderate(
         "list",
         query,
-        lambda rooms: operations.list_participants(rooms, auth_id, room_name, calls),
+        lambda lk: operations.list_participants(lk, auth_id, room_name),
         calls,
     )
     _audit("list", "listed", query, calls)
