@@ -65,8 +65,9 @@ def _api_secrets(value: Any) -> tuple[ApiSecret, ...]:
     if isinstance(value, (str, bytes)):
         try:
             value = json.loads(value) if value.strip() else []
-        except ValueError as exc:
-            raise ConfigurationError(f"{key} is not valid JSON: {exc.msg}") from None
+        except ValueError:
+            # The message would quote part of the value, which holds secrets.
+            raise ConfigurationError(f"{key} is not valid JSON") from None
     if not isinstance(value, (list, tuple)):
         raise ConfigurationError(f"{key} must be a list of {{'id': ..., 'secret': ...}}")
     secrets = []

@@ -104,7 +104,7 @@ def _validate(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         fields = ", ".join(sorted(str(name) for name in exc.messages))
         raise ModerationError(
-            400, errors.INVALID_REQUEST, f"Invalid request: check {fields}.", details=exc.messages
+            400, errors.INVALID_REQUEST, f"Invalid request: check {fields}.", details=exc.normalized_messages()
         ) from None
 
 
@@ -167,7 +167,8 @@ def remove_participant() -> Response:
     state = moderation_state()
     body = _validate(_REMOVE, _read_json_object())
     _ready(state)
-    auth_id, calls = current_auth().auth_id, []
+    auth_id = current_auth().auth_id
+    calls: list[str] = []
     room_name, identity = body["room_name"], body["participant_identity"]
     _moderate(
         "remove",
@@ -192,7 +193,8 @@ def mute_track() -> Response:
     state = moderation_state()
     body = _validate(_MUTE, _read_json_object())
     _ready(state)
-    auth_id, calls = current_auth().auth_id, []
+    auth_id = current_auth().auth_id
+    calls: list[str] = []
     room_name, identity, track_sid = body["room_name"], body["participant_identity"], body["track_sid"]
     muted = _moderate(
         "mute",
@@ -246,7 +248,8 @@ def list_participants() -> Response:
     state = moderation_state()
     query = _validate(_LIST, request.args.to_dict(flat=True))
     _ready(state)
-    auth_id, calls = current_auth().auth_id, []
+    auth_id = current_auth().auth_id
+    calls: list[str] = []
     room_name = query["room_name"]
     participants = _moderate(
         "list",
