@@ -2,11 +2,11 @@
 
 Public API::
 
-    from flask_livekit_moderation import LiveKitModeration, current_auth
+    from flask_livekit_moderation import LiveKitModeration, current_auth, room_metadata
 """
 
 from . import signals
-from .access import may_access, room_owner
+from .access import RoomMetadataError, may_access, room_metadata, room_owner
 from .auth import AuthContext, current_auth
 from .config import ConfigurationError
 from .errors import ModerationError
@@ -17,8 +17,10 @@ __all__ = [
     "ConfigurationError",
     "LiveKitModeration",
     "ModerationError",
+    "RoomMetadataError",
     "current_auth",
     "may_access",
+    "room_metadata",
     "room_owner",
     "signals",
 ]

@@ -12,6 +12,14 @@ import json
 from livekit.protocol.models import Room
 
 
+class RoomMetadataError(ValueError):
+    """Room metadata cannot carry the requested ``auth_id``.
+
+    Raised by :func:`room_metadata` when the existing metadata is not a JSON object,
+    when it already names a different ``auth_id``, or when the ``auth_id`` is blank.
+    """
+
+
 def room_owner(metadata: str) -> str | None:
     """The ``auth_id`` a room's metadata names, or ``None`` if it names none.
 
@@ -28,6 +36,54 @@ def room_owner(metadata: str) -> str | None:
         return None
     owner = parsed.get("auth_id")
     return owner if isinstance(owner, str) else None
+
+
+def room_metadata(auth_id: str, existing: str = "") -> str:
+    """Room metadata naming ``auth_id`` as the owner, merged into ``existing``.
+
+    Pass the result as ``metadata`` when creating the room (``CreateRoomRequest``) or
+    updating it (``UpdateRoomMetadataRequest``). Other keys of ``existing`` are kept;
+    an empty ``existing`` counts as ``{}``. Giving the ``auth_id`` the room already names
+    returns equivalent metadata, so the call is safe to repeat.
+
+    Raises :class:`RoomMetadataError` when ``auth_id`` is not a non-blank string, when
+    ``existing`` is not a JSON object, or when it already names another ``auth_id`` (a
+    room never changes hands through this helper: a tenant cannot take over a room).
+    """
+    if not isinstance(auth_id, str) or not auth_id.strip():
+        raise RoomMetadataError("auth_id must be a non-empty string that is not only whitespace")
+    if not isinstance(existing, str):
+        raise RoomMetadataError(f"existing metadata must be a str, got {type(existing).__name__}")
+    if existing.strip():
+        try:
+            parsed = json.loads(existing)
+        except (ValueError, RecursionError):
+            raise RoomMetadataError("existing room metadata is not JSON; expected a JSON object") from None
+        if not isinstance(parsed, dict):
+            raise RoomMetadataError(
+                f"existing room metadata is a JSON {_json_kind(parsed)}; expected a JSON object"
+            )
+    else:
+        parsed = {}
+    if "auth_id" in parsed and parsed["auth_id"] != auth_id:
+        # The other owner's id is not quoted: it is not the caller's business.
+        if not isinstance(parsed["auth_id"], str):
+            raise RoomMetadataError("the room's metadata has an auth_id that is not a string")
+        raise RoomMetadataError("the room's metadata already names a different auth_id")
+    parsed["auth_id"] = auth_id
+    return json.dumps(parsed, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
 
 
 def may_access(auth_id: str | None, room: Room | None) -> bool:

@@ -52,6 +52,7 @@ class RemoveParticipantRequest(RequestSchema):
 class MuteTrackRequest(RemoveParticipantRequest):
     """Body of ``POST /livekit/participant/mute``."""
 
+    participant_identity = _name("Identity of the participant who published the track.")
     track_sid = _name("SID of the participant's published track (TR_...).")
     muted = StrictBoolean(required=True, metadata={"description": "true to mute, false to unmute."})
 
@@ -83,13 +84,14 @@ class TrackSchema(Schema):
     """One published track."""
 
     sid = fields.String(required=True)
-    type = fields.String(required=True, metadata={"enum": ["audio", "video", "data"]})
+    # "unknown" stands for an enum value newer than this package's livekit-protocol.
+    type = fields.String(required=True, metadata={"enum": ["audio", "video", "data", "unknown"]})
     source = fields.String(
         required=True,
         metadata={"enum": ["unknown", "camera", "microphone", "screen_share", "screen_share_audio"]},
     )
     muted = fields.Boolean(required=True)
-    name = fields.String(required=True)
+    name = fields.String(required=True, metadata={"description": "Name the publisher gave the track (may be empty)."})
 
 
 class ParticipantSchema(Schema):
@@ -97,8 +99,10 @@ class ParticipantSchema(Schema):
 
     identity = fields.String(required=True)
     name = fields.String(required=True)
-    sid = fields.String(required=True)
-    state = fields.String(required=True, metadata={"enum": ["joining", "joined", "active", "disconnected"]})
+    sid = fields.String(required=True, metadata={"description": "Participant SID (PA_...)."})
+    state = fields.String(
+        required=True, metadata={"enum": ["joining", "joined", "active", "disconnected", "unknown"]}
+    )
     joined_at = fields.Integer(required=True, metadata={"description": "Unix time, seconds."})
     is_publisher = fields.Boolean(required=True)
     tracks = fields.List(fields.Nested(TrackSchema), required=True)

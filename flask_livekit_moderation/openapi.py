@@ -1,0 +1,280 @@
+"""The OpenAPI 3.1 document of the extension's routes, built from the schemas that validate.
+
+apispec's marshmallow plugin turns the classes of :mod:`.schemas` into JSON Schema, so a
+field added to a request schema is documented by the same change. Each route lists every
+error status it can answer, and for each status the exact error codes (as an ``enum`` on
+``code`` and as one example per code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema
+
+from . import errors, schemas
+from .config import MAX_BODY_BYTES
+
+BEARER_SCHEME = "bearerAuth"
+API_KEY_SCHEME = "apiKeyQuery"
+
+#: Either transport of the caller's token satisfies a moderation route.
+_TOKEN_SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}, {API_KEY_SCHEME: []}]
+
+_LIVEKIT_500 = (
+    errors.LIVEKIT_NOT_CONFIGURED,
+    errors.LIVEKIT_AUTH_FAILED,
+    errors.LIVEKIT_UNAVAILABLE,
+)
+
+#: Example message per code, for the document's examples only; the ones errors.py builds
+#: come from there so the examples cannot drift from what is answered.
+_EXAMPLE_MESSAGES: dict[str, str] = {
+    errors.INVALID_REQUEST: "Invalid request: check room_name.",
+    errors.MISSING_TOKEN: errors.missing_token().message,
+    errors.UNAUTHORIZED: errors.unauthorized().message,
+    errors.PARTICIPANT_NOT_FOUND: errors.participant_not_found().message,
+    errors.TRACK_NOT_FOUND: errors.track_not_found().message,
+    errors.PAYLOAD_TOO_LARGE: f"Request body is over {MAX_BODY_BYTES} bytes.",
+    errors.LIVEKIT_NOT_CONFIGURED: errors.livekit_not_configured().message,
+    errors.LIVEKIT_AUTH_FAILED: errors.livekit_auth_failed().message,
+    errors.LIVEKIT_UNAVAILABLE: errors.livekit_unavailable().message,
+    errors.REMOTE_UNMUTE_DISABLED: errors.remote_unmute_disabled().message,
+    errors.REMOVAL_FAILED: "LiveKit refused to remove the participant.",
+    errors.MUTE_FAILED: "LiveKit refused to change the track's mute state.",
+    errors.LIST_FAILED: "LiveKit refused to list the participants.",
+    errors.INTERNAL_ERROR: "Internal error.",
+}
+
+_STATUS_MEANING: dict[int, str] = {
+    400: "The request is invalid.",
+    401: "No token, or a token no configured secret or resolver accepts "
+    "(only when LIVEKIT_MODERATION_AUTH_REQUIRED is on).",
+    404: "Not found. A room the caller may not moderate answers exactly like a room or "
+    "participant that does not exist.",
+    413: f"The request body is over {MAX_BODY_BYTES} bytes.",
+    500: "LiveKit is not configured, unreachable, rejected the server's credentials, "
+    "refused the action, or the extension failed.",
+}
+
+
+@dataclass(frozen=True)
+class _Route:
+    """One documented operation: where it lives, what it takes and what it can answer."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    description: str
+    success: type[Schema]
+    success_description: str
+    errors: dict[int, tuple[str, ...]]
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: Every route of the blueprint but openapi.json, with the error codes it can answer.
+#: tests/test_openapi.py provokes each of them over HTTP and compares with this table.
+ROUTES: tuple[_Route, ...] = (
+    _Route(
+        method="delete",
+        path="/livekit/participant",
+        operation_id="removeParticipant",
+        summary="Remove a participant from a room",
+        description=(
+            "Disconnects the participant. LiveKit does not revoke their access token: "
+            "issue short-lived tokens so a removed participant cannot simply rejoin."
+        ),
+        body=schemas.RemoveParticipantRequest,
+        success=schemas.RemoveParticipantResponse,
+        success_description="LiveKit removed the participant.",
+        errors={
+            400: (errors.INVALID_REQUEST,),
+            401: (errors.MISSING_TOKEN, errors.UNAUTHORIZED),
+            404: (errors.PARTICIPANT_NOT_FOUND,),
+            413: (errors.PAYLOAD_TOO_LARGE,),
+            500: _LIVEKIT_500 + (errors.REMOVAL_FAILED, errors.INTERNAL_ERROR),
+        },
+    ),
+    _Route(
+        method="post",
+        path="/livekit/participant/mute",
+        operation_id="muteTrack",
+        summary="Mute or unmute a participant's published track",
+        description=(
+            "Unmuting needs `room.enable_remote_unmute: true` in the LiveKit server "
+            "configuration (off by default: REMOTE_UNMUTE_DISABLED). A muted participant can "
+            "unmute themselves unless their permissions forbid publishing."
+        ),
+        body=schemas.MuteTrackRequest,
+        success=schemas.MuteTrackResponse,
+        success_description="LiveKit changed the track; `muted` is the state LiveKit reports.",
+        errors={
+            400: (errors.INVALID_REQUEST,),
+            401: (errors.MISSING_TOKEN, errors.UNAUTHORIZED),
+            404: (errors.PARTICIPANT_NOT_FOUND, errors.TRACK_NOT_FOUND),
+            413: (errors.PAYLOAD_TOO_LARGE,),
+            500: _LIVEKIT_500 + (errors.REMOTE_UNMUTE_DISABLED, errors.MUTE_FAILED, errors.INTERNAL_ERROR),
+        },
+    ),
+    _Route(
+        method="get",
+        path="/livekit/participants",
+        operation_id="listParticipants",
+        summary="List a room's participants and their tracks",
+        description=(
+            "An unknown room is an empty list for anonymous callers (as LiveKit answers) and "
+            "the masked 404 for callers with an auth id."
+        ),
+        query=schemas.ListParticipantsQuery,
+        success=schemas.ListParticipantsResponse,
+        success_description="The room's participants, enums as lower-case strings.",
+        errors={
+            400: (errors.INVALID_REQUEST,),
+            401: (errors.MISSING_TOKEN, errors.UNAUTHORIZED),
+            404: (errors.PARTICIPANT_NOT_FOUND,),
+            500: _LIVEKIT_500 + (errors.LIST_FAILED, errors.INTERNAL_ERROR),
+        },
+    ),
+)
+
+_DESCRIPTION = """\
+REST endpoints to moderate LiveKit rooms (flask-livekit-moderation).
+
+Authentication: when the host app sets LIVEKIT_MODERATION_AUTH_REQUIRED, send a token as
+`Authorization: Bearer <token>` or as the `api_key` query parameter (the header wins).
+Without it every caller is anonymous and no token is needed.
+
+Tenancy: a caller whose token maps to an auth id may moderate only rooms whose LiveKit
+metadata is a JSON object with that `auth_id`; any other room answers 404
+PARTICIPANT_NOT_FOUND, byte for byte like a missing participant. Anonymous callers may
+moderate every room.
+
+Every error is JSON `{"error": "<sentence>", "code": "<CODE>"}` (plus `details` for
+INVALID_REQUEST); the codes each operation can answer are listed per status.
+"""
+
+
+def _error_response(status: int, codes: tuple[str, ...]) -> dict[str, Any]:
+    # allOf narrows the shared ErrorResponse to this status's codes, machine-readably.
+    schema: dict[str, Any] = {
+        "allOf": [
+            {"$ref": "#/components/schemas/ErrorResponse"},
+            {"type": "object", "properties": {"code": {"enum": list(codes)}}},
+        ]
+    }
+    examples = {}
+    for code in codes:
+        value: dict[str, Any] = {"error": _EXAMPLE_MESSAGES[code], "code": code}
+        if code == errors.INVALID_REQUEST:
+            value["details"] = {"room_name": ["Missing data for required field."]}
+        examples[code] = {"summary": code, "value": value}
+    response: dict[str, Any] = {
+        "description": f"{_STATUS_MEANING[status]} Codes: {', '.join(codes)}.",
+        "content": {"application/json": {"schema": schema, "examples": examples}},
+    }
+    if status == 401:
+        response["headers"] = {
+            "WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}
+        }
+    return response
+
+
+def _operation(route: _Route) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "description": route.description,
+        "tags": ["moderation"],
+        "security": _TOKEN_SECURITY,
+        "responses": {
+            "200": {
+                "description": route.success_description,
+                "content": {"application/json": {"schema": route.success}},
+            },
+            **{str(status): _error_response(status, codes) for status, codes in route.errors.items()},
+        },
+    }
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "description": "A JSON object (read as JSON whatever the Content-Type); unknown keys are ignored.",
+            "content": {"application/json": {"schema": route.body}},
+        }
+    if route.query is not None:
+        # The marshmallow plugin expands a schema "in: query" into one parameter per field.
+        operation["parameters"] = [{"in": "query", "schema": route.query}]
+    return operation
+
+
+def openapi_document(url_prefix: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for routes mounted under ``url_prefix`` (``""`` for none).
+
+    Paths are ``{url_prefix}/livekit/...``. The document itself is public: its own
+    operation has an empty ``security``.
+    """
+    from . import __version__
+
+    spec = APISpec(
+        title="LiveKit moderation",
+        version=__version__,
+        openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin()],
+        info={"description": _DESCRIPTION},
+        security=_TOKEN_SECURITY,
+        tags=[{"name": "moderation", "description": "Moderate people in LiveKit rooms."}],
+    )
+    spec.components.security_scheme(
+        BEARER_SCHEME,
+        {"type": "http", "scheme": "bearer", "description": "A caller token: `Authorization: Bearer <token>`."},
+    )
+    spec.components.security_scheme(
+        API_KEY_SCHEME,
+        {
+            "type": "apiKey",
+            "in": "query",
+            "name": "api_key",
+            "description": "The same caller token as `?api_key=<token>`, used when no Bearer header is sent.",
+        },
+    )
+    for name, schema in (
+        ("RemoveParticipantRequest", schemas.RemoveParticipantRequest),
+        ("MuteTrackRequest", schemas.MuteTrackRequest),
+        ("RemoveParticipantResponse", schemas.RemoveParticipantResponse),
+        ("MuteTrackResponse", schemas.MuteTrackResponse),
+        ("Track", schemas.TrackSchema),
+        ("Participant", schemas.ParticipantSchema),
+        ("ListParticipantsResponse", schemas.ListParticipantsResponse),
+        ("ErrorResponse", schemas.ErrorResponse),
+    ):
+        spec.components.schema(name, schema=schema)
+
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(url_prefix + route.path, {})[route.method] = _operation(route)
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    spec.path(
+        path=url_prefix + "/livekit/openapi.json",
+        operations={
+            "get": {
+                "operationId": "getOpenApiDocument",
+                "summary": "This document",
+                "description": "Public; answers 404 when the host app sets LIVEKIT_MODERATION_OPENAPI to False.",
+                "tags": ["moderation"],
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    )
+    return spec.to_dict()
