@@ -1,0 +1,141 @@
+"""``python -m example_app``: serve the example host app on 127.0.0.1:$PORT (default 5000).
+
+With ``LIVEKIT_URL`` unset, it starts the package's LiveKit stand-in in this process,
+seeds demo rooms for two tenants, turns auth on with two demo secrets and prints curl
+commands to try. With ``LIVEKIT_URL`` set, it talks to that server and seeds nothing.
+``PORT=0`` picks a free port; the last line printed before serving names the URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from contextlib import ExitStack
+from types import FrameType
+from typing import Any
+
+from flask import Flask
+from werkzeug.serving import make_server
+
+from flask_livekit_moderation.state import moderation_state
+from flask_livekit_moderation.testing import LiveKitEmulator
+
+from . import create_app, demo
+
+HOST = "127.0.0.1"
+_RULE = "=" * 72
+
+
+def _stand_in_banner(emulator: LiveKitEmulator, rooms: list[demo.DemoRoom], base_url: str) -> list[str]:
+    lines = [
+        _RULE,
+        "flask-livekit-moderation example app",
+        "",
+        f"LiveKit: the BUILT-IN STAND-IN at {emulator.url}, not a real LiveKit server.",
+        "It is an in-process imitation of LiveKit's RoomService, seeded with demo rooms,",
+        "with remote unmute enabled (on a real server that needs room.enable_remote_unmute: true).",
+        "To use a real LiveKit server, run instead:",
+        "  LIVEKIT_URL=https://<your-livekit-host> LIVEKIT_API_KEY=<key> LIVEKIT_API_SECRET=<secret> \\",
+        "  AUTH_REQUIRED=true AUTH_API_SECRETS_JSON='[{\"id\": \"acme\", \"secret\": \"<token>\"}]' \\",
+        "  python -m example_app",
+        "Nothing is seeded then.",
+        _RULE,
+        "",
+        "Auth is ON. Demo tokens (send as 'Authorization: Bearer <token>' or '?api_key=<token>'):",
+    ]
+    for tenant in demo.DEMO_TENANTS:
+        owned = ", ".join(room.name for room in rooms if room.owner == tenant["id"])
+        lines.append(f"  {tenant['id']:<8} {tenant['secret']:<20} may moderate: {owned}")
+    lines += ["", "Rooms (metadata built with flask_livekit_moderation.room_metadata):"]
+    for room in rooms:
+        owner = f"auth_id {room.owner}" if room.owner else "no auth_id (no demo token may moderate it)"
+        lines.append(f"  {room.name:<14} {owner}; metadata {room.metadata}")
+        for identity, tracks in room.tracks.items():
+            sids = ", ".join(f"{source} {sid}" for source, sid in tracks.items())
+            lines.append(f"    {identity:<6} {sids}")
+    lines += ["", "Try these, one per line:", ""]
+    for curl in demo.curl_commands(base_url, rooms):
+        lines += [f"# {curl.comment}", curl.command, ""]
+    return lines
+
+
+def _real_livekit_banner(app: Flask, base_url: str) -> list[str]:
+    state = _moderation_state_of(app)
+    settings = state.settings
+    lines = [_RULE, "flask-livekit-moderation example app", ""]
+    if state.client is None:
+        lines.append("LiveKit is NOT fully configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET.")
+        lines.append("Until then every moderation route answers 500 LIVEKIT_NOT_CONFIGURED.")
+    else:
+        lines.append(f"LiveKit: the server at {settings.livekit_url} (nothing seeded).")
+    if settings.auth_required:
+        lines.append(f"Auth is ON with {len(settings.api_secrets)} secret(s) from AUTH_API_SECRETS_JSON.")
+        token = "-H 'Authorization: Bearer <token>' "
+    else:
+        lines.append("Auth is OFF (AUTH_REQUIRED=false): every caller may moderate every room.")
+        token = ""
+    lines += [
+        _RULE,
+        "",
+        "# List a room's participants:",
+        f"curl -s {token}'{base_url}/livekit/participants?room_name=<room>'",
+        "",
+    ]
+    return lines
+
+
+def _moderation_state_of(app: Flask) -> Any:
+    with app.app_context():
+        return moderation_state()
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # SystemExit unwinds serve_forever, so the stand-in and the socket are closed cleanly.
+    raise SystemExit(0)
+
+
+def main() -> int:
+    """Run the example app until interrupted; returns the exit status."""
+    # INFO shows the extension's audit line per action on stderr.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # werkzeug's access lines would copy ?api_key=<token> query strings into the log.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    port = int(os.environ.get("PORT") or "5000")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    with ExitStack() as stack:
+        if os.environ.get("LIVEKIT_URL"):
+            app = create_app()
+            emulator = None
+        else:
+            emulator = stack.enter_context(LiveKitEmulator(enable_remote_unmute=True))
+            rooms = demo.seed(emulator)
+            app = create_app(
+                {
+                    "LIVEKIT_URL": emulator.url,
+                    "LIVEKIT_API_KEY": emulator.api_key,
+                    "LIVEKIT_API_SECRET": emulator.api_secret,
+                    "LIVEKIT_MODERATION_AUTH_REQUIRED": True,
+                    "LIVEKIT_MODERATION_API_SECRETS": list(demo.DEMO_TENANTS),
+                }
+            )
+        # Bind before printing, so every command printed already works.
+        server = make_server(HOST, port, app, threaded=True)
+        stack.callback(server.server_close)
+        base_url = f"http://{HOST}:{server.server_port}"
+        if emulator is None:
+            lines = _real_livekit_banner(app, base_url)
+        else:
+            lines = _stand_in_banner(emulator, rooms, base_url)
+        print("\n".join(lines))
+        print(f"Serving on {base_url} (Ctrl+C to stop)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
