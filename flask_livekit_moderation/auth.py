@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import re
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 from typing import Awaitable, Callable, Union
 
 from flask import current_app, g, request
@@ -100,3 +103,44 @@ class Authenticator:
 
 def set_current_auth(context: AuthContext) -> None:
     setattr(g, _G_KEY, context)
+
+
+# A query string inside a logged request line: from "?" to the next space or quote.
+_QUERY_IN_LOG = re.compile(r"\?([^\s\"]*)")
+
+
+def _redact_query(match: re.Match[str]) -> str:
+    pairs = []
+    for pair in match.group(1).split("&"):
+        key, sep, _ = pair.partition("=")
+        # Compare the decoded key: werkzeug reads "api%5Fkey" as "api_key" too.
+        pairs.append(f"{key}=[REDACTED]" if sep and unquote_plus(key) == "api_key" else pair)
+    return "?" + "&".join(pairs)
+
+
+class QueryTokenRedactor(logging.Filter):
+    """Blanks ``api_key`` values in logged request lines (server access logs).
+
+    ``?api_key=<token>`` puts a caller's secret in the URL, which servers log with every
+    request; ``init_app`` attaches this filter to the werkzeug and gunicorn access loggers.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            redacted = _QUERY_IN_LOG.sub(_redact_query, message)
+            if redacted != message:
+                record.msg, record.args = redacted, None
+        return True
+
+
+#: Loggers that write request lines: the werkzeug dev server and gunicorn's access log.
+ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
+
+
+def redact_access_logs() -> None:
+    """Attach one :class:`QueryTokenRedactor` to each access logger (idempotent)."""
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QueryTokenRedactor) for f in logger.filters):
+            logger.addFilter(QueryTokenRedactor())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from flask import Flask
 
-from .auth import Authenticator, AuthResolver
+from .auth import Authenticator, AuthResolver, redact_access_logs
 from .client import LiveKitClient
 from .config import ConfigurationError, load_settings
 from .routes import blueprint, json_routing_error
@@ -76,6 +76,7 @@ class LiveKitModeration:
             client=client,
             extension=self,
         )
+        redact_access_logs()
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix + "/livekit")
         app.before_request(json_routing_error)
 

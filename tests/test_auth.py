@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from flask import Flask, jsonify
 
@@ -189,3 +191,15 @@ def test_current_auth_is_on_g_for_the_request(rooms):
     with serve(app) as served:
         assert served.remove("room-a", "p1", "t").status_code == 200
     assert seen == ["tenant-a"]
+
+
+def test_api_key_values_are_redacted_from_access_logs(tenants, rooms, caplog):
+    caplog.set_level(logging.INFO, logger="werkzeug")
+
+    tenants.request("GET", "/livekit/participants", params={"room_name": "room-a", "api_key": TOKEN_A})
+    tenants.request("GET", "/livekit/participants?room_name=room-a&api%5Fkey=" + TOKEN_B)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert len(lines) == 2
+    assert all("=[REDACTED]" in line for line in lines)
+    assert TOKEN_A not in caplog.text and TOKEN_B not in caplog.text
