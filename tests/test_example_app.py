@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -34,7 +34,7 @@ class RunningExample:
     process: subprocess.Popen[str]
     lines: list[str]
     url: str
-    rest: "queue.Queue[str | None]" = field(default_factory=queue.Queue)
+    pump: threading.Thread
 
     @property
     def text(self) -> str:
@@ -64,7 +64,8 @@ def _start(env_overrides: dict[str, str], tmp_path: Path) -> RunningExample:
     )
     stderr.close()
     lines: "queue.Queue[str | None]" = queue.Queue()
-    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
+    pump = threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True)
+    pump.start()
     seen: list[str] = []
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
@@ -75,11 +76,13 @@ def _start(env_overrides: dict[str, str], tmp_path: Path) -> RunningExample:
         if line is None:
             process.kill()
             process.wait(10)
+            pump.join(10)
+            process.stdout.close()  # type: ignore[union-attr]
             log = (tmp_path / "example_app.stderr").read_text()
             pytest.fail(f"example app did not get ready; stdout:\n{seen}\nstderr:\n{log}")
         seen.append(line)
         if line.startswith("Serving on "):
-            return RunningExample(process, seen, line.split()[2], lines)
+            return RunningExample(process, seen, line.split()[2], pump)
 
 
 @pytest.fixture
@@ -96,6 +99,9 @@ def start_example(tmp_path: Path) -> Iterator[Any]:
         if example.process.poll() is None:
             example.process.kill()
             example.process.wait(10)
+        example.pump.join(10)  # it ends at the pipe's EOF, after the process exited
+        assert example.process.stdout is not None
+        example.process.stdout.close()
 
 
 def _stop(example: RunningExample) -> int:
