@@ -100,8 +100,6 @@ def main() -> int:
     """Run the example app until interrupted; returns the exit status."""
     # INFO shows the extension's audit line per action on stderr.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # werkzeug's access lines would copy ?api_key=<token> query strings into the log.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = int(os.environ.get("PORT") or "5000")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with ExitStack() as stack:
