@@ -1,0 +1,156 @@
+"""JSON control routes of the emulator, under ``/_emulator/`` (never a twirp path).
+
+They let a process that runs the emulator with ``python -m
+flask_livekit_moderation.testing`` seed and inspect it.  Every route but
+``GET /_emulator/health`` needs ``Authorization: Bearer <api_secret>``.
+
+========  ==========================  =============================================
+GET       health                      ``{"ok": true}``
+POST      rooms                       ``{"name", "metadata"?}`` or ``{"rooms": [{"name", "metadata"?}, ...]}``
+                                      -> ``{"rooms": [{"name", "sid"}, ...]}``
+GET       rooms                       -> ``{"rooms": [{"name", "sid", "metadata", "num_participants", "num_publishers"}]}``
+POST      participants                ``{"room", "identities": [...], "tracks"?: [[type, source], ...], "metadata"?}``
+                                      -> ``{"room", "added", "count"}`` (room must exist)
+GET       participants?room=R[&full=1]  -> ``{"room", "count", "identities"[, "participants"]}``
+GET       calls[?records=1]           -> ``{"total", "counts": {method: n}[, "calls": [CallRecord...]]}``
+DELETE    calls                       -> ``{"cleared": n}``
+POST      latency                     ``{"seconds"| "ms", "method"?}`` -> ``{"ok": true}``
+POST      faults                      ``{"kind": "fail"|"garbage"|"drop"|"hang", "method", "n"?, "code"?,
+                                      "status"?, "msg"?, "seconds"?}`` -> ``{"pending": {method: n}}``
+DELETE    faults                      -> ``{"ok": true}``
+POST      reset                       clears rooms, calls and faults -> ``{"ok": true}``
+========  ==========================  =============================================
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from google.protobuf import json_format
+
+from .state import UnknownRoomError
+
+if TYPE_CHECKING:
+    from .emulator import LiveKitEmulator
+
+__all__ = ["handle_control"]
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+def _authorized(emu: "LiveKitEmulator", request: web.BaseRequest) -> bool:
+    header = request.headers.get("Authorization", "")
+    expected = "Bearer " + emu.api_secret
+    return hmac.compare_digest(header.encode(), expected.encode())
+
+
+async def _body(request: web.BaseRequest) -> dict:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise _BadRequest("body must be JSON") from None
+    if not isinstance(data, dict):
+        raise _BadRequest("body must be a JSON object")
+    return data
+
+
+async def handle_control(emu: "LiveKitEmulator", request: web.BaseRequest, route: str) -> web.Response:
+    """Serve one ``/_emulator/<route>`` request."""
+    verb = request.method
+    if route == "health" and verb == "GET":
+        return _ok({"ok": True})
+    if not _authorized(emu, request):
+        return _ok({"error": "control routes need 'Authorization: Bearer <api_secret>'"}, 401)
+    try:
+        return await _route(emu, request, verb, route)
+    except _BadRequest as exc:
+        return _ok({"error": str(exc)}, 400)
+    except (UnknownRoomError, ValueError, TypeError, KeyError) as exc:
+        return _ok({"error": str(exc)}, 400)
+
+
+async def _route(emu: "LiveKitEmulator", request: web.BaseRequest, verb: str, route: str) -> web.Response:
+    if route == "rooms" and verb == "POST":
+        data = await _body(request)
+        specs = data["rooms"] if "rooms" in data else [data]
+        made = [emu.add_room(str(s["name"]), str(s.get("metadata", ""))) for s in specs]
+        return _ok({"rooms": [{"name": r.name, "sid": r.sid} for r in made]})
+    if route == "rooms" and verb == "GET":
+        rooms = [
+            {
+                "name": r.name,
+                "sid": r.sid,
+                "metadata": r.metadata,
+                "num_participants": r.num_participants,
+                "num_publishers": r.num_publishers,
+            }
+            for r in emu.rooms()
+        ]
+        return _ok({"rooms": rooms})
+    if route == "participants" and verb == "POST":
+        data = await _body(request)
+        room = str(data["room"])
+        identities = data["identities"]
+        if not isinstance(identities, list):
+            raise _BadRequest("identities must be a list")
+        tracks = data.get("tracks")
+        added = emu.add_participants(
+            room, [str(i) for i in identities], tracks=tracks, metadata=str(data.get("metadata", ""))
+        )
+        room_proto = emu.room(room)
+        return _ok({"room": room, "added": len(added), "count": room_proto.num_participants if room_proto else 0})
+    if route == "participants" and verb == "GET":
+        room = request.query.get("room", "")
+        people = emu.participants(room)
+        out: dict[str, Any] = {"room": room, "count": len(people), "identities": [p.identity for p in people]}
+        if request.query.get("full") in ("1", "true"):
+            out["participants"] = [json_format.MessageToDict(p, preserving_proto_field_name=True) for p in people]
+        return _ok(out)
+    if route == "calls" and verb == "GET":
+        calls = emu.calls
+        out = {"total": len(calls), "counts": dict(Counter(c.method for c in calls))}
+        if request.query.get("records") in ("1", "true"):
+            out["calls"] = [c.to_json() for c in calls]
+        return _ok(out)
+    if route == "calls" and verb == "DELETE":
+        n = len(emu.calls)
+        emu.clear_calls()
+        return _ok({"cleared": n})
+    if route == "latency" and verb == "POST":
+        data = await _body(request)
+        seconds = float(data["seconds"]) if "seconds" in data else float(data["ms"]) / 1000.0
+        emu.set_latency(seconds, method=data.get("method"))
+        return _ok({"ok": True})
+    if route == "faults" and verb == "POST":
+        data = await _body(request)
+        kind, method, n = data["kind"], str(data["method"]), int(data.get("n", 1))
+        if kind == "fail":
+            emu.fail_next(method, n, code=data.get("code", "internal"), status=data.get("status"),
+                          msg=data.get("msg", "injected failure"))
+        elif kind == "garbage":
+            emu.garbage_next(method, n)
+        elif kind == "drop":
+            emu.drop_next(method, n)
+        elif kind == "hang":
+            emu.hang_next(method, n, seconds=data.get("seconds"))
+        else:
+            raise _BadRequest(f"unknown fault kind {kind!r}")
+        return _ok({"pending": emu.faults.pending()})
+    if route == "faults" and verb == "DELETE":
+        emu.clear_faults()
+        return _ok({"ok": True})
+    if route == "reset" and verb == "POST":
+        emu.clear()
+        emu.clear_calls()
+        emu.clear_faults()
+        return _ok({"ok": True})
+    return _ok({"error": f"no control route {verb} /_emulator/{route}"}, 404)

@@ -1,0 +1,112 @@
+"""Fault plan of the LiveKit stand-in: latency and one-shot failures per method.
+
+Faults are queued per RoomService method and consumed by the next calls to that
+method, in the order they were queued.  All methods are thread-safe; the lock is
+never held while a call sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+__all__ = ["TWIRP_STATUS", "Fault", "FaultPlan"]
+
+#: Twirp error code -> HTTP status (twitchtv/twirp errors.go ServerHTTPStatusFromErrorCode).
+TWIRP_STATUS: dict[str, int] = {
+    "canceled": 408,
+    "unknown": 500,
+    "invalid_argument": 400,
+    "malformed": 400,
+    "deadline_exceeded": 408,
+    "not_found": 404,
+    "bad_route": 404,
+    "already_exists": 409,
+    "permission_denied": 403,
+    "unauthenticated": 401,
+    "resource_exhausted": 429,
+    "failed_precondition": 412,
+    "aborted": 409,
+    "out_of_range": 400,
+    "unimplemented": 501,
+    "internal": 500,
+    "unavailable": 503,
+    "dataloss": 500,
+}
+
+FaultKind = Literal["fail", "garbage", "drop", "hang"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One queued misbehaviour for one call.
+
+    ``fail``: answer twirp error ``code``/``msg`` with ``status``;
+    ``garbage``: answer 200 with a body that is not protobuf;
+    ``drop``: close the connection without answering;
+    ``hang``: wait ``seconds`` (``None`` = until the emulator stops), then answer normally.
+    """
+
+    kind: FaultKind
+    code: str = "internal"
+    status: int = 500
+    msg: str = ""
+    seconds: Optional[float] = None
+
+
+class FaultPlan:
+    """Thread-safe latency settings and per-method fault queues."""
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self._lock = threading.Lock()
+        self._default_latency = float(latency)
+        self._latency = float(latency)
+        self._method_latency: dict[str, float] = {}
+        self._queues: dict[str, deque[Fault]] = {}
+
+    def set_latency(self, seconds: float, method: Optional[str] = None) -> None:
+        if seconds < 0:
+            raise ValueError("latency must be >= 0")
+        with self._lock:
+            if method is None:
+                self._latency = float(seconds)
+            else:
+                self._method_latency[method] = float(seconds)
+
+    def latency_for(self, method: str) -> float:
+        # Reading two dicts without the lock is safe under the GIL and this is
+        # on every call's path; a concurrent change is seen by the next call.
+        return self._method_latency.get(method, self._latency)
+
+    def push(self, method: str, fault: Fault, n: int = 1) -> None:
+        if n < 1:
+            raise ValueError("n must be >= 1")
+        with self._lock:
+            self._queues.setdefault(method, deque()).extend([fault] * n)
+
+    def take(self, method: str) -> Optional[Fault]:
+        """Pop the next fault queued for ``method``, if any."""
+        if not self._queues:  # fast path: nothing ever queued
+            return None
+        with self._lock:
+            queue = self._queues.get(method)
+            if not queue:
+                return None
+            fault = queue.popleft()
+            if not queue:
+                del self._queues[method]
+            return fault
+
+    def pending(self) -> dict[str, int]:
+        """How many faults are still queued, per method."""
+        with self._lock:
+            return {m: len(q) for m, q in self._queues.items()}
+
+    def clear(self) -> None:
+        """Drop queued faults and reset latency to the constructor's value."""
+        with self._lock:
+            self._queues.clear()
+            self._method_latency.clear()
+            self._latency = self._default_latency
