@@ -35,7 +35,7 @@ class _LoopThread:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
-        self.apis: list[LiveKitAPI] = []
+        self.sessions: list[aiohttp.ClientSession] = []
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="livekit-moderation-loop", daemon=True
         )
@@ -43,7 +43,8 @@ class _LoopThread:
 
     def close(self, timeout: float = 2.0) -> None:
         async def close_sessions() -> None:
-            await asyncio.gather(*(api.aclose() for api in self.apis), return_exceptions=True)
+            # LiveKitAPI.aclose() leaves a session it was given open, so close them here.
+            await asyncio.gather(*(session.close() for session in self.sessions), return_exceptions=True)
 
         if self.loop.is_closed():
             return
@@ -134,7 +135,7 @@ class LiveKitClient:
                 self._url, self._api_key, self._api_secret, session=session, failover=False
             )
             self._api_pid = owner.pid
-            owner.apis.append(self._api)
+            owner.sessions.append(session)
         return self._api.room
 
     def run(self, operation: Callable[[RoomCalls], Awaitable[T]], made: list[str]) -> T:

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any, Mapping
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from livekit.protocol.models import ParticipantInfo
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
@@ -137,8 +137,8 @@ def _audit(action: str, outcome: str, target: Mapping[str, Any], calls: list[str
 
 def _refused(action: str, exc: ModerationError, target: Mapping[str, Any]) -> None:
     if exc.status == 401 or exc.code == errors.PARTICIPANT_NOT_FOUND:
-        signals.moderation_refused.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
+        signals.notify(
+            signals.moderation_refused,
             auth_id=current_auth().auth_id,
             action=action,
             room_name=target.get("room_name"),
@@ -177,8 +177,8 @@ def remove_participant() -> Response:
         calls,
     )
     _audit("remove", "removed", body, calls)
-    signals.participant_removed.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
+    signals.notify(
+        signals.participant_removed,
         auth_id=auth_id,
         room_name=room_name,
         participant_identity=identity,
@@ -204,8 +204,8 @@ def mute_track() -> Response:
     )
     outcome = "muted" if muted else "unmuted"
     _audit("mute", outcome, body, calls)
-    signals.track_mute_changed.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
+    signals.notify(
+        signals.track_mute_changed,
         auth_id=auth_id,
         room_name=room_name,
         participant_identity=identity,

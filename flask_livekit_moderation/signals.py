@@ -7,6 +7,9 @@ Connect a receiver the Flask way::
     @signals.participant_removed.connect_via(app)
     def on_removed(sender, **data): ...
 
+Receivers run in the request thread before the answer is sent. One that raises is logged
+and skipped: the caller still gets the answer that matches what LiveKit did.
+
 Every signal is sent with the app as sender and these keyword arguments:
 
 - ``participant_removed``: ``auth_id``, ``room_name``, ``participant_identity``, ``outcome="removed"``.
@@ -18,12 +21,34 @@ Every signal is sent with the app as sender and these keyword arguments:
   ``outcome`` (the error code: ``MISSING_TOKEN``, ``UNAUTHORIZED`` or ``PARTICIPANT_NOT_FOUND``).
 """
 
-from blinker import Namespace
+import logging
+from typing import Any
+
+from blinker import NamedSignal, Namespace
+from flask import current_app
+
+logger = logging.getLogger("flask_livekit_moderation")
 
 _signals = Namespace()
 
 participant_removed = _signals.signal("livekit-moderation.participant-removed")
 track_mute_changed = _signals.signal("livekit-moderation.track-mute-changed")
 moderation_refused = _signals.signal("livekit-moderation.moderation-refused")
+
+
+
+def notify(signal: NamedSignal, **data: Any) -> None:
+    """Send ``signal`` from the current app to each receiver, isolating their failures.
+
+    The action is already done when a signal goes out, so a receiver that raises is
+    logged and the caller still gets the answer that matches what LiveKit did.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for receiver in signal.receivers_for(app):
+        try:
+            receiver(app, **data)
+        except Exception:  # noqa: BLE001 - a host receiver must not turn a done action into a 500
+            logger.exception("receiver of %s raised", signal.name)
+
 
 __all__ = ["participant_removed", "track_mute_changed", "moderation_refused"]

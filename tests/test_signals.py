@@ -280,3 +280,24 @@ def test_receivers_of_another_app_hear_nothing(make_served, livekit_emulator, re
 
     assert acting_recorder.names() == ["moderation_refused", "participant_removed"]
     assert other_recorder.received == []
+
+
+def test_a_raising_receiver_is_logged_and_does_not_undo_the_answer(make_served, livekit_emulator, record, caplog):
+    served = make_served()
+    livekit_emulator.add_room("room-1")
+    livekit_emulator.add_participant("room-1", "alice")
+
+    def broken(sender: Any, **data: Any) -> None:
+        raise RuntimeError("audit store is down")
+
+    signals.participant_removed.connect(broken, sender=served.app, weak=False)
+    try:
+        recorder = record(served.app)
+        answer = served.remove("room-1", "alice")
+    finally:
+        signals.participant_removed.disconnect(broken, sender=served.app)
+
+    assert answer.status_code == 200 and answer.json()["status"] == "removed"
+    assert livekit_emulator.participant("room-1", "alice") is None
+    assert recorder.names() == ["participant_removed"]
+    assert "receiver of livekit-moderation.participant-removed raised" in caplog.text
