@@ -18,10 +18,19 @@ def _not_blank(value: str) -> None:
         raise ValidationError("Must not be empty or only whitespace.")
 
 
+def _unicode_text(value: str) -> None:
+    # JSON can spell lone surrogates ("\ud800"); they have no UTF-8 form, so LiveKit's
+    # protobuf strings cannot carry them.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Must be valid Unicode text (no lone surrogates).") from None
+
+
 def _name(description: str) -> fields.String:
     return fields.String(
         required=True,
-        validate=[_not_blank, validate.Length(max=MAX_NAME_LENGTH)],
+        validate=[_not_blank, _unicode_text, validate.Length(max=MAX_NAME_LENGTH)],
         metadata={"description": description, "minLength": 1, "maxLength": MAX_NAME_LENGTH},
     )
 
