@@ -88,7 +88,9 @@ def _connect(served: ServedApp) -> http.client.HTTPConnection:
     return http.client.HTTPConnection("127.0.0.1", urlsplit(served.url).port, timeout=30)
 
 
-def send(served: ServedApp, method: str, target: str, headers: list[tuple[str, bytes]], body: bytes | None) -> Answer:
+def send(
+    served: ServedApp, method: str, target: str, headers: list[tuple[str, bytes]], body: bytes | None
+) -> Answer:
     """One raw HTTP request: ``target`` and header bytes go on the wire exactly as given."""
     connection = _connect(served)
     try:
@@ -245,7 +247,11 @@ def check_outcome(stage: Stage, route: str, caller: str | None, data: dict[str, 
         listed = sorted(p["identity"] for p in body["participants"])
         assert listed == sorted(SEED.get(room, (None, ()))[1])
     elif route == "remove":
-        assert body == {"status": "removed", "room_name": room, "participant_identity": data["participant_identity"]}
+        assert body == {
+            "status": "removed",
+            "room_name": room,
+            "participant_identity": data["participant_identity"],
+        }
         assert stage.emulator.participant(room, data["participant_identity"]) is None
     else:
         assert body["muted"] is True and body["track_sid"] == data["track_sid"]
@@ -260,7 +266,9 @@ def check_refused_body(stage: Stage, verdict: Verdict, answer: Answer) -> None:
     assert (answer.status, body["code"]) == (verdict.status, expected_code), body
     if verdict.bad_fields is not None:
         assert set(body["details"]) == verdict.bad_fields, body
-        assert all(isinstance(m, list) and all(isinstance(s, str) for s in m) for m in body["details"].values())
+        assert all(
+            isinstance(m, list) and all(isinstance(s, str) for s in m) for m in body["details"].values()
+        )
     assert stage.emulator.calls == []
 
 
@@ -407,9 +415,13 @@ RAW_BODIES = st.one_of(
     JSON_VALUES.map(lambda v: json.dumps(v).encode()),
     st.integers(900, 32_000).map(nested_arrays),
     st.integers(900, 10_000).map(nested_objects),
-    st.integers(900, 12_000).map(lambda d: b'{"room_name": ' + nested_arrays(d) + b', "participant_identity": "a"}'),
+    st.integers(900, 12_000).map(
+        lambda d: b'{"room_name": ' + nested_arrays(d) + b', "participant_identity": "a"}'
+    ),
     st.integers(4_301, 60_000).map(lambda n: b'{"room_name": ' + b"7" * n + b"}"),  # over int's digit limit
-    st.sampled_from([b"", b"{", b"}", b"{}", b"[]", b"null", b"NaN", b"1e999", b"\xef\xbb\xbf{}", b'{"a":1}{"b":2}']),
+    st.sampled_from(
+        [b"", b"{", b"}", b"{}", b"[]", b"null", b"NaN", b"1e999", b"\xef\xbb\xbf{}", b'{"a":1}{"b":2}']
+    ),
     st.binary(min_size=1, max_size=30).map(
         lambda bad: b'{"room_name": "room-a' + b"\xff" + bad + b'", "participant_identity": "alice"}'
     ),
@@ -473,7 +485,9 @@ def test_json_objects_with_any_fields(stage: Stage, route: str) -> None:
         content_type=CONTENT_TYPES,
         data=st.data(),
     )
-    def run(fields: dict[str, Any], caller: str | None, style: str, content_type: bytes | None, data: Any) -> None:
+    def run(
+        fields: dict[str, Any], caller: str | None, style: str, content_type: bytes | None, data: Any
+    ) -> None:
         stage.reset()
         fields = resolve(stage, fields)
         raw = data.draw(padded(encode_json(fields, style)))
@@ -516,7 +530,9 @@ def test_listing_query_strings_and_ignored_bodies(stage: Stage) -> None:
     @given(
         pairs=st.lists(
             st.tuples(
-                st.sampled_from(["room_name", "room_name", "room_name", "participant_identity", "x", "room_name[]"]),
+                st.sampled_from(
+                    ["room_name", "room_name", "room_name", "participant_identity", "x", "room_name[]"]
+                ),
                 st.one_of(names([*SEED, "no-such-room"], SHORT_ODD_STRINGS), st.integers().map(str)),
             ),
             max_size=4,
@@ -525,12 +541,18 @@ def test_listing_query_strings_and_ignored_bodies(stage: Stage) -> None:
         body=st.one_of(st.none(), RAW_BODIES),
         content_type=CONTENT_TYPES,
     )
-    def run(pairs: list[tuple[str, str]], caller: str | None, body: bytes | None, content_type: bytes | None) -> None:
+    def run(
+        pairs: list[tuple[str, str]], caller: str | None, body: bytes | None, content_type: bytes | None
+    ) -> None:
         stage.reset()
         query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs)
         first = dict(reversed(pairs))  # the first value of a repeated parameter counts
         answer = send(
-            stage.served_for(caller), "GET", "/livekit/participants?" + query, caller_headers(caller, content_type), body
+            stage.served_for(caller),
+            "GET",
+            "/livekit/participants?" + query,
+            caller_headers(caller, content_type),
+            body,
         )
         if field_valid("room_name", first.get("room_name", _ABSENT)):
             check_outcome(stage, "list", caller, {"room_name": first["room_name"]}, answer)
@@ -544,14 +566,29 @@ def test_listing_query_strings_and_ignored_bodies(stage: Stage) -> None:
 
 SECRET_LIKE = st.one_of(
     st.sampled_from([TOKEN_A, TOKEN_B]),
-    st.sampled_from([TOKEN_A[:-1], TOKEN_A + "x", TOKEN_B[:-1] + "A", TOKEN_A.upper(), TOKEN_A + TOKEN_B, "tenant-a"]),
+    st.sampled_from(
+        [TOKEN_A[:-1], TOKEN_A + "x", TOKEN_B[:-1] + "A", TOKEN_A.upper(), TOKEN_A + TOKEN_B, "tenant-a"]
+    ),
     st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=60),
     # Huge, yet three of them still fit in the 64 KiB a server allows for one line.
     st.integers(8_000, 20_000).map(lambda n: "t" * n),
     st.integers(400, 1_000).map(lambda n: TOKEN_A * n),
 )
 SCHEMES = st.sampled_from(
-    ["Bearer", "bearer", "BEARER", "bEaReR", "Basic", "Token", "Digest", "JWT", "Bearer:", "Bear", "Bearerx", "OAuth"]
+    [
+        "Bearer",
+        "bearer",
+        "BEARER",
+        "bEaReR",
+        "Basic",
+        "Token",
+        "Digest",
+        "JWT",
+        "Bearer:",
+        "Bear",
+        "Bearerx",
+        "OAuth",
+    ]
 )
 
 
@@ -589,7 +626,12 @@ HEADER_VALUES = st.one_of(
     st.sampled_from([b"Bearer", b"bearer"]),
     st.builds(lambda a, b: f"Bearer {a} {b}".encode(), SECRET_LIKE, SECRET_LIKE),
     st.builds(lambda a, b: f"Bearer {a}, Bearer {b}".encode(), SECRET_LIKE, SECRET_LIKE),
-    st.builds(lambda t: b"Bearer " + t, st.binary(min_size=1, max_size=40).map(lambda b: b"\xc3" + b.replace(b"\r", b"").replace(b"\n", b"") + b"\xff")),
+    st.builds(
+        lambda t: b"Bearer " + t,
+        st.binary(min_size=1, max_size=40).map(
+            lambda b: b"\xc3" + b.replace(b"\r", b"").replace(b"\n", b"") + b"\xff"
+        ),
+    ),
 )
 API_KEYS = st.one_of(
     st.sampled_from([TOKEN_A, TOKEN_B]).map(str.encode),
@@ -612,7 +654,16 @@ def raw_header_credentials(draw: st.DrawFn) -> Credentials:
     that are never valid: whatever the server makes of the header, the caller is refused."""
     raw = draw(st.binary(min_size=1, max_size=200)).replace(b"\r", b"").replace(b"\n", b"").strip(b" \t")
     assume(raw)
-    keys = tuple(draw(st.lists(st.one_of(st.just(b""), API_KEYS.filter(lambda k: k not in (TOKEN_A.encode(), TOKEN_B.encode()))), max_size=2)))
+    keys = tuple(
+        draw(
+            st.lists(
+                st.one_of(
+                    st.just(b""), API_KEYS.filter(lambda k: k not in (TOKEN_A.encode(), TOKEN_B.encode()))
+                ),
+                max_size=2,
+            )
+        )
+    )
     return Credentials((raw,), keys, predictable=False)
 
 
@@ -725,7 +776,9 @@ def test_ten_megabyte_bodies(stage: Stage, route: str, framing: str) -> None:
     assert stage.auth.participants("room-a", TOKEN_A).status_code == 200
 
 
-def _send_chunked(served: ServedApp, method: str, target: str, headers: list[tuple[str, bytes]], body: bytes) -> Answer:
+def _send_chunked(
+    served: ServedApp, method: str, target: str, headers: list[tuple[str, bytes]], body: bytes
+) -> Answer:
     connection = _connect(served)
     try:
         chunks = (body[i : i + 65_536] for i in range(0, len(body), 65_536))
@@ -755,6 +808,29 @@ def test_lone_surrogates_are_invalid_requests(stage: Stage, route: str, name: st
 
 def test_json_numbers_that_are_not_finite(stage: Stage) -> None:
     stage.reset()
-    for raw in (b'{"room_name": NaN, "participant_identity": Infinity}', b'{"room_name": 1e400, "participant_identity": -1e400}'):
+    for raw in (
+        b'{"room_name": NaN, "participant_identity": Infinity}',
+        b'{"room_name": 1e400, "participant_identity": -1e400}',
+    ):
         answer = send(stage.anon, "DELETE", "/livekit/participant", [], raw)
         check_refused_body(stage, Verdict(400, {"room_name", "participant_identity"}), answer)
+
+
+@pytest.mark.parametrize("where", ["header", "api_key"])
+def test_tokens_longer_than_a_request_line_never_reach_the_app(stage: Stage, where: str) -> None:
+    """Over 64 KiB a token cannot arrive at all: the HTTP server refuses the line itself
+    (werkzeug: 431 / 414, an HTML page, like gunicorn's 400 at its smaller limits)."""
+    stage.reset()
+    token = TOKEN_A * 4_000  # 76 KB, and it starts with a valid secret
+    if where == "header":
+        answer = send(
+            stage.auth,
+            "GET",
+            "/livekit/participants?room_name=room-a",
+            [("Authorization", b"Bearer " + token.encode())],
+            None,
+        )
+    else:
+        answer = send(stage.auth, "GET", f"/livekit/participants?room_name=room-a&api_key={token}", [], None)
+    assert answer.status == (431 if where == "header" else 414)
+    assert stage.emulator.calls == []

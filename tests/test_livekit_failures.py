@@ -219,7 +219,9 @@ class Scene:
             assert sorted(p["identity"] for p in answer.json()["participants"]) == ["alice", "bob"], what
 
 
-def _scene(make_served: Callable[..., ServedApp], emulator: LiveKitEmulator, caller: str, **config: object) -> Scene:
+def _scene(
+    make_served: Callable[..., ServedApp], emulator: LiveKitEmulator, caller: str, **config: object
+) -> Scene:
     config = {"LIVEKIT_MODERATION_TIMEOUT": TIMEOUT, **config}
     if caller == "tenant":
         served = make_served(
@@ -290,7 +292,9 @@ CALLERS = ("tenant", "anonymous")
 ROUTES = ("remove", "mute", "list")
 
 
-def test_livekit_down_then_back_up(make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulator) -> None:
+def test_livekit_down_then_back_up(
+    make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulator
+) -> None:
     for caller in CALLERS:
         scene = _scene(make_served, livekit_emulator, caller)
         for route in ROUTES:
@@ -329,7 +333,10 @@ def test_livekit_accepting_connections_but_never_answering(
     make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulator, silent_listener: str
 ) -> None:
     """Every route, both callers, all at once: each answers in time, none waits for another."""
-    scenes = {caller: _scene(make_served, livekit_emulator, caller, LIVEKIT_URL=silent_listener) for caller in CALLERS}
+    scenes = {
+        caller: _scene(make_served, livekit_emulator, caller, LIVEKIT_URL=silent_listener)
+        for caller in CALLERS
+    }
     scenes["tenant"].seed()
     scenes["anonymous"].track_sid = scenes["tenant"].track_sid
     results: dict[str, tuple[requests.Response, float]] = {}
@@ -402,7 +409,9 @@ def test_livekit_rejecting_the_configured_credentials(
                 calls = livekit_emulator.calls
                 assert calls and all(call.status == 401 and call.grants is None for call in calls), what
                 # LiveKit's own 401 is plain text, as a real server answers an unverifiable token.
-                assert all(call.message.startswith(livekit_says) for call in calls), [c.message for c in calls]
+                assert all(call.message.startswith(livekit_says) for call in calls), [
+                    c.message for c in calls
+                ]
             scene.unchanged(f"{caller} with a wrong {name}")
 
 

@@ -259,7 +259,9 @@ def test_a_tenant_cannot_use_another_rooms_track_or_a_missing_participant(
         "own room, foreign track": tenant_app.mute("room-a", "alice", foreign_track, True, SECRET_A),
         "foreign room, foreign track": tenant_app.mute("room-b", "alice", foreign_track, True, SECRET_A),
         "own room, missing participant (remove)": tenant_app.remove("room-a", "mallory", SECRET_A),
-        "own room, missing participant (mute)": tenant_app.mute("room-a", "mallory", foreign_track, True, SECRET_A),
+        "own room, missing participant (mute)": tenant_app.mute(
+            "room-a", "mallory", foreign_track, True, SECRET_A
+        ),
         "foreign room, missing participant": tenant_app.remove("room-b", "mallory", SECRET_A),
         "missing room (mute)": tenant_app.mute(MISSING_ROOM, "alice", foreign_track, True, SECRET_A),
         "missing room (list)": tenant_app.participants(MISSING_ROOM, SECRET_A),
@@ -318,7 +320,9 @@ def test_a_secret_that_prefixes_another_authenticates_only_its_own_tenant(
     def as_caller(secret: str, room: str) -> requests.Response:
         if transport == "bearer":
             return tenant_app.participants(room, secret)
-        return tenant_app.request("GET", "/livekit/participants", params={"room_name": room, "api_key": secret})
+        return tenant_app.request(
+            "GET", "/livekit/participants", params={"room_name": room, "api_key": secret}
+        )
 
     assert as_caller(SECRET_A, "room-a").status_code == 200
     masked.check(as_caller(SECRET_A, "room-b"), "tenant-a's secret on room-b")
@@ -354,7 +358,9 @@ def test_near_miss_tokens_are_401_and_reach_no_livekit(
     assert len(livekit_emulator.participants("room-a")) == 2
 
 
-def test_no_token_is_401_and_reaches_no_livekit(tenant_app: ServedApp, livekit_emulator: LiveKitEmulator) -> None:
+def test_no_token_is_401_and_reaches_no_livekit(
+    tenant_app: ServedApp, livekit_emulator: LiveKitEmulator
+) -> None:
     _seed(livekit_emulator)
     track_sid = _audio_sid(livekit_emulator, "room-a")
     livekit_emulator.clear_calls()
@@ -374,7 +380,9 @@ def test_tokens_and_secrets_never_reach_logs_through_either_transport(
     for secret in [SECRET_A, SECRET_B, SECRET_ANY, *NEAR_MISSES.values()]:
         for action in ACTIONS:
             outcomes.add(_act(tenant_app, action, "room-a", track_sid, token=secret).status_code)
-            outcomes.add(_act(tenant_app, action, "room-a", track_sid, params={"api_key": secret}).status_code)
+            outcomes.add(
+                _act(tenant_app, action, "room-a", track_sid, params={"api_key": secret}).status_code
+            )
             _seed(livekit_emulator)
             track_sid = _audio_sid(livekit_emulator, "room-a")
     livekit_emulator.fail_next("ListParticipants", code="internal")
