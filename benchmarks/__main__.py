@@ -321,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for latency in args.latencies:
         results[f"L{latency:g}"] = {"latency_ms": latency, **run.run_latency(latency)}
     checks = [] if args.no_targets else evaluate(results, args.routes)
-    report = {
+    report: dict[str, Any] = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),

@@ -94,7 +94,10 @@ def create_naive_app() -> Flask:
         body = request.get_json(silent=True) or {}
         room_name, identity = body.get("room_name"), body.get("participant_identity")
         track_sid, muted = body.get("track_sid"), body.get("muted")
-        if not all(isinstance(v, str) for v in (room_name, identity, track_sid)) or not isinstance(muted, bool):
+        if (
+            not isinstance(room_name, str) or not isinstance(identity, str)
+            or not isinstance(track_sid, str) or not isinstance(muted, bool)
+        ):
             return jsonify(error="room_name, participant_identity, track_sid and muted are required"), 400
         try:
             async with LiveKitAPI(url, api_key, api_secret) as lk:

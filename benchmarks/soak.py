@@ -73,6 +73,7 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
     deadline = time.perf_counter() + float(spec["duration"])
 
     async def one(session: aiohttp.ClientSession, op: str, n: int) -> bool:
+        pair = None
         if op == "remove":
             pair = next(removes, None)
             if pair is None:
@@ -106,7 +107,7 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
             except (ValueError, AttributeError):
                 code = "non-JSON body"
             codes[f"{op} {status} {code}"] += 1
-        if op == "remove":
+        if pair is not None:
             remove_answers.append([pair[0], pair[1], status, code])
         return True
 
