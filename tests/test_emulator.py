@@ -19,6 +19,7 @@ import time
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 import aiohttp
+import jwt
 import pytest
 from google.protobuf.message import DecodeError
 from livekit.api import AccessToken, LiveKitAPI, TwirpError, VideoGrants
@@ -258,6 +259,14 @@ def test_plain_text_401s(emu: LiveKitEmulator) -> None:
         "Bearer " + token("APIunknown", emu.api_secret, room_admin=True, room="r"): "invalid API key",
         "Bearer " + token(emu.api_key, emu.api_secret, ttl=datetime.timedelta(seconds=-120), room_admin=True, room="r"):
             "invalid authorization token: token has invalid claims: token is expired",
+        "Bearer " + jwt.encode({"iss": emu.api_key, "video": {"roomAdmin": True, "room": "r"}}, emu.api_secret):
+            "invalid authorization token: token has invalid claims: token is missing required claim: exp claim is required",
+        "Bearer " + jwt.encode(
+            {"iss": emu.api_key, "nbf": int(time.time()) + 600, "exp": int(time.time()) + 900}, emu.api_secret
+        ): "invalid authorization token: token has invalid claims: token is not valid yet",
+        # golang-jwt rejects the method before looking at the signature.
+        "Bearer " + jwt.encode({"iss": emu.api_key, "exp": int(time.time()) + 900}, "k" * 64, algorithm="HS512"):
+            "invalid authorization token: token signature is invalid: signing method HS512 is invalid",
         "Bearer not.a.jwt": "invalid authorization token",
         "Bearer abc": "invalid authorization token",
         admin_token(emu, "r").replace("Bearer ", "Token "): "invalid authorization header. Must start with Bearer ",
@@ -555,6 +564,22 @@ def test_threads_removing_concurrently_lose_no_update(emu: LiveKitEmulator) -> N
     assert len(calls) == 400 and {c.status for c in calls} == {200}
     assert sorted(c.request.identity for c in calls) == sorted(i for ids in per_thread.values() for i in ids)  # type: ignore[union-attr]
     assert all(a.started <= b.started for a, b in zip(calls, calls[1:]))
+
+
+def test_max_calls_caps_records_but_not_counts() -> None:
+    with LiveKitEmulator(max_calls=5) as emulator:
+
+        async def many(room: RoomService) -> None:
+            for _ in range(40):
+                await room.list_rooms(rp.ListRoomsRequest())
+            await room.list_participants(rp.ListParticipantsRequest(room="r"))
+
+        room_call(emulator, many)
+        assert emulator.call_counts() == {"ListRooms": 40, "ListParticipants": 1}
+        calls = emulator.calls
+        assert 5 <= len(calls) < 41 and calls[-1].method == "ListParticipants"
+        emulator.clear_calls()
+        assert emulator.call_counts() == {}
 
 
 # -------------------------------------------------------------- state API

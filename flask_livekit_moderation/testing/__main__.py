@@ -1,7 +1,8 @@
 """Run the LiveKit stand-in as its own process.
 
 ``python -m flask_livekit_moderation.testing --port N --api-key K --api-secret S
-[--host H] [--latency-ms L] [--mute-unknown-delay-ms D] [--enable-remote-unmute]``
+[--host H] [--latency-ms L] [--mute-unknown-delay-ms D] [--enable-remote-unmute]
+[--max-calls N]``
 
 Once listening it prints one JSON line ``{"url", "api_key", "api_secret"}`` on
 stdout and serves until SIGTERM or SIGINT.  Seed and inspect it through the
@@ -30,6 +31,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--mute-unknown-delay-ms", type=float, default=1000.0,
                         help="wait before MutePublishedTrack on an unknown participant answers 503")
     parser.add_argument("--enable-remote-unmute", action="store_true")
+    parser.add_argument("--max-calls", type=int, default=100_000,
+                        help="call records kept for /_emulator/calls (counts are always complete); 0 = all")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -46,6 +49,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         latency=args.latency_ms / 1000.0,
         mute_unknown_delay=args.mute_unknown_delay_ms / 1000.0,
         enable_remote_unmute=args.enable_remote_unmute,
+        max_calls=args.max_calls or None,
     )
     emulator.start()
     try:

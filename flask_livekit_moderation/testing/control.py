@@ -13,6 +13,7 @@ POST      participants                ``{"room", "identities": [...], "tracks"?:
                                       -> ``{"room", "added", "count"}`` (room must exist)
 GET       participants?room=R[&full=1]  -> ``{"room", "count", "identities"[, "participants"]}``
 GET       calls[?records=1]           -> ``{"total", "counts": {method: n}[, "calls": [CallRecord...]]}``
+                                      (records: the newest ``--max-calls`` only; counts: all)
 DELETE    calls                       -> ``{"cleared": n}``
 POST      latency                     ``{"seconds"| "ms", "method"?}`` -> ``{"ok": true}``
 POST      faults                      ``{"kind": "fail"|"garbage"|"drop"|"hang", "method", "n"?, "code"?,
@@ -25,7 +26,6 @@ POST      reset                       clears rooms, calls and faults -> ``{"ok":
 from __future__ import annotations
 
 import hmac
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -116,13 +116,13 @@ async def _route(emu: "LiveKitEmulator", request: web.BaseRequest, verb: str, ro
             out["participants"] = [json_format.MessageToDict(p, preserving_proto_field_name=True) for p in people]
         return _ok(out)
     if route == "calls" and verb == "GET":
-        calls = emu.calls
-        out = {"total": len(calls), "counts": dict(Counter(c.method for c in calls))}
+        counts = emu.call_counts()
+        out = {"total": sum(counts.values()), "counts": counts}
         if request.query.get("records") in ("1", "true"):
-            out["calls"] = [c.to_json() for c in calls]
+            out["calls"] = [c.to_json() for c in emu.calls]
         return _ok(out)
     if route == "calls" and verb == "DELETE":
-        n = len(emu.calls)
+        n = sum(emu.call_counts().values())
         emu.clear_calls()
         return _ok({"cleared": n})
     if route == "latency" and verb == "POST":

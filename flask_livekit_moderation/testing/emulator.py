@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Awaitable, Callable, Iterator, Optional, Sequence
 
@@ -35,7 +35,7 @@ from livekit.protocol import models
 from livekit.protocol import room as room_pb
 
 from .faults import TWIRP_STATUS, Fault, FaultPlan
-from .state import MAX_NAME_BYTES, EmulatorState, TrackLike, UnknownRoomError, _copy
+from .state import MAX_NAME_BYTES, EmulatorState, TrackLike, _copy
 
 __all__ = ["CallRecord", "LiveKitEmulator"]
 
@@ -161,6 +161,8 @@ class LiveKitEmulator:
     :param mute_unknown_delay: seconds before MutePublishedTrack on an unknown room or
         participant answers ``unavailable`` (psrpc's default affinity timeout is 1 s).
     :param enable_remote_unmute: LiveKit's ``room.enable_remote_unmute`` (off by default).
+    :param max_calls: keep only the newest N call records (None = all); per-method
+        counts (:meth:`call_counts`) always cover every call.  Long soak runs need it.
     """
 
     def __init__(
@@ -172,6 +174,7 @@ class LiveKitEmulator:
         latency: float = 0.0,
         mute_unknown_delay: float = 1.0,
         enable_remote_unmute: bool = False,
+        max_calls: Optional[int] = None,
     ) -> None:
         self.api_key: str = api_key or "APIemu" + secrets.token_hex(6)
         self.api_secret: str = api_secret or secrets.token_urlsafe(32)
@@ -186,6 +189,8 @@ class LiveKitEmulator:
         # second, so most calls present a token already verified.
         self._token_cache: dict[str, tuple[VideoGrants, float]] = {}
         self._calls: list[CallRecord] = []
+        self._counts: Counter[str] = Counter()
+        self.max_calls = max_calls
         self._calls_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -401,10 +406,16 @@ class LiveKitEmulator:
         with self._calls_lock:
             return [c.method for c in self._calls]
 
+    def call_counts(self) -> dict[str, int]:
+        """Calls per method since the last :meth:`clear_calls` (not capped by ``max_calls``)."""
+        with self._calls_lock:
+            return dict(self._counts)
+
     def clear_calls(self) -> None:
-        """Forget recorded calls."""
+        """Forget recorded calls and counts."""
         with self._calls_lock:
             self._calls.clear()
+            self._counts.clear()
 
     def _record(self, record: CallRecord) -> None:
         with self._calls_lock:
@@ -415,6 +426,10 @@ class LiveKitEmulator:
             while i and calls[i - 1].started > record.started:
                 i -= 1
             calls.insert(i, record)
+            self._counts[record.method] += 1
+            # Trim in batches so the cap costs O(1) amortised per call.
+            if self.max_calls is not None and len(calls) > self.max_calls + max(16, self.max_calls // 8):
+                del calls[: len(calls) - self.max_calls]
 
     # ------------------------------------------------------ fault injection
     def set_latency(self, seconds: float, method: Optional[str] = None) -> None:
