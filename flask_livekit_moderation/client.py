@@ -3,7 +3,7 @@
 Flask views are synchronous; ``livekit-api`` is asyncio. Instead of spinning an event
 loop and an ``aiohttp`` session per request (what an ``async def`` view does), every
 request hands its coroutine to one long-lived loop running in a daemon thread, where a
-single ``LiveKitAPI`` per configured app keeps its connections alive between requests.
+single RoomService client per configured app keeps its connections alive between requests.
 The loop is re-created in a forked child (gunicorn ``--preload``) and closed at exit.
 """
 
@@ -15,10 +15,11 @@ import concurrent.futures
 import logging
 import os
 import threading
+import time
 from typing import Awaitable, Callable, TypeVar
 
 import aiohttp
-from livekit.api import LiveKitAPI
+from livekit.api import SIPGrants, VideoGrants
 from livekit.api.room_service import RoomService
 
 T = TypeVar("T")
@@ -43,7 +44,6 @@ class _LoopThread:
 
     def close(self, timeout: float = 2.0) -> None:
         async def close_sessions() -> None:
-            # LiveKitAPI.aclose() leaves a session it was given open, so close them here.
             await asyncio.gather(*(session.close() for session in self.sessions), return_exceptions=True)
 
         if self.loop.is_closed():
@@ -92,6 +92,41 @@ os.register_at_fork(after_in_child=_forget_parent_loop)
 atexit.register(_close_at_exit)
 
 
+#: Seconds one signed API token is reused; livekit-api signs them valid for 6 hours.
+TOKEN_REUSE_SECONDS = 600.0
+#: Distinct grant sets (one per room, plus roomList) kept before the cache starts over.
+_TOKEN_CACHE_SIZE = 1024
+
+
+class TokenCachingRoomService(RoomService):
+    """livekit-api's RoomService, reusing each signed API token for ten minutes.
+
+    livekit-api signs a fresh JWT for every call (about 0.1 ms of HS256 and dataclass
+    copying, measured); a moderation request makes two or three calls whose grants
+    repeat, so one token per grant set is signed and reused well within its lifetime.
+    Overrides the protected ``Service._auth_header`` (livekit-api 1.x, pinned < 2).
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, api_key: str, api_secret: str) -> None:
+        # failover=False: one attempt per call, so a call never outlives the timeout.
+        super().__init__(session, url, api_key, api_secret, failover=False)
+        self._headers: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def _auth_header(self, grants: VideoGrants | None, sip: SIPGrants | None = None) -> dict[str, str]:
+        if grants is None or sip is not None:
+            return super()._auth_header(grants, sip)
+        key = repr(grants)
+        now = time.monotonic()
+        cached = self._headers.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        if len(self._headers) >= _TOKEN_CACHE_SIZE:
+            self._headers.clear()
+        header = super()._auth_header(grants, sip)
+        self._headers[key] = (now + TOKEN_REUSE_SECONDS, header)
+        return header
+
+
 class RoomCalls:
     """The RoomService as one request uses it: every call bounded by the timeout and recorded.
 
@@ -122,21 +157,18 @@ class LiveKitClient:
         self._api_key = api_key
         self._api_secret = api_secret
         self.timeout = timeout
-        self._api: LiveKitAPI | None = None
-        self._api_pid: int | None = None
+        self._rooms: RoomService | None = None
+        self._rooms_pid: int | None = None
 
     def _room_service(self, owner: _LoopThread) -> RoomService:
-        # Called on the loop thread only, so no lock: one LiveKitAPI per process and app.
-        if self._api is None or self._api_pid != owner.pid:
+        # Called on the loop thread only, so no lock: one RoomService per process and app.
+        if self._rooms is None or self._rooms_pid != owner.pid:
             # No session timeout: livekit-api overrides it per request; RoomCalls bounds calls.
             session = aiohttp.ClientSession()
-            # failover=False: one attempt per call, so a call never outlives the timeout.
-            self._api = LiveKitAPI(
-                self._url, self._api_key, self._api_secret, session=session, failover=False
-            )
-            self._api_pid = owner.pid
+            self._rooms = TokenCachingRoomService(session, self._url, self._api_key, self._api_secret)
+            self._rooms_pid = owner.pid
             owner.sessions.append(session)
-        return self._api.room
+        return self._rooms
 
     def run(self, operation: Callable[[RoomCalls], Awaitable[T]], made: list[str]) -> T:
         """Run ``operation(room_calls)`` on the shared loop and return its result.

@@ -131,3 +131,59 @@ def test_the_process_exits_cleanly_after_using_the_client(livekit_emulator):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "200"
     assert "Unclosed" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def signed_tokens(monkeypatch):
+    """Every API token livekit-api signs in this test (the real signer, observed)."""
+    from livekit.api import AccessToken
+
+    signed: list[str] = []
+    original = AccessToken.to_jwt
+
+    def observed_to_jwt(self):
+        token = original(self)
+        signed.append(token)
+        return token
+
+    monkeypatch.setattr(AccessToken, "to_jwt", observed_to_jwt)
+    return signed
+
+
+def _two_tenant_rooms(emulator):
+    for room in ("room-1", "room-2"):
+        emulator.add_room(room, metadata='{"auth_id": "tenant-a"}')
+        emulator.add_participants(room, ["u1", "u2"])
+
+
+TENANT_A_ONLY = {
+    "LIVEKIT_MODERATION_AUTH_REQUIRED": True,
+    "LIVEKIT_MODERATION_API_SECRETS": [{"id": "tenant-a", "secret": "s-a"}],
+}
+
+
+def test_api_tokens_are_signed_once_per_grant_set_and_reused(make_served, livekit_emulator, signed_tokens):
+    served = make_served(**TENANT_A_ONLY)
+    _two_tenant_rooms(livekit_emulator)
+
+    for identity in ("u1", "u2"):
+        for room in ("room-1", "room-2"):
+            assert served.remove(room, identity, "s-a").status_code == 200
+
+    # roomList once, roomAdmin for each room once: 3 signatures for 8 calls, and the
+    # stand-in accepted every reused token with the grants of its own room.
+    assert len(signed_tokens) == 3
+    assert [c.status for c in livekit_emulator.calls] == [200] * 8
+    assert {c.grants.room for c in livekit_emulator.calls if c.method == "RemoveParticipant"} == {"room-1", "room-2"}
+
+
+def test_expired_cached_tokens_are_signed_again(make_served, livekit_emulator, signed_tokens, monkeypatch):
+    import flask_livekit_moderation.client as client_module
+
+    monkeypatch.setattr(client_module, "TOKEN_REUSE_SECONDS", 0.0)
+    served = make_served(**TENANT_A_ONLY)
+    _two_tenant_rooms(livekit_emulator)
+
+    assert served.remove("room-1", "u1", "s-a").status_code == 200
+    assert served.remove("room-1", "u2", "s-a").status_code == 200
+    assert len(signed_tokens) == 4
