@@ -92,6 +92,9 @@ os.register_at_fork(after_in_child=_forget_parent_loop)
 atexit.register(_close_at_exit)
 
 
+#: ``asyncio.timeout`` where it exists (Python 3.11+).
+_TIMEOUT_SCOPE = getattr(asyncio, "timeout", None)
+
 #: Seconds one signed API token is reused; livekit-api signs them valid for 6 hours.
 TOKEN_REUSE_SECONDS = 600.0
 #: Distinct grant sets (one per room, plus roomList) kept before the cache starts over.
@@ -143,7 +146,11 @@ class RoomCalls:
     async def call(self, method: str, request: Awaitable[T]) -> T:
         """Await one RoomService ``request``, recording ``method`` in :attr:`made`."""
         self.made.append(method)
-        return await asyncio.wait_for(request, self.timeout)
+        if _TIMEOUT_SCOPE is None:
+            return await asyncio.wait_for(request, self.timeout)
+        # Unlike wait_for on 3.11, a timeout scope wraps the call in no extra task.
+        async with _TIMEOUT_SCOPE(self.timeout):
+            return await request
 
 
 class LiveKitClient:

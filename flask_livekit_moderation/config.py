@@ -77,6 +77,10 @@ def _api_secrets(value: Any) -> tuple[ApiSecret, ...]:
         secret, auth_id = entry.get("secret"), entry.get("id")
         if not isinstance(secret, str) or not secret:
             raise ConfigurationError(f"{key}[{index}] needs a non-empty string 'secret'")
+        if not secret.isascii() or not secret.isprintable() or " " in secret:
+            # Bearer tokens are printable ASCII (RFC 6750); anything else arrives differently
+            # through a header (latin-1) than through ?api_key (UTF-8) and would half work.
+            raise ConfigurationError(f"{key}[{index}]['secret'] must be printable ASCII without spaces")
         if auth_id is not None and not isinstance(auth_id, str):
             raise ConfigurationError(f"{key}[{index}]['id'] must be a string")
         secrets.append(ApiSecret(id=normalize_auth_id(auth_id), secret=secret.encode("utf-8")))

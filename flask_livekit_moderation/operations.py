@@ -98,28 +98,40 @@ async def remove_participant(
     await _guarded(work, errors.REMOVAL_FAILED, "LiveKit refused to remove the participant.")
 
 
-async def _participant_and_access(
-    lk: RoomCalls, auth_id: str | None, room_name: str, identity: str
-) -> ParticipantInfo:
-    """GetParticipant, with the room check alongside it when the caller has an auth id.
+async def _alongside_room_check(
+    lk: RoomCalls, auth_id: str | None, room_name: str, request: Awaitable[T]
+) -> T | BaseException:
+    """Await ``request``, running the room check beside it when the caller has an auth id.
+
+    Raises the masked 404 for a refused room (whatever ``request`` did) and the room
+    look-up's own failure; otherwise hands back ``request``'s result or the exception it
+    raised, for the caller to interpret.
+    """
+    if auth_id is None:
+        try:
+            return await request
+        except Exception as exc:  # noqa: BLE001 - handed back, as gather would
+            return exc
+    room, result = await asyncio.gather(_lookup_room(lk, room_name), request, return_exceptions=True)
+    if isinstance(room, BaseException):
+        raise room
+    if not may_access(auth_id, room):
+        raise errors.participant_not_found()
+    return result
+
+
+async def _participant(lk: RoomCalls, auth_id: str | None, room_name: str, identity: str) -> ParticipantInfo:
+    """GetParticipant, with the room check beside it when the caller has an auth id.
 
     GetParticipant, not MutePublishedTrack, is what says "no such participant": LiveKit
     answers a mute for an unknown participant only after its RPC wait, as a 503.
     """
-    get = lk.call(
-        "GetParticipant",
-        lk.rooms.get_participant(RoomParticipantIdentity(room=room_name, identity=identity)),
+    participant = await _alongside_room_check(
+        lk,
+        auth_id,
+        room_name,
+        lk.call("GetParticipant", lk.rooms.get_participant(RoomParticipantIdentity(room=room_name, identity=identity))),
     )
-    if auth_id is None:
-        (participant,) = await asyncio.gather(get, return_exceptions=True)
-    else:
-        room, participant = await asyncio.gather(
-            _lookup_room(lk, room_name), get, return_exceptions=True
-        )
-        if isinstance(room, BaseException):
-            raise room
-        if not may_access(auth_id, room):
-            raise errors.participant_not_found()
     if isinstance(participant, BaseException):
         if _is_not_found(participant):
             raise errors.participant_not_found()
@@ -138,7 +150,7 @@ async def set_track_muted(
     """Mute or unmute one published track; returns the muted state LiveKit reports."""
 
     async def work() -> bool:
-        participant = await _participant_and_access(lk, auth_id, room_name, identity)
+        participant = await _participant(lk, auth_id, room_name, identity)
         if not any(track.sid == track_sid for track in participant.tracks):
             raise errors.track_not_found()
         try:
@@ -168,18 +180,12 @@ async def list_participants(
     """The participants of ``room_name`` (empty for an unknown room, when anonymous)."""
 
     async def work() -> Sequence[ParticipantInfo]:
-        listing = lk.call(
-            "ListParticipants", lk.rooms.list_participants(ListParticipantsRequest(room=room_name))
+        answer = await _alongside_room_check(
+            lk,
+            auth_id,
+            room_name,
+            lk.call("ListParticipants", lk.rooms.list_participants(ListParticipantsRequest(room=room_name))),
         )
-        if auth_id is None:
-            return (await listing).participants
-        room, answer = await asyncio.gather(
-            _lookup_room(lk, room_name), listing, return_exceptions=True
-        )
-        if isinstance(room, BaseException):
-            raise room
-        if not may_access(auth_id, room):
-            raise errors.participant_not_found()
         if isinstance(answer, BaseException):
             raise answer
         return answer.participants

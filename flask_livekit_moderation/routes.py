@@ -38,7 +38,8 @@ _HTTP_CODES = {
 
 @blueprint.before_request
 def _authenticate() -> None:
-    if request.endpoint in _PUBLIC_ENDPOINTS:
+    # OPTIONS acts on nothing, and a CORS preflight never carries credentials.
+    if request.endpoint in _PUBLIC_ENDPOINTS or request.method == "OPTIONS":
         return
     state = moderation_state()
     try:

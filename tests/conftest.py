@@ -15,6 +15,7 @@ import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
+import hypothesis_profiles  # noqa: F401  (registers --hypothesis-profile=soak)
 from example_app import create_app
 from flask_livekit_moderation.testing import LiveKitEmulator
 

@@ -203,3 +203,11 @@ def test_api_key_values_are_redacted_from_access_logs(tenants, rooms, caplog):
     assert len(lines) == 2
     assert all("=[REDACTED]" in line for line in lines)
     assert TOKEN_A not in caplog.text and TOKEN_B not in caplog.text
+
+
+def test_options_needs_no_token_and_acts_on_nothing(tenants, rooms):
+    answer = tenants.request("OPTIONS", "/livekit/participant")
+
+    assert answer.status_code == 200
+    assert "DELETE" in answer.headers["Allow"]
+    assert rooms.calls == []

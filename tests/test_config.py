@@ -34,6 +34,9 @@ def test_auth_required_with_only_a_resolver_starts():
         ([{"id": "a", "secret": ""}], "non-empty string 'secret'"),
         ([{"id": 5, "secret": "s"}], "must be a string"),
         (["s"], "must be an object"),
+        ([{"id": "a", "secret": "pässwort"}], "printable ASCII"),
+        ([{"id": "a", "secret": "two words"}], "printable ASCII"),
+        ([{"id": "a", "secret": "tab\tinside"}], "printable ASCII"),
     ],
 )
 def test_bad_secrets_fail_at_start(secrets, message):
