@@ -284,6 +284,10 @@ class LiveKitEmulator:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        # close() ends idle keep-alive connections at once and lets busy ones finish their
+        # answer; shutdown() alone would hold every idle pooled connection for ``timeout``.
+        for conn in list(self._web_server.connections):
+            conn.close()
         await self._web_server.shutdown(timeout)
 
     def __enter__(self) -> "LiveKitEmulator":
