@@ -120,7 +120,9 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
                 return
             slot += 1
 
-    connector = aiohttp.TCPConnector(limit=int(spec["clients"]))
+    # The warm-up opens a new connection per request so that every worker accepts some and
+    # starts all its threads; keep-alive connections would stay with whichever worker won them.
+    connector = aiohttp.TCPConnector(limit=int(spec["clients"]), force_close=bool(spec.get("fresh_connections")))
     async with aiohttp.ClientSession(connector=connector) as session:
         began = time.perf_counter()
         await asyncio.gather(*(client(session, i) for i in range(int(spec["clients"]))))
@@ -207,7 +209,8 @@ def soak(
     # Far more than this machine can remove (about 150 racing pairs/s here): removes never run out.
     pool = int(max(2_000, (duration + warmup_s) * 400))
     rooms = [f"soak-{i}" for i in range(pool // PER_ROOM)]
-    with StandIn(latency_ms) as stand_in:
+    # --max-calls 0 keeps every call record: the exactly-once check reads all of them.
+    with StandIn(latency_ms, extra_args=("--max-calls", "0")) as stand_in:
         say(f"seeding {len(rooms) * PER_ROOM} participants in {len(rooms)} rooms")
         pairs = stand_in.seed(rooms, PER_ROOM, metadata)
         mute_rooms = [f"soak-mute-{i}" for i in range(MUTE_ROOMS)]
@@ -222,7 +225,8 @@ def soak(
                 "list_rooms": mute_rooms, "foreign_identities": foreign,
             }
             warm_result = _run_client(
-                {**base, "duration": warmup_s, "removes": [list(p) for p in warm for _ in range(2)]}
+                {**base, "duration": warmup_s, "fresh_connections": True,
+                 "removes": [list(p) for p in warm for _ in range(2)]}
             )
             start = server.worker_stats()
             stand_in.control("DELETE", "calls")
