@@ -16,7 +16,7 @@ from .auth import current_auth, set_current_auth
 from .config import MAX_BODY_BYTES
 from .errors import ModerationError
 from .schemas import ListParticipantsQuery, MuteTrackRequest, RemoveParticipantRequest
-from .state import ModerationState, moderation_state
+from .state import moderation_state
 
 logger = logging.getLogger("flask_livekit_moderation")
 
@@ -109,11 +109,6 @@ def _validate(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
         ) from None
 
 
-def _ready(state: ModerationState) -> None:
-    if state.client is None:
-        raise errors.livekit_not_configured()
-
-
 def _action_of(endpoint: str | None) -> str:
     return {
         "livekit_moderation.remove_participant": "remove",
@@ -151,31 +146,32 @@ def _refused(action: str, exc: ModerationError, target: Mapping[str, Any]) -> No
         )
 
 
-def _moderate(action: str, target: Mapping[str, Any], operation: Any, calls: list[str]) -> Any:
-    """Run one LiveKit operation, then log and signal its outcome whatever it was."""
+def _moderate(action: str, target: Mapping[str, Any], operation: Any) -> tuple[Any, list[str]]:
+    """Run one LiveKit operation; returns its result and the LiveKit calls it made.
+
+    A failure is logged (and signalled when it is a refusal) before it propagates.
+    """
+    client = moderation_state().client
+    if client is None:
+        raise errors.livekit_not_configured()
+    calls: list[str] = []
     try:
-        result = moderation_state().client.run(operation, calls)  # type: ignore[union-attr]
+        result = client.run(operation, calls)
     except ModerationError as exc:
         _audit(action, exc.code, target, calls)
         _refused(action, exc, target)
         raise
-    return result
+    return result, calls
 
 
 @blueprint.delete("/participant")
 def remove_participant() -> Response:
     """Remove a participant from a room: ``{"room_name", "participant_identity"}``."""
-    state = moderation_state()
     body = _validate(_REMOVE, _read_json_object())
-    _ready(state)
     auth_id = current_auth().auth_id
-    calls: list[str] = []
     room_name, identity = body["room_name"], body["participant_identity"]
-    _moderate(
-        "remove",
-        body,
-        lambda lk: operations.remove_participant(lk, auth_id, room_name, identity),
-        calls,
+    _, calls = _moderate(
+        "remove", body, lambda lk: operations.remove_participant(lk, auth_id, room_name, identity)
     )
     _audit("remove", "removed", body, calls)
     signals.notify(
@@ -191,17 +187,13 @@ def remove_participant() -> Response:
 @blueprint.post("/participant/mute")
 def mute_track() -> Response:
     """Mute or unmute a published track: ``{"room_name", "participant_identity", "track_sid", "muted"}``."""
-    state = moderation_state()
     body = _validate(_MUTE, _read_json_object())
-    _ready(state)
     auth_id = current_auth().auth_id
-    calls: list[str] = []
     room_name, identity, track_sid = body["room_name"], body["participant_identity"], body["track_sid"]
-    muted = _moderate(
+    muted, calls = _moderate(
         "mute",
         body,
         lambda lk: operations.set_track_muted(lk, auth_id, room_name, identity, track_sid, body["muted"]),
-        calls,
     )
     outcome = "muted" if muted else "unmuted"
     _audit("mute", outcome, body, calls)
@@ -246,17 +238,11 @@ def _participant_json(participant: ParticipantInfo) -> dict[str, Any]:
 @blueprint.get("/participants")
 def list_participants() -> Response:
     """Who is in a room, with each participant's tracks: ``?room_name=...``."""
-    state = moderation_state()
     query = _validate(_LIST, request.args.to_dict(flat=True))
-    _ready(state)
     auth_id = current_auth().auth_id
-    calls: list[str] = []
     room_name = query["room_name"]
-    participants = _moderate(
-        "list",
-        query,
-        lambda lk: operations.list_participants(lk, auth_id, room_name),
-        calls,
+    participants, calls = _moderate(
+        "list", query, lambda lk: operations.list_participants(lk, auth_id, room_name)
     )
     _audit("list", "listed", query, calls)
     return jsonify(room_name=room_name, participants=[_participant_json(p) for p in participants])
