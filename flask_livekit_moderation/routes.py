@@ -109,12 +109,15 @@ def _validate(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
         ) from None
 
 
+_ACTIONS = {
+    "livekit_moderation.remove_participant": "remove",
+    "livekit_moderation.mute_track": "mute",
+    "livekit_moderation.list_participants": "list",
+}
+
+
 def _action_of(endpoint: str | None) -> str:
-    return {
-        "livekit_moderation.remove_participant": "remove",
-        "livekit_moderation.mute_track": "mute",
-        "livekit_moderation.list_participants": "list",
-    }.get(endpoint or "", "unknown")
+    return _ACTIONS.get(endpoint or "", "unknown")
 
 
 def _audit(action: str, outcome: str, target: Mapping[str, Any], calls: list[str]) -> None:

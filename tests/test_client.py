@@ -90,7 +90,6 @@ def _child_removes(url: str, key: str, secret: str, result) -> None:
         result.put(served.remove("room-1", "child").status_code)
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="fork is POSIX-only")
 def test_the_client_works_in_a_forked_child_and_in_the_parent_after(make_served, livekit_emulator):
     served = make_served()
     livekit_emulator.add_room("room-1")
