@@ -15,7 +15,14 @@ from . import errors, operations, signals
 from .auth import current_auth, set_current_auth
 from .config import MAX_BODY_BYTES
 from .errors import ModerationError
-from .schemas import ListParticipantsQuery, MuteTrackRequest, RemoveParticipantRequest
+from .schemas import (
+    PARTICIPANT_STATES,
+    TRACK_SOURCES,
+    TRACK_TYPES,
+    ListParticipantsQuery,
+    MuteTrackRequest,
+    RemoveParticipantRequest,
+)
 from .state import moderation_state
 
 logger = logging.getLogger("flask_livekit_moderation")
@@ -212,24 +219,19 @@ def mute_track() -> Response:
     return jsonify(room_name=room_name, participant_identity=identity, track_sid=track_sid, muted=muted)
 
 
-_TRACK_TYPES = {0: "audio", 1: "video", 2: "data"}
-_TRACK_SOURCES = {0: "unknown", 1: "camera", 2: "microphone", 3: "screen_share", 4: "screen_share_audio"}
-_STATES = {0: "joining", 1: "joined", 2: "active", 3: "disconnected"}
-
-
 def _participant_json(participant: ParticipantInfo) -> dict[str, Any]:
     return {
         "identity": participant.identity,
         "name": participant.name,
         "sid": participant.sid,
-        "state": _STATES.get(participant.state, "unknown"),
+        "state": PARTICIPANT_STATES.get(participant.state, "unknown"),
         "joined_at": participant.joined_at,
         "is_publisher": participant.is_publisher,
         "tracks": [
             {
                 "sid": track.sid,
-                "type": _TRACK_TYPES.get(track.type, "unknown"),
-                "source": _TRACK_SOURCES.get(track.source, "unknown"),
+                "type": TRACK_TYPES.get(track.type, "unknown"),
+                "source": TRACK_SOURCES.get(track.source, "unknown"),
                 "muted": track.muted,
                 "name": track.name,
             }

@@ -7,7 +7,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from livekit.protocol import models
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+def _lower_case_names(enum: Any) -> dict[int, str]:
+    return {number: name.lower() for name, number in enum.items()}
+
+
+#: LiveKit's enums as the listing answers them: lower-case names, read from livekit-protocol.
+#: A value newer than the installed livekit-protocol is answered as "unknown".
+TRACK_TYPES = _lower_case_names(models.TrackType)
+TRACK_SOURCES = _lower_case_names(models.TrackSource)
+PARTICIPANT_STATES = _lower_case_names(models.ParticipantInfo.State)
+
+
+def _answered(names: dict[int, str]) -> list[str]:
+    return list(dict.fromkeys([*names.values(), "unknown"]))
+
 
 #: Longest room name, identity or track SID accepted, in characters.
 MAX_NAME_LENGTH = 256
@@ -93,12 +109,8 @@ class TrackSchema(Schema):
     """One published track."""
 
     sid = fields.String(required=True)
-    # "unknown" stands for an enum value newer than this package's livekit-protocol.
-    type = fields.String(required=True, metadata={"enum": ["audio", "video", "data", "unknown"]})
-    source = fields.String(
-        required=True,
-        metadata={"enum": ["unknown", "camera", "microphone", "screen_share", "screen_share_audio"]},
-    )
+    type = fields.String(required=True, metadata={"enum": _answered(TRACK_TYPES)})
+    source = fields.String(required=True, metadata={"enum": _answered(TRACK_SOURCES)})
     muted = fields.Boolean(required=True)
     name = fields.String(required=True, metadata={"description": "Name the publisher gave the track (may be empty)."})
 
@@ -109,9 +121,7 @@ class ParticipantSchema(Schema):
     identity = fields.String(required=True)
     name = fields.String(required=True)
     sid = fields.String(required=True, metadata={"description": "Participant SID (PA_...)."})
-    state = fields.String(
-        required=True, metadata={"enum": ["joining", "joined", "active", "disconnected", "unknown"]}
-    )
+    state = fields.String(required=True, metadata={"enum": _answered(PARTICIPANT_STATES)})
     joined_at = fields.Integer(required=True, metadata={"description": "Unix time, seconds."})
     is_publisher = fields.Boolean(required=True)
     tracks = fields.List(fields.Nested(TrackSchema), required=True)

@@ -35,14 +35,9 @@ MAX_NAME_BYTES = 256
 
 _SID_ALPHABET = string.ascii_letters + string.digits
 
-_TRACK_TYPES = {"audio": models.TrackType.AUDIO, "video": models.TrackType.VIDEO, "data": models.TrackType.DATA}
-_TRACK_SOURCES = {
-    "unknown": models.TrackSource.UNKNOWN,
-    "camera": models.TrackSource.CAMERA,
-    "microphone": models.TrackSource.MICROPHONE,
-    "screen_share": models.TrackSource.SCREEN_SHARE,
-    "screen_share_audio": models.TrackSource.SCREEN_SHARE_AUDIO,
-}
+# Lower-case protobuf enum names, as users write them: "audio", "screen_share", ...
+_TRACK_TYPES = {name.lower(): number for name, number in models.TrackType.items()}
+_TRACK_SOURCES = {name.lower(): number for name, number in models.TrackSource.items()}
 
 
 class UnknownRoomError(KeyError):
