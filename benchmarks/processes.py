@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 #: The repository root: gunicorn imports ``benchmarks.apps`` and ``example_app`` from here.
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,7 +105,61 @@ def http_json(
         return answer.status, raw.decode(errors="replace")
 
 
-class StandIn:
+class _ServerProcess:
+    """A server subprocess on a free local port: started, awaited, logged and stopped alike."""
+
+    #: Named in errors ("the stand-in exited ...").
+    what = "the server"
+    #: Seconds SIGTERM gets before SIGKILL.
+    stop_timeout = 10.0
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()
+
+    def _spawn(self, command: list[str], ready: Callable[[], bool], timeout: float, env: Any = None) -> None:
+        """Start ``command`` and poll ``ready`` until it holds, the process dies, or time runs out."""
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.what} exited with {self.proc.returncode}: {self.log()}")
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.what} did not answer within {timeout}s: {self.log()}")
+            time.sleep(0.05)
+
+    def _answers(self, path: str) -> bool:
+        return http_json(self.url, "GET", path, timeout=2)[0] == 200
+
+    def log(self) -> str:
+        """The last 4000 characters the process wrote."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL if it hangs)."""
+        if self.proc is not None:
+            _stop(self.proc, self.stop_timeout)
+        self._log.close()
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class StandIn(_ServerProcess):
     """The LiveKit stand-in run as ``python -m flask_livekit_moderation.testing``.
 
     ``latency_ms`` is added to every RoomService call (the simulated network round
@@ -113,16 +167,14 @@ class StandIn:
     """
 
     module = "flask_livekit_moderation.testing"
+    what = "the stand-in"
 
     def __init__(self, latency_ms: float = 0.0, extra_args: Sequence[str] = ()) -> None:
+        super().__init__()
         self.latency_ms = latency_ms
         self.extra_args = list(extra_args)
         self.api_key = "APIbench"
         self.api_secret = "bench-livekit-secret-" + os.urandom(8).hex()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
 
     def start(self, timeout: float = 30.0) -> "StandIn":
         """Start the process and wait until its health route answers."""
@@ -131,36 +183,8 @@ class StandIn:
             "--api-key", self.api_key, "--api-secret", self.api_secret,
             "--latency-ms", str(self.latency_ms), *self.extra_args,
         ]
-        self.proc = subprocess.Popen(command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the stand-in exited with {self.proc.returncode}: {self.log()}")
-            try:
-                if http_json(self.url, "GET", "/_emulator/health", timeout=2)[0] == 200:
-                    return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the stand-in did not answer within {timeout}s: {self.log()}")
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        """Everything the process wrote so far."""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        """Stop the process."""
-        if self.proc is not None:
-            _stop(self.proc, 10)
-        self._log.close()
-
-    def __enter__(self) -> "StandIn":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._spawn(command, lambda: self._answers("/_emulator/health"), timeout)
+        return self
 
     def control(self, method: str, route: str, body: Any = None) -> Any:
         """Call one ``/_emulator/<route>`` control route; raises unless it answers 200."""
@@ -220,17 +244,17 @@ class WorkerSetup:
         return f"gunicorn -k gthread -w {self.workers} --threads {self.threads}{preload}"
 
 
-class Gunicorn:
+class Gunicorn(_ServerProcess):
     """gunicorn serving ``benchmarks.apps:<factory>()`` against a stand-in, on a free port."""
 
+    what = "gunicorn"
+    stop_timeout = 20.0
+
     def __init__(self, factory: str, stand_in: StandIn, setup: WorkerSetup) -> None:
+        super().__init__()
         self.factory = factory
         self.stand_in = stand_in
         self.setup = setup
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
 
     def environment(self) -> dict[str, str]:
         """The environment the app reads its configuration from."""
@@ -263,22 +287,12 @@ class Gunicorn:
         Without ``--preload`` a worker imports the app after it forks, so it may not
         be ready yet when it is counted; the benchmarks use ``--preload``.
         """
-        self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.environment(), stdout=self._log, stderr=subprocess.STDOUT
+        self._spawn(
+            self.command(),
+            lambda: len(self.workers()) == self.setup.workers and self._answers("/noop"),
+            timeout,
+            env=self.environment(),
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}: {self.log()}")
-            if len(self.workers()) == self.setup.workers:
-                try:
-                    if http_json(self.url, "GET", "/noop", timeout=2)[0] == 200:
-                        break
-                except OSError:
-                    pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer within {timeout}s: {self.log()}")
-            time.sleep(0.05)
         return self
 
     def workers(self) -> list[int]:
@@ -292,21 +306,4 @@ class Gunicorn:
     def worker_stats(self) -> list[ProcStats]:
         """fds, threads and RSS of every worker."""
         return [proc_stats(pid) for pid in self.workers()]
-
-    def log(self) -> str:
-        """Everything gunicorn wrote so far."""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        """Stop gunicorn (SIGTERM: graceful), killing it if it hangs."""
-        if self.proc is not None:
-            _stop(self.proc, 20)
-        self._log.close()
-
-    def __enter__(self) -> "Gunicorn":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
