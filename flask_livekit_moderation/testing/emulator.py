@@ -713,13 +713,18 @@ class LiveKitEmulator:
             resp.participants.extend(self.state.participants.get(req.room, {}).values())
         return resp
 
+    def _known_participant_locked(self, room: str, identity: str) -> models.ParticipantInfo:
+        # roomservice.go: GetParticipant / UpdateParticipant answer ErrParticipantNotFound.
+        p = self.state.participant_locked(room, identity)
+        if p is None:
+            raise _TwirpError("not_found", "participant does not exist")
+        return p
+
     def _get_participant(self, req: room_pb.RoomParticipantIdentity, grants: Optional[VideoGrants]) -> Message:
         if not _has_admin(grants, req.room):
             raise _denied()
         with self.state.lock:
-            p = self.state.participants.get(req.room, {}).get(req.identity)
-            if p is None:
-                raise _TwirpError("not_found", "participant does not exist")
+            p = self._known_participant_locked(req.room, req.identity)
             return _copy(p)
 
     def _remove_participant(self, req: room_pb.RoomParticipantIdentity, grants: Optional[VideoGrants]) -> Message:
@@ -734,7 +739,7 @@ class LiveKitEmulator:
         if not _has_admin(grants, req.room):
             raise _denied()
         with self.state.lock:
-            p = self.state.participants.get(req.room, {}).get(req.identity)
+            p = self.state.participant_locked(req.room, req.identity)
             if p is None:
                 # The psrpc request goes to a participant topic nobody serves.
                 raise _TwirpError("unavailable", "no response from servers", delay=self.mute_unknown_delay)
@@ -760,9 +765,7 @@ class LiveKitEmulator:
         if not _has_admin(grants, req.room):
             raise _denied()
         with self.state.lock:
-            p = self.state.participants.get(req.room, {}).get(req.identity)
-            if p is None:
-                raise _TwirpError("not_found", "participant does not exist")
+            p = self._known_participant_locked(req.room, req.identity)
             # participant.UpdateMetadata: empty name/metadata mean "unchanged".
             if req.name:
                 p.name = req.name

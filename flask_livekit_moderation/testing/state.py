@@ -271,9 +271,13 @@ class EmulatorState:
         with self.lock:
             return [_copy(p) for p in self.participants.get(room, {}).values()]
 
+    def participant_locked(self, room: str, identity: str) -> models.ParticipantInfo | None:
+        """The live participant, or None; hold :attr:`lock` while using it."""
+        return self.participants.get(room, {}).get(identity)
+
     def participant(self, room: str, identity: str) -> models.ParticipantInfo | None:
         with self.lock:
-            p = self.participants.get(room, {}).get(identity)
+            p = self.participant_locked(room, identity)
             return None if p is None else _copy(p)
 
     def clear(self) -> None:
