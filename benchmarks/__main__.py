@@ -25,10 +25,11 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from statistics import median
-from typing import Any, Sequence
+from typing import Any
 
 from .processes import (
     ROOT,
@@ -62,7 +63,11 @@ def run_load(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one load-generator process with ``spec`` and return its figures."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.load"],
-        input=json.dumps(spec), capture_output=True, text=True, cwd=ROOT, check=False,
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"the load generator failed ({done.returncode}): {done.stderr[-3000:]}")
@@ -103,7 +108,9 @@ class Run:
         return items
 
     # ------------------------------------------------------------ one phase
-    def spec(self, target: str, route: str, servers: dict[str, Gunicorn], stand_in: StandIn) -> dict[str, Any]:
+    def spec(
+        self, target: str, route: str, servers: dict[str, Gunicorn], stand_in: StandIn
+    ) -> dict[str, Any]:
         if target == "floor":
             creds = {"url": stand_in.url, "api_key": stand_in.api_key, "api_secret": stand_in.api_secret}
             return {"kind": "floor", "route": route, "livekit": creds}
@@ -111,7 +118,11 @@ class Run:
         return {"kind": "http", "route": route, "url": server.url, "token": TENANT_TOKEN}
 
     def measure(
-        self, target: str, route: str, servers: dict[str, Gunicorn], stand_in: StandIn,
+        self,
+        target: str,
+        route: str,
+        servers: dict[str, Gunicorn],
+        stand_in: StandIn,
         c1_p50_ms: float | None = None,
     ) -> dict[str, Any]:
         """c=1 latency and c=N throughput of one target on one route."""
@@ -163,12 +174,17 @@ class Run:
         out: dict[str, Any] = {}
         self.service_ms = {}
         with StandIn(latency_ms) as stand_in:
-            with Gunicorn("ours", stand_in, self.setup) as ours, Gunicorn("naive", stand_in, self.setup) as naive:
+            with (
+                Gunicorn("ours", stand_in, self.setup) as ours,
+                Gunicorn("naive", stand_in, self.setup) as naive,
+            ):
                 servers = {"ours": ours, "naive": naive}
                 out["noop"] = self.measure("ours", "noop", servers, stand_in)
                 out["noop_naive_server"] = self.measure("naive", "noop", servers, stand_in)
                 for route in self.args.routes:
-                    out[route] = {target: self.measure(target, route, servers, stand_in) for target in TARGETS}
+                    out[route] = {
+                        target: self.measure(target, route, servers, stand_in) for target in TARGETS
+                    }
             if latency_ms == 0 and self.args.memory_requests:
                 out["memory"] = self.measure_memory(stand_in)
         out["standin_service_ms"] = dict(self.service_ms)
@@ -188,8 +204,13 @@ class Run:
                 batch = upto - done
                 for route, count in (("remove", batch // 2), ("mute", batch - batch // 2)):
                     spec = {
-                        "kind": "http", "route": route, "url": ours.url, "token": TENANT_TOKEN,
-                        "concurrency": args.concurrency, "warmup": 0, "requests": count,
+                        "kind": "http",
+                        "route": route,
+                        "url": ours.url,
+                        "token": TENANT_TOKEN,
+                        "concurrency": args.concurrency,
+                        "warmup": 0,
+                        "requests": count,
                         "items": self.fresh_pairs(stand_in, count) if route == "remove" else mute_items,
                     }
                     errors += run_load(spec)["error_count"]
@@ -197,9 +218,11 @@ class Run:
                 checkpoints[label] = [s.as_dict() for s in ours.worker_stats()]
         growth = [
             (end["rss_kib"] - first["rss_kib"]) / 1024.0
-            for first, end in zip(checkpoints["after_first"], checkpoints["after_all"])
+            for first, end in zip(checkpoints["after_first"], checkpoints["after_all"], strict=False)
         ]
-        self.log(f"  memory: RSS growth per worker {', '.join(f'{g:.2f}' for g in growth)} MiB, errors {errors}")
+        self.log(
+            f"  memory: RSS growth per worker {', '.join(f'{g:.2f}' for g in growth)} MiB, errors {errors}"
+        )
         return {
             "after_first_requests": args.memory_after,
             "after_all_requests": args.memory_requests,
@@ -220,30 +243,57 @@ def evaluate(results: dict[str, Any], routes: Sequence[str]) -> list[dict[str, A
     def add(name: str, value: float, limit: float, ok: bool, unit: str) -> None:
         checks.append({"target": name, "value": value, "limit": limit, "unit": unit, "pass": ok})
 
-    for key, per_l in results.items():
+    for _key, per_l in results.items():
         latency = per_l["latency_ms"]
         noop = p50(per_l["noop"])
         for route in routes:
             ours, naive, floor = (p50(per_l[route][t]) for t in TARGETS)
             if latency == 20:
                 ratio = ours / naive
-                add(f"L=20 {route}: ours/naive p50", ratio, RATIO_LIMITS[route], ratio <= RATIO_LIMITS[route], "")
+                add(
+                    f"L=20 {route}: ours/naive p50",
+                    ratio,
+                    RATIO_LIMITS[route],
+                    ratio <= RATIO_LIMITS[route],
+                    "",
+                )
                 over = ours - (floor + noop)
-                add(f"L=20 {route}: ours p50 - (floor p50 + noop p50)", over, OVERHEAD_AT_LATENCY_MS,
-                    over <= OVERHEAD_AT_LATENCY_MS, "ms")
+                add(
+                    f"L=20 {route}: ours p50 - (floor p50 + noop p50)",
+                    over,
+                    OVERHEAD_AT_LATENCY_MS,
+                    over <= OVERHEAD_AT_LATENCY_MS,
+                    "ms",
+                )
             if latency == 0:
                 own = ours - floor - noop
-                add(f"L=0 {route}: ours p50 - floor p50 - noop p50", own, OWN_COST_AT_ZERO_MS,
-                    own <= OWN_COST_AT_ZERO_MS, "ms")
+                add(
+                    f"L=0 {route}: ours p50 - floor p50 - noop p50",
+                    own,
+                    OWN_COST_AT_ZERO_MS,
+                    own <= OWN_COST_AT_ZERO_MS,
+                    "ms",
+                )
                 ours_n, naive_n = per_l[route]["ours"]["cN"], per_l[route]["naive"]["cN"]
                 factor = ours_n["rps"] / naive_n["rps"] if naive_n["rps"] else math.inf
-                add(f"L=0 {route} c=N: ours req/s / naive req/s (ours errors {ours_n['error_count']})",
-                    factor, THROUGHPUT_FACTOR, factor >= THROUGHPUT_FACTOR and ours_n["error_count"] == 0, "x")
+                add(
+                    f"L=0 {route} c=N: ours req/s / naive req/s (ours errors {ours_n['error_count']})",
+                    factor,
+                    THROUGHPUT_FACTOR,
+                    factor >= THROUGHPUT_FACTOR and ours_n["error_count"] == 0,
+                    "x",
+                )
         memory = per_l.get("memory")
         if memory:
             worst = max(memory["rss_growth_mib"])
-            add(f"worker RSS after {memory['after_all_requests']} - after {memory['after_first_requests']} requests",
-                worst, MEMORY_GROWTH_MIB, worst <= MEMORY_GROWTH_MIB and memory["errors"] == 0, "MiB")
+            add(
+                f"worker RSS after {memory['after_all_requests']} - "
+                f"after {memory['after_first_requests']} requests",
+                worst,
+                MEMORY_GROWTH_MIB,
+                worst <= MEMORY_GROWTH_MIB and memory["errors"] == 0,
+                "MiB",
+            )
     return checks
 
 
@@ -251,8 +301,10 @@ def evaluate(results: dict[str, Any], routes: Sequence[str]) -> list[dict[str, A
 def render_table(results: dict[str, Any], routes: Sequence[str], concurrency: int, duration: float) -> str:
     """The human-readable table of one run."""
     lines = []
-    header = (f"{'L':>5}  {'route':6}  {'target':6}  {'p50 ms':>8}  {'p95 ms':>8}  "
-              f"{f'req/s c={concurrency}':>12}  {'errors':>6}  {'p50 ms c=' + str(concurrency):>12}")
+    header = (
+        f"{'L':>5}  {'route':6}  {'target':6}  {'p50 ms':>8}  {'p95 ms':>8}  "
+        f"{f'req/s c={concurrency}':>12}  {'errors':>6}  {'p50 ms c=' + str(concurrency):>12}"
+    )
     lines.append(header)
     lines.append("-" * len(header))
     for per_l in results.values():
@@ -263,7 +315,8 @@ def render_table(results: dict[str, Any], routes: Sequence[str], concurrency: in
             c1, cn = block["c1"], block["cN"]
             mark = "*" if cn["exhausted"] else ""
             lines.append(
-                f"{latency:>5}  {route:6}  {target:6}  {c1['latency_ms']['p50']:8.2f}  {c1['latency_ms']['p95']:8.2f}  "
+                f"{latency:>5}  {route:6}  {target:6}  "
+                f"{c1['latency_ms']['p50']:8.2f}  {c1['latency_ms']['p95']:8.2f}  "
                 f"{cn['rps']:11.0f}{mark:1}  {cn['error_count']:6d}  {cn['latency_ms']['p50']:12.2f}"
             )
         lines.append("")
@@ -286,19 +339,31 @@ def render_checks(checks: list[dict[str, Any]]) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--latencies", default="0,20", help="simulated LiveKit round trips in ms (default 0,20)")
+    parser.add_argument(
+        "--latencies", default="0,20", help="simulated LiveKit round trips in ms (default 0,20)"
+    )
     parser.add_argument("--routes", default="remove,mute", help="routes to measure (default remove,mute)")
     parser.add_argument("--requests", type=int, default=400, help="measured requests at concurrency 1 (400)")
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured requests before each phase (40)")
     parser.add_argument("--concurrency", type=int, default=16, help="clients in the throughput phase (16)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of the throughput phase (10)")
-    parser.add_argument("--memory-requests", type=int, default=10_000,
-                        help="requests of the memory phase, 0 to skip it (10000)")
-    parser.add_argument("--memory-after", type=int, default=200, help="first RSS reading after this many (200)")
+    parser.add_argument(
+        "--memory-requests",
+        type=int,
+        default=10_000,
+        help="requests of the memory phase, 0 to skip it (10000)",
+    )
+    parser.add_argument(
+        "--memory-after", type=int, default=200, help="first RSS reading after this many (200)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers (1)")
     parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker (16)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json",
-                        help="where the raw JSON goes (benchmarks/results/latest.json)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks" / "results" / "latest.json",
+        help="where the raw JSON goes (benchmarks/results/latest.json)",
+    )
     parser.add_argument("--no-targets", action="store_true", help="do not print the targets (smoke runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -324,9 +389,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict[str, Any] = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
-            "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
             # Other work on the machine skews every figure; the load averages say how much there was.
-            "loadavg_before": loadavg_before, "loadavg_after": os.getloadavg(),
+            "loadavg_before": loadavg_before,
+            "loadavg_after": os.getloadavg(),
         },
         "setup": {
             "server": run.setup.describe(),
@@ -341,8 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"Server: {run.setup.describe()}; load generator: separate process, aiohttp keep-alive.")
-    print(f"Machine: {os.cpu_count()} CPUs shared by the load generator, gunicorn and the stand-in; load average "
-          f"{loadavg_before[0]:.2f} before, {report['machine']['loadavg_after'][0]:.2f} after.")
+    print(
+        f"Machine: {os.cpu_count()} CPUs shared by the load generator, gunicorn and the stand-in; "
+        "load average "
+        f"{loadavg_before[0]:.2f} before, {report['machine']['loadavg_after'][0]:.2f} after."
+    )
     print(render_table(results, args.routes, args.concurrency, args.duration))
     for key, per_l in results.items():
         service = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(per_l["standin_service_ms"].items()))

@@ -18,7 +18,8 @@ import json
 import sys
 import time
 from collections import Counter
-from typing import Any, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import aiohttp
 from livekit.api import LiveKitAPI
@@ -63,12 +64,14 @@ def _http_operation(session: aiohttp.ClientSession, spec: dict[str, Any]) -> Ope
         return lambda item: send("GET", "/noop", None)
     if route == "remove":
         return lambda item: send(
-            "DELETE", "/livekit/participant",
+            "DELETE",
+            "/livekit/participant",
             json.dumps({"room_name": item[0], "participant_identity": item[1]}).encode(),
         )
     if route == "mute":
         return lambda item: send(
-            "POST", "/livekit/participant/mute",
+            "POST",
+            "/livekit/participant/mute",
             json.dumps(
                 {"room_name": item[0], "participant_identity": item[1], "track_sid": item[2], "muted": True}
             ).encode(),

@@ -95,8 +95,10 @@ def create_naive_app() -> Flask:
         room_name, identity = body.get("room_name"), body.get("participant_identity")
         track_sid, muted = body.get("track_sid"), body.get("muted")
         if (
-            not isinstance(room_name, str) or not isinstance(identity, str)
-            or not isinstance(track_sid, str) or not isinstance(muted, bool)
+            not isinstance(room_name, str)
+            or not isinstance(identity, str)
+            or not isinstance(track_sid, str)
+            or not isinstance(muted, bool)
         ):
             return jsonify(error="room_name, participant_identity, track_sid and muted are required"), 400
         try:

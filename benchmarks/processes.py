@@ -16,9 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 #: The repository root: gunicorn imports ``benchmarks.apps`` and ``example_app`` from here.
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +86,11 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 def http_json(
-    base_url: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+    base_url: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
     timeout: float = 60.0,
 ) -> tuple[int, Any]:
     """One JSON request with the standard library; returns (status, parsed body or text)."""
@@ -176,12 +181,21 @@ class StandIn(_ServerProcess):
         self.api_key = "APIbench"
         self.api_secret = "bench-livekit-secret-" + os.urandom(8).hex()
 
-    def start(self, timeout: float = 30.0) -> "StandIn":
+    def start(self, timeout: float = 30.0) -> StandIn:
         """Start the process and wait until its health route answers."""
         command = [
-            sys.executable, "-m", self.module, "--port", str(self.port),
-            "--api-key", self.api_key, "--api-secret", self.api_secret,
-            "--latency-ms", str(self.latency_ms), *self.extra_args,
+            sys.executable,
+            "-m",
+            self.module,
+            "--port",
+            str(self.port),
+            "--api-key",
+            self.api_key,
+            "--api-secret",
+            self.api_secret,
+            "--latency-ms",
+            str(self.latency_ms),
+            *self.extra_args,
         ]
         self._spawn(command, lambda: self._answers("/_emulator/health"), timeout)
         return self
@@ -195,7 +209,9 @@ class StandIn(_ServerProcess):
             raise RuntimeError(f"{method} /_emulator/{route} answered {status}: {answer}")
         return answer
 
-    def seed(self, rooms: Sequence[str], per_room: int, metadata: str, prefix: str = "p") -> list[tuple[str, str]]:
+    def seed(
+        self, rooms: Sequence[str], per_room: int, metadata: str, prefix: str = "p"
+    ) -> list[tuple[str, str]]:
         """Create ``rooms``, each with ``per_room`` participants ``<prefix>0..``; returns the pairs."""
         self.control("POST", "rooms", {"rooms": [{"name": r, "metadata": metadata} for r in rooms]})
         identities = [f"{prefix}{j}" for j in range(per_room)]
@@ -270,18 +286,31 @@ class Gunicorn(_ServerProcess):
 
     def command(self) -> list[str]:
         command = [
-            sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-            "--worker-class", "gthread", "--workers", str(self.setup.workers),
-            "--threads", str(self.setup.threads),
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            str(self.setup.workers),
+            "--threads",
+            str(self.setup.threads),
             # Longer than any pause between phases, so the load generator's idle
             # keep-alive connections are not closed under it.
-            "--keep-alive", "300", "--graceful-timeout", "10", "--log-level", "warning",
+            "--keep-alive",
+            "300",
+            "--graceful-timeout",
+            "10",
+            "--log-level",
+            "warning",
         ]
         if self.setup.preload:
             command.append("--preload")
         return [*command, f"benchmarks.apps:{self.factory}()"]
 
-    def start(self, timeout: float = 60.0) -> "Gunicorn":
+    def start(self, timeout: float = 60.0) -> Gunicorn:
         """Start gunicorn and wait until every worker is up and ``/noop`` answers.
 
         Without ``--preload`` a worker imports the app after it forks, so it may not
@@ -306,4 +335,3 @@ class Gunicorn(_ServerProcess):
     def worker_stats(self) -> list[ProcStats]:
         """fds, threads and RSS of every worker."""
         return [proc_stats(pid) for pid in self.workers()]
-

@@ -26,8 +26,9 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .processes import (
     ROOT,
@@ -122,7 +123,9 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
 
     # The warm-up opens a new connection per request so that every worker accepts some and
     # starts all its threads; keep-alive connections would stay with whichever worker won them.
-    connector = aiohttp.TCPConnector(limit=int(spec["clients"]), force_close=bool(spec.get("fresh_connections")))
+    connector = aiohttp.TCPConnector(
+        limit=int(spec["clients"]), force_close=bool(spec.get("fresh_connections"))
+    )
     async with aiohttp.ClientSession(connector=connector) as session:
         began = time.perf_counter()
         await asyncio.gather(*(client(session, i) for i in range(int(spec["clients"]))))
@@ -142,7 +145,11 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
 def _run_client(spec: dict[str, Any]) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.soak", "--client"],
-        input=json.dumps(spec), capture_output=True, text=True, cwd=ROOT, check=False,
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"the soak client failed ({done.returncode}): {done.stderr[-3000:]}")
@@ -193,14 +200,23 @@ def check_removals(
         "only_in_answers": sorted(f"{r}/{i}" for r, i in answered_removed - set(performed))[:20],
         "state_mismatch_rooms": dict(list(state_mismatch.items())[:20]),
         "remove_calls_on_foreign_room": foreign_calls,
-        "exactly_once": agree and not twice and not raced_badly and not performed_twice
-        and not state_mismatch and foreign_calls == 0,
+        "exactly_once": agree
+        and not twice
+        and not raced_badly
+        and not performed_twice
+        and not state_mismatch
+        and foreign_calls == 0,
     }
 
 
 def soak(
-    duration: float = 60.0, workers: int = 3, threads: int = 4, clients: int = 24, latency_ms: float = 1.0,
-    warmup_s: float = 2.0, log: Any = None,
+    duration: float = 60.0,
+    workers: int = 3,
+    threads: int = 4,
+    clients: int = 24,
+    latency_ms: float = 1.0,
+    warmup_s: float = 2.0,
+    log: Any = None,
 ) -> dict[str, Any]:
     """Run one soak and return its report (see the module docstring)."""
     say = log or (lambda message: None)
@@ -216,17 +232,27 @@ def soak(
         mute_rooms = [f"soak-mute-{i}" for i in range(MUTE_ROOMS)]
         stand_in.seed(mute_rooms, PER_ROOM, metadata)
         mutes = [[r, i, t[0]] for r in mute_rooms for i, t in sorted(stand_in.tracks(r).items())]
-        foreign = [identity for _, identity in stand_in.seed([FOREIGN_ROOM], 5, owner_metadata(FOREIGN_TENANT))]
-        warm, measured = pairs[: len(pairs) // 20], pairs[len(pairs) // 20:]
+        foreign = [
+            identity for _, identity in stand_in.seed([FOREIGN_ROOM], 5, owner_metadata(FOREIGN_TENANT))
+        ]
+        warm, measured = pairs[: len(pairs) // 20], pairs[len(pairs) // 20 :]
         with Gunicorn("ours", stand_in, setup) as server:
             say(f"serving with {setup.describe()}; warm-up {warmup_s:g} s")
             base = {
-                "url": server.url, "token": TENANT_TOKEN, "clients": clients, "mutes": mutes,
-                "list_rooms": mute_rooms, "foreign_identities": foreign,
+                "url": server.url,
+                "token": TENANT_TOKEN,
+                "clients": clients,
+                "mutes": mutes,
+                "list_rooms": mute_rooms,
+                "foreign_identities": foreign,
             }
             warm_result = _run_client(
-                {**base, "duration": warmup_s, "fresh_connections": True,
-                 "removes": [list(p) for p in warm for _ in range(2)]}
+                {
+                    **base,
+                    "duration": warmup_s,
+                    "fresh_connections": True,
+                    "removes": [list(p) for p in warm for _ in range(2)],
+                }
             )
             start = server.worker_stats()
             stand_in.control("DELETE", "calls")
@@ -246,28 +272,37 @@ def soak(
     removals["foreign_room_untouched"] = foreign_left == len(foreign)
     removals["exactly_once"] = removals["exactly_once"] and removals["foreign_room_untouched"]
     statuses = result["statuses"]
-    server_errors = {k: v for k, v in statuses.items() if not k.split()[1].isdigit() or k.split()[1][0] == "5"}
+    server_errors = {
+        k: v for k, v in statuses.items() if not k.split()[1].isdigit() or k.split()[1][0] == "5"
+    }
     unexpected = {
-        k: v for k, v in statuses.items()
+        k: v
+        for k, v in statuses.items()
         if k not in {"remove 200", "remove 404", "foreign 404", "mute 200", "list 200"}
     }
     start_by_pid = {s.pid: s for s in start}
     workers_report = []
     for stat in end:
         first = start_by_pid.get(stat.pid)
-        workers_report.append({
-            "pid": stat.pid,
-            "start": first.as_dict() if first else None,
-            "end": stat.as_dict(),
-            "fd_growth": stat.fds - first.fds if first else None,
-            "thread_growth": stat.threads - first.threads if first else None,
-            "rss_growth_mib": (stat.rss_kib - first.rss_kib) / 1024.0 if first else None,
-        })
+        workers_report.append(
+            {
+                "pid": stat.pid,
+                "start": first.as_dict() if first else None,
+                "end": stat.as_dict(),
+                "fd_growth": stat.fds - first.fds if first else None,
+                "thread_growth": stat.threads - first.threads if first else None,
+                "rss_growth_mib": (stat.rss_kib - first.rss_kib) / 1024.0 if first else None,
+            }
+        )
     replaced = sorted(set(start_by_pid) ^ {s.pid for s in end})
     return {
         "setup": {
-            "server": setup.describe(), "clients": clients, "duration_s": duration,
-            "stand_in_latency_ms": latency_ms, "warmup_s": warmup_s, "seeded_participants": len(pairs),
+            "server": setup.describe(),
+            "clients": clients,
+            "duration_s": duration,
+            "stand_in_latency_ms": latency_ms,
+            "warmup_s": warmup_s,
+            "seeded_participants": len(pairs),
         },
         **result,
         "rps": result["requests"] / result["elapsed_s"] if result["elapsed_s"] else 0.0,
@@ -280,21 +315,31 @@ def soak(
     }
 
 
-def verdicts(report: dict[str, Any], fd_growth: int, thread_growth: int, rss_growth_mib: float) -> list[tuple[str, bool]]:
+def verdicts(
+    report: dict[str, Any], fd_growth: int, thread_growth: int, rss_growth_mib: float
+) -> list[tuple[str, bool]]:
     """Each soak check with pass/fail."""
     workers = report["workers"]
     return [
         ("no 5xx and no transport errors", not report["server_errors"]),
-        ("only expected statuses (remove 200/404, foreign 404, mute 200, list 200)",
-         not report["unexpected_statuses"]),
+        (
+            "only expected statuses (remove 200/404, foreign 404, mute 200, list 200)",
+            not report["unexpected_statuses"],
+        ),
         ("every removal performed exactly once", report["removals"]["exactly_once"]),
         ("no worker replaced", not report["workers_replaced"]),
-        (f"fd growth per worker <= {fd_growth}",
-         all(w["fd_growth"] is not None and w["fd_growth"] <= fd_growth for w in workers)),
-        (f"thread growth per worker <= {thread_growth}",
-         all(w["thread_growth"] is not None and w["thread_growth"] <= thread_growth for w in workers)),
-        (f"RSS growth per worker <= {rss_growth_mib:g} MiB",
-         all(w["rss_growth_mib"] is not None and w["rss_growth_mib"] <= rss_growth_mib for w in workers)),
+        (
+            f"fd growth per worker <= {fd_growth}",
+            all(w["fd_growth"] is not None and w["fd_growth"] <= fd_growth for w in workers),
+        ),
+        (
+            f"thread growth per worker <= {thread_growth}",
+            all(w["thread_growth"] is not None and w["thread_growth"] <= thread_growth for w in workers),
+        ),
+        (
+            f"RSS growth per worker <= {rss_growth_mib:g} MiB",
+            all(w["rss_growth_mib"] is not None and w["rss_growth_mib"] <= rss_growth_mib for w in workers),
+        ),
     ]
 
 
@@ -308,10 +353,13 @@ def render(report: dict[str, Any], checks: list[tuple[str, bool]]) -> str:
         f"requests {report['requests']} ({report['rps']:.0f}/s); latency ms p50 {lat['p50']:.2f} "
         f"p95 {lat['p95']:.2f} p99 {lat['p99']:.2f} max {lat['max']:.2f}",
         "answers: " + ", ".join(f"{k}: {v}" for k, v in sorted(report["statuses"].items())),
-        "error codes: " + (", ".join(f"{k}: {v}" for k, v in sorted(report["error_codes"].items())) or "none"),
+        "error codes: "
+        + (", ".join(f"{k}: {v}" for k, v in sorted(report["error_codes"].items())) or "none"),
     ]
     for op, figures in sorted(report["latency_ms_by_op"].items()):
-        lines.append(f"  {op:8} p50 {figures['p50']:.2f} p95 {figures['p95']:.2f} p99 {figures['p99']:.2f} ms")
+        lines.append(
+            f"  {op:8} p50 {figures['p50']:.2f} p95 {figures['p95']:.2f} p99 {figures['p99']:.2f} ms"
+        )
     removals = report["removals"]
     lines.append(
         f"removals: {removals['removed']} participants removed of {removals['pairs_targeted']} targeted "
@@ -322,7 +370,8 @@ def render(report: dict[str, Any], checks: list[tuple[str, bool]]) -> str:
     for w in report["workers"]:
         s, e = w["start"] or {}, w["end"]
         lines.append(
-            f"  pid {w['pid']}: fds {s.get('fds')} -> {e['fds']}, threads {s.get('threads')} -> {e['threads']}, "
+            f"  pid {w['pid']}: fds {s.get('fds')} -> {e['fds']}, "
+            f"threads {s.get('threads')} -> {e['threads']}, "
             f"RSS {s.get('rss_kib', 0) / 1024:.1f} -> {e['rss_kib'] / 1024:.1f}"
         )
     lines.append("Checks:")
@@ -333,7 +382,9 @@ def render(report: dict[str, Any], checks: list[tuple[str, bool]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load after the warm-up (60)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before the first reading (2)")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of warm-up before the first reading (2)"
+    )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (3)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (4)")
     parser.add_argument("--clients", type=int, default=24, help="concurrent keep-alive clients (24)")
@@ -348,8 +399,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dump(asyncio.run(_drive(json.load(sys.stdin))), sys.stdout)
         return 0
     report = soak(
-        duration=args.duration, workers=args.workers, threads=args.threads, clients=args.clients,
-        latency_ms=args.latency_ms, warmup_s=args.warmup, log=lambda m: print(m, file=sys.stderr, flush=True),
+        duration=args.duration,
+        workers=args.workers,
+        threads=args.threads,
+        clients=args.clients,
+        latency_ms=args.latency_ms,
+        warmup_s=args.warmup,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     checks = verdicts(report, args.fd_growth, args.thread_growth, args.rss_growth_mib)
     report["checks"] = [{"check": name, "pass": ok} for name, ok in checks]

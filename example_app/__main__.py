@@ -38,7 +38,7 @@ def _stand_in_banner(emulator: LiveKitEmulator, rooms: list[demo.DemoRoom], base
         "with remote unmute enabled (on a real server that needs room.enable_remote_unmute: true).",
         "To use a real LiveKit server, run instead:",
         "  LIVEKIT_URL=https://<your-livekit-host> LIVEKIT_API_KEY=<key> LIVEKIT_API_SECRET=<secret> \\",
-        "  AUTH_REQUIRED=true AUTH_API_SECRETS_JSON='[{\"id\": \"acme\", \"secret\": \"<token>\"}]' \\",
+        '  AUTH_REQUIRED=true AUTH_API_SECRETS_JSON=\'[{"id": "acme", "secret": "<token>"}]\' \\',
         "  python -m example_app",
         "Nothing is seeded then.",
         _RULE,
@@ -66,7 +66,9 @@ def _real_livekit_banner(app: Flask, base_url: str) -> list[str]:
     settings = state.settings
     lines = [_RULE, "flask-livekit-moderation example app", ""]
     if state.client is None:
-        lines.append("LiveKit is NOT fully configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET.")
+        lines.append(
+            "LiveKit is NOT fully configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET."
+        )
         lines.append("Until then every moderation route answers 500 LIVEKIT_NOT_CONFIGURED.")
     else:
         lines.append(f"LiveKit: the server at {settings.livekit_url} (nothing seeded).")

@@ -116,7 +116,8 @@ def curl_commands(base_url: str, rooms: list[DemoRoom]) -> list[Curl]:
             "Tenant globex lists its own room, token in the query string:",
             _curl(
                 "GET",
-                f"{livekit}/participants?{urlencode({'room_name': globex.name, 'api_key': _secret_of('globex')})}",
+                f"{livekit}/participants?"
+                + urlencode({"room_name": globex.name, "api_key": _secret_of("globex")}),
                 None,
             ),
         ),

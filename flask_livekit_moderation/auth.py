@@ -5,9 +5,9 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
-from typing import Awaitable, Callable, Union
 
 from flask import current_app, g, request
 
@@ -15,7 +15,7 @@ from . import errors
 from .config import ApiSecret, normalize_auth_id
 
 #: A host callback mapping a token to an auth id (``None`` rejects the token).
-AuthResolver = Callable[[str], Union[str, None, Awaitable[Union[str, None]]]]
+AuthResolver = Callable[[str], str | None | Awaitable[str | None]]
 
 _G_KEY = "livekit_moderation_auth"
 

@@ -16,7 +16,8 @@ import logging
 import os
 import threading
 import time
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import aiohttp
 from livekit.api import SIPGrants, VideoGrants

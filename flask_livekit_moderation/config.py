@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 #: Largest request body accepted, in bytes; larger bodies answer 413.
 MAX_BODY_BYTES = 64 * 1024

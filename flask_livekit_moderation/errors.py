@@ -8,7 +8,8 @@ so two refusals that must look identical are identical to the byte.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Response
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+
 from flask import Flask
 
 from .auth import Authenticator, AuthResolver, redact_access_logs

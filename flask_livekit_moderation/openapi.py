@@ -203,7 +203,9 @@ def _operation(route: _Route) -> dict[str, Any]:
     if route.body is not None:
         operation["requestBody"] = {
             "required": True,
-            "description": "A JSON object (read as JSON whatever the Content-Type); unknown keys are ignored.",
+            "description": (
+                "A JSON object (read as JSON whatever the Content-Type); unknown keys are ignored."
+            ),
             "content": {"application/json": {"schema": route.body}},
         }
     if route.query is not None:
@@ -231,7 +233,11 @@ def openapi_document(url_prefix: str) -> dict[str, Any]:
     )
     spec.components.security_scheme(
         BEARER_SCHEME,
-        {"type": "http", "scheme": "bearer", "description": "A caller token: `Authorization: Bearer <token>`."},
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A caller token: `Authorization: Bearer <token>`.",
+        },
     )
     spec.components.security_scheme(
         API_KEY_SCHEME,
@@ -265,7 +271,9 @@ def openapi_document(url_prefix: str) -> dict[str, Any]:
             "get": {
                 "operationId": "getOpenApiDocument",
                 "summary": "This document",
-                "description": "Public; answers 404 when the host app sets LIVEKIT_MODERATION_OPENAPI to False.",
+                "description": (
+                    "Public; answers 404 when the host app sets LIVEKIT_MODERATION_OPENAPI to False."
+                ),
                 "tags": ["moderation"],
                 "security": [],
                 "responses": {

@@ -14,7 +14,8 @@ become :class:`ModerationError`.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Sequence, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import aiohttp
 from google.protobuf.message import DecodeError
@@ -66,9 +67,7 @@ async def _lookup_room(lk: RoomCalls, room_name: str) -> Room | None:
     return _find_room(answer.rooms, room_name)
 
 
-async def _guarded(
-    work: Callable[[], Awaitable[T]], failure_code: str, failure_message: str
-) -> T:
+async def _guarded(work: Callable[[], Awaitable[T]], failure_code: str, failure_message: str) -> T:
     try:
         return await work()
     except ModerationError:
@@ -77,9 +76,7 @@ async def _guarded(
         raise _translate(exc, failure_code, failure_message) from None
 
 
-async def remove_participant(
-    lk: RoomCalls, auth_id: str | None, room_name: str, identity: str
-) -> None:
+async def remove_participant(lk: RoomCalls, auth_id: str | None, room_name: str, identity: str) -> None:
     """Remove ``identity`` from ``room_name`` if the caller may moderate that room."""
 
     async def work() -> None:
@@ -130,7 +127,10 @@ async def _participant(lk: RoomCalls, auth_id: str | None, room_name: str, ident
         lk,
         auth_id,
         room_name,
-        lk.call("GetParticipant", lk.rooms.get_participant(RoomParticipantIdentity(room=room_name, identity=identity))),
+        lk.call(
+            "GetParticipant",
+            lk.rooms.get_participant(RoomParticipantIdentity(room=room_name, identity=identity)),
+        ),
     )
     if isinstance(participant, BaseException):
         if _is_not_found(participant):
@@ -157,9 +157,7 @@ async def set_track_muted(
             answer = await lk.call(
                 "MutePublishedTrack",
                 lk.rooms.mute_published_track(
-                    MuteRoomTrackRequest(
-                        room=room_name, identity=identity, track_sid=track_sid, muted=muted
-                    )
+                    MuteRoomTrackRequest(room=room_name, identity=identity, track_sid=track_sid, muted=muted)
                 ),
             )
         except TwirpError as exc:
@@ -174,9 +172,7 @@ async def set_track_muted(
     return await _guarded(work, errors.MUTE_FAILED, "LiveKit refused to change the track's mute state.")
 
 
-async def list_participants(
-    lk: RoomCalls, auth_id: str | None, room_name: str
-) -> Sequence[ParticipantInfo]:
+async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) -> Sequence[ParticipantInfo]:
     """The participants of ``room_name`` (empty for an unknown room, when anonymous)."""
 
     async def work() -> Sequence[ParticipantInfo]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from livekit.protocol.models import ParticipantInfo
@@ -112,7 +113,10 @@ def _validate(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         fields = ", ".join(sorted(str(name) for name in exc.messages))
         raise ModerationError(
-            400, errors.INVALID_REQUEST, f"Invalid request: check {fields}.", details=exc.normalized_messages()
+            400,
+            errors.INVALID_REQUEST,
+            f"Invalid request: check {fields}.",
+            details=exc.normalized_messages(),
         ) from None
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from livekit.protocol import models
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+
 def _lower_case_names(enum: Any) -> dict[int, str]:
     return {number: name.lower() for name, number in enum.items()}
 
@@ -112,7 +113,9 @@ class TrackSchema(Schema):
     type = fields.String(required=True, metadata={"enum": _answered(TRACK_TYPES)})
     source = fields.String(required=True, metadata={"enum": _answered(TRACK_SOURCES)})
     muted = fields.Boolean(required=True)
-    name = fields.String(required=True, metadata={"description": "Name the publisher gave the track (may be empty)."})
+    name = fields.String(
+        required=True, metadata={"description": "Name the publisher gave the track (may be empty)."}
+    )
 
 
 class ParticipantSchema(Schema):

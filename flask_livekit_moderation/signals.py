@@ -36,7 +36,6 @@ track_mute_changed = _signals.signal("livekit-moderation.track-mute-changed")
 moderation_refused = _signals.signal("livekit-moderation.moderation-refused")
 
 
-
 def notify(signal: NamedSignal, **data: Any) -> None:
     """Send ``signal`` from the current app to each receiver, isolating their failures.
 

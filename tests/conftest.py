@@ -6,16 +6,17 @@ The ``livekit_emulator`` fixture comes from the package's own pytest plugin.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
+import hypothesis_profiles  # noqa: F401  (registers --hypothesis-profile=soak)
 import pytest
 import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
-import hypothesis_profiles  # noqa: F401  (registers --hypothesis-profile=soak)
 from example_app import create_app
 from flask_livekit_moderation.testing import LiveKitEmulator
 
@@ -113,4 +114,4 @@ def tenants(make_served: Callable[..., ServedApp]) -> ServedApp:
 
 def owned_by(auth_id: str) -> str:
     """Room metadata naming ``auth_id`` as the owner."""
-    return '{"auth_id": "%s"}' % auth_id
+    return f'{{"auth_id": "{auth_id}"}}'

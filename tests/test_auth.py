@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from conftest import TENANTS, TOKEN_A, TOKEN_B, livekit_config, owned_by, serve
 from flask import Flask, jsonify
 
-from conftest import TENANTS, TOKEN_A, TOKEN_B, livekit_config, owned_by, serve
 from flask_livekit_moderation import LiveKitModeration, current_auth
 
 
@@ -43,7 +43,10 @@ def test_unknown_tokens_are_401_unauthorized(tenants, rooms, token):
 def test_bearer_header_and_query_transports(tenants, rooms):
     assert tenants.remove("room-a", "p1", TOKEN_A).status_code == 200
     via_query = tenants.request(
-        "DELETE", "/livekit/participant", params={"api_key": TOKEN_A}, json={"room_name": "room-a", "participant_identity": "p2"}
+        "DELETE",
+        "/livekit/participant",
+        params={"api_key": TOKEN_A},
+        json={"room_name": "room-a", "participant_identity": "p2"},
     )
     assert via_query.status_code == 200
     assert rooms.participants("room-a")[0].identity == "p3"
@@ -62,7 +65,9 @@ def test_the_header_wins_over_the_query(tenants, rooms):
     assert rooms.participant("room-a", "p1") is not None
 
 
-@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "Token " + TOKEN_B, TOKEN_B])
+@pytest.mark.parametrize(
+    "header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "Token " + TOKEN_B, TOKEN_B]
+)
 def test_query_is_used_when_the_header_is_not_a_bearer_token(tenants, rooms, header):
     answer = tenants.request(
         "DELETE",
@@ -77,7 +82,9 @@ def test_query_is_used_when_the_header_is_not_a_bearer_token(tenants, rooms, hea
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer ", "Token " + TOKEN_A])
 def test_a_non_bearer_header_alone_is_a_missing_token(tenants, rooms, header):
     answer = tenants.request(
-        "DELETE", "/livekit/participant", headers={"Authorization": header},
+        "DELETE",
+        "/livekit/participant",
+        headers={"Authorization": header},
         json={"room_name": "room-a", "participant_identity": "p1"},
     )
     assert answer.status_code == 401 and answer.json()["code"] == "MISSING_TOKEN"
@@ -85,14 +92,19 @@ def test_a_non_bearer_header_alone_is_a_missing_token(tenants, rooms, header):
 
 def test_an_empty_api_key_is_a_missing_token(tenants, rooms):
     answer = tenants.request(
-        "DELETE", "/livekit/participant", params={"api_key": ""}, json={"room_name": "room-a", "participant_identity": "p1"}
+        "DELETE",
+        "/livekit/participant",
+        params={"api_key": ""},
+        json={"room_name": "room-a", "participant_identity": "p1"},
     )
     assert answer.status_code == 401 and answer.json()["code"] == "MISSING_TOKEN"
 
 
 def test_the_bearer_scheme_is_case_insensitive(tenants, rooms):
     answer = tenants.request(
-        "DELETE", "/livekit/participant", headers={"Authorization": "bearer " + TOKEN_A},
+        "DELETE",
+        "/livekit/participant",
+        headers={"Authorization": "bearer " + TOKEN_A},
         json={"room_name": "room-a", "participant_identity": "p1"},
     )
     assert answer.status_code == 200
@@ -108,7 +120,9 @@ def test_several_secrets_map_to_their_own_ids(tenants, rooms):
 def test_secrets_may_be_given_as_a_json_string(make_served, rooms):
     import json
 
-    served = make_served(LIVEKIT_MODERATION_AUTH_REQUIRED="true", LIVEKIT_MODERATION_API_SECRETS=json.dumps(TENANTS))
+    served = make_served(
+        LIVEKIT_MODERATION_AUTH_REQUIRED="true", LIVEKIT_MODERATION_API_SECRETS=json.dumps(TENANTS)
+    )
     assert served.remove("room-b", "p1", TOKEN_B).status_code == 200
 
 
@@ -120,8 +134,11 @@ def test_auth_off_ignores_tokens(anon, rooms):
 
 def _resolver_app(emulator, resolver, secrets=()):
     app = Flask("resolver-host")
-    app.config.update(livekit_config(emulator), LIVEKIT_MODERATION_AUTH_REQUIRED=True,
-                      LIVEKIT_MODERATION_API_SECRETS=list(secrets))
+    app.config.update(
+        livekit_config(emulator),
+        LIVEKIT_MODERATION_AUTH_REQUIRED=True,
+        LIVEKIT_MODERATION_API_SECRETS=list(secrets),
+    )
     moderation = LiveKitModeration()
     moderation.auth_resolver(resolver)
     moderation.init_app(app)
@@ -172,7 +189,10 @@ def test_resolver_is_asked_only_when_no_secret_matches(rooms):
 @pytest.mark.parametrize("resolved", ["", "   ", "\t\n"])
 def test_a_blank_auth_id_counts_as_absent(rooms, resolved):
     with serve(_resolver_app(rooms, lambda token: resolved)) as served:
-        assert served.request("GET", "/livekit/participants", "t", params={"room_name": "room-b"}).status_code == 200
+        assert (
+            served.request("GET", "/livekit/participants", "t", params={"room_name": "room-b"}).status_code
+            == 200
+        )
         assert served.remove("room-b", "p1", "t").status_code == 200
     # Anonymous callers skip the room check: no ListRooms.
     assert rooms.call_names() == ["ListParticipants", "RemoveParticipant"]

@@ -14,11 +14,33 @@ def test_benchmark_smoke_run_measures_every_target_without_errors(tmp_path: Path
     out = tmp_path / "smoke.json"
     done = subprocess.run(
         [
-            sys.executable, "-m", "benchmarks", "--latencies", "0", "--requests", "5", "--warmup", "2",
-            "--concurrency", "4", "--duration", "0.3", "--memory-requests", "40", "--memory-after", "10",
-            "--no-targets", "--quiet", "--out", str(out),
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--latencies",
+            "0",
+            "--requests",
+            "5",
+            "--warmup",
+            "2",
+            "--concurrency",
+            "4",
+            "--duration",
+            "0.3",
+            "--memory-requests",
+            "40",
+            "--memory-after",
+            "10",
+            "--no-targets",
+            "--quiet",
+            "--out",
+            str(out),
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -26,8 +48,13 @@ def test_benchmark_smoke_run_measures_every_target_without_errors(tmp_path: Path
     per_l = report["results"]["L0"]
     assert per_l["latency_ms"] == 0
     blocks = {"noop ours": per_l["noop"], "noop naive": per_l["noop_naive_server"]}
-    blocks.update({f"{route} {target}": per_l[route][target]
-                   for route in ("remove", "mute") for target in ("ours", "naive", "floor")})
+    blocks.update(
+        {
+            f"{route} {target}": per_l[route][target]
+            for route in ("remove", "mute")
+            for target in ("ours", "naive", "floor")
+        }
+    )
     for name, block in blocks.items():
         c1, cn = block["c1"], block["cN"]
         # Every answer was a success: each remove removed a real participant, each mute a real track.
@@ -37,7 +64,10 @@ def test_benchmark_smoke_run_measures_every_target_without_errors(tmp_path: Path
         assert 0 < c1["latency_ms"]["p50"] <= c1["latency_ms"]["p95"] <= c1["latency_ms"]["max"], name
     # The floor's c=1 phase recorded how long the stand-in itself took per call.
     assert set(per_l["standin_service_ms"]) == {
-        "remove:ListRooms", "remove:RemoveParticipant", "mute:ListRooms", "mute:GetParticipant",
+        "remove:ListRooms",
+        "remove:RemoveParticipant",
+        "mute:ListRooms",
+        "mute:GetParticipant",
         "mute:MutePublishedTrack",
     }
     memory = per_l["memory"]

@@ -11,8 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import livekit_config, serve
+
 from example_app import create_app
 
 
@@ -79,7 +79,7 @@ def test_concurrent_requests_share_one_client_and_each_removal_happens_once(make
     assert len(_loop_threads()) == max(loops_before, 1)
     # Requests overlapped on the shared loop rather than queueing behind one another.
     calls = livekit_emulator.calls
-    overlapping = sum(1 for a, b in zip(calls, calls[1:]) if b.started < a.finished)
+    overlapping = sum(1 for a, b in zip(calls, calls[1:], strict=False) if b.started < a.finished)
     assert overlapping > 0
 
 
@@ -173,7 +173,10 @@ def test_api_tokens_are_signed_once_per_grant_set_and_reused(make_served, liveki
     # stand-in accepted every reused token with the grants of its own room.
     assert len(signed_tokens) == 3
     assert [c.status for c in livekit_emulator.calls] == [200] * 8
-    assert {c.grants.room for c in livekit_emulator.calls if c.method == "RemoveParticipant"} == {"room-1", "room-2"}
+    assert {c.grants.room for c in livekit_emulator.calls if c.method == "RemoveParticipant"} == {
+        "room-1",
+        "room-2",
+    }
 
 
 def test_expired_cached_tokens_are_signed_again(make_served, livekit_emulator, signed_tokens, monkeypatch):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from conftest import livekit_config, serve
 from flask import Flask
 
-from conftest import livekit_config, serve
 from flask_livekit_moderation import ConfigurationError, LiveKitModeration
 
 
@@ -97,7 +97,9 @@ def test_url_prefix_and_json_routing_errors(livekit_emulator):
 
     with serve(app) as served:
         removed = served.request(
-            "DELETE", "/api/v1/livekit/participant", json={"room_name": "room-1", "participant_identity": "alice"}
+            "DELETE",
+            "/api/v1/livekit/participant",
+            json={"room_name": "room-1", "participant_identity": "alice"},
         )
         wrong_method = served.request("PUT", "/api/v1/livekit/participant/mute")
         unknown = served.request("GET", "/api/v1/livekit/nothing-here")
@@ -122,7 +124,7 @@ def test_an_init_app_factory_serves_several_apps(livekit_emulator):
     livekit_emulator.add_room("room-1")
     livekit_emulator.add_participants("room-1", ["a", "b"])
 
-    for app, identity in zip(apps, ["a", "b"]):
+    for app, identity in zip(apps, ["a", "b"], strict=False):
         with serve(app) as served:
             assert served.remove("room-1", identity).status_code == 200
     assert livekit_emulator.participants("room-1") == []

@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp
 import jwt
@@ -57,7 +58,7 @@ def twirp_error(emulator: LiveKitEmulator, fn: Callable[[RoomService], Awaitable
     return info.value
 
 
-def token(key: str, secret: str, ttl: Optional[datetime.timedelta] = None, **grants: Any) -> str:
+def token(key: str, secret: str, ttl: datetime.timedelta | None = None, **grants: Any) -> str:
     tok = AccessToken(key, secret).with_grants(VideoGrants(**grants))
     if ttl is not None:
         tok.with_ttl(ttl)
@@ -68,10 +69,10 @@ def raw_post(
     emulator: LiveKitEmulator,
     method: str,
     body: bytes = b"",
-    authorization: Optional[str] = None,
+    authorization: str | None = None,
     content_type: str = "application/protobuf",
     verb: str = "POST",
-    path: Optional[str] = None,
+    path: str | None = None,
 ) -> tuple[int, str, bytes]:
     """(status, content type, body) of one raw HTTP request."""
     conn = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=5)
@@ -142,10 +143,15 @@ def test_get_participant_lists_tracks_and_unknowns_are_not_found(emu: LiveKitEmu
     got = room_call(emu, lambda r: r.get_participant(remove_req("r", "alice")))
     assert got == added
     assert got.sid.startswith("PA_") and got.state == got.ACTIVE and got.is_publisher and got.joined_at > 0
-    assert [(t.type, t.source, t.muted) for t in got.tracks] == [(0, 2, False), (1, 1, False)]  # AUDIO/MIC, VIDEO/CAMERA
+    assert [(t.type, t.source, t.muted) for t in got.tracks] == [
+        (0, 2, False),
+        (1, 1, False),
+    ]  # AUDIO/MIC, VIDEO/CAMERA
     assert all(t.sid.startswith("TR_") for t in got.tracks)
     for room, identity in (("r", "bob"), ("nowhere", "alice")):
-        err = twirp_error(emu, lambda r: r.get_participant(remove_req(room, identity)))
+        err = twirp_error(
+            emu, lambda r, room=room, identity=identity: r.get_participant(remove_req(room, identity))
+        )
         assert (err.status, err.code, err.message) == (404, "not_found", "participant does not exist")
 
 
@@ -158,7 +164,9 @@ def test_remove_participant(emu: LiveKitEmulator) -> None:
     assert emu.participant("r", "alice") is None and emu.participant("r", "bob") is not None
     assert emu.room("r").num_participants == 1  # type: ignore[union-attr]
     for room, identity in (("r", "alice"), ("nowhere", "bob")):
-        err = twirp_error(emu, lambda r: r.remove_participant(remove_req(room, identity)))
+        err = twirp_error(
+            emu, lambda r, room=room, identity=identity: r.remove_participant(remove_req(room, identity))
+        )
         assert (err.status, err.code, err.message) == (404, "not_found", "participant does not exist")
 
 
@@ -166,7 +174,10 @@ def test_mute_known_track_answers_the_new_track_info(emu: LiveKitEmulator) -> No
     emu.add_room("r")
     mic = emu.add_participant("r", "alice").tracks[0]
     answer = room_call(
-        emu, lambda r: r.mute_published_track(rp.MuteRoomTrackRequest(room="r", identity="alice", track_sid=mic.sid, muted=True))
+        emu,
+        lambda r: r.mute_published_track(
+            rp.MuteRoomTrackRequest(room="r", identity="alice", track_sid=mic.sid, muted=True)
+        ),
     )
     assert answer.HasField("track") and answer.track.sid == mic.sid and answer.track.muted is True
     assert emu.participant("r", "alice").tracks[0].muted is True  # type: ignore[union-attr]
@@ -176,7 +187,10 @@ def test_mute_unknown_track_is_a_200_with_track_unset(emu: LiveKitEmulator) -> N
     emu.add_room("r")
     emu.add_participant("r", "alice")
     answer = room_call(
-        emu, lambda r: r.mute_published_track(rp.MuteRoomTrackRequest(room="r", identity="alice", track_sid="TR_nope", muted=True))
+        emu,
+        lambda r: r.mute_published_track(
+            rp.MuteRoomTrackRequest(room="r", identity="alice", track_sid="TR_nope", muted=True)
+        ),
     )
     assert not answer.HasField("track")
 
@@ -187,7 +201,10 @@ def test_mute_unknown_participant_is_a_delayed_503(emu: LiveKitEmulator, room: s
     emu.add_participant("r", "alice")
     started = time.monotonic()
     err = twirp_error(
-        emu, lambda r: r.mute_published_track(rp.MuteRoomTrackRequest(room=room, identity=identity, track_sid="TR_x", muted=True))
+        emu,
+        lambda r: r.mute_published_track(
+            rp.MuteRoomTrackRequest(room=room, identity=identity, track_sid="TR_x", muted=True)
+        ),
     )
     assert time.monotonic() - started >= 0.3
     assert (err.status, err.code, err.message) == (503, "unavailable", "no response from servers")
@@ -202,7 +219,9 @@ def test_mute_delay_does_not_block_other_calls(emu: LiveKitEmulator) -> None:
             await room.list_rooms(rp.ListRoomsRequest())
             return time.monotonic()
 
-        mute = room.mute_published_track(rp.MuteRoomTrackRequest(room="r", identity="ghost", track_sid="x", muted=True))
+        mute = room.mute_published_track(
+            rp.MuteRoomTrackRequest(room="r", identity="ghost", track_sid="x", muted=True)
+        )
         results = await asyncio.gather(mute, quick(), return_exceptions=True)
         assert isinstance(results[0], TwirpError)
         return results[1]
@@ -221,7 +240,10 @@ def test_unmute_is_refused_unless_enabled_and_only_for_known_participants(emu: L
     assert emu.participant("r", "alice").tracks[0].muted is True  # type: ignore[union-attr]
     # roommanager.go looks the participant up first: an unknown one still times out.
     err = twirp_error(
-        emu, lambda r: r.mute_published_track(rp.MuteRoomTrackRequest(room="r", identity="ghost", track_sid="x", muted=False))
+        emu,
+        lambda r: r.mute_published_track(
+            rp.MuteRoomTrackRequest(room="r", identity="ghost", track_sid="x", muted=False)
+        ),
     )
     assert (err.status, err.code) == (503, "unavailable")
     emu.enable_remote_unmute = True
@@ -233,20 +255,29 @@ def test_update_participant(emu: LiveKitEmulator) -> None:
     emu.add_room("r")
     emu.add_participant("r", "alice", name="Alice")
     answer = room_call(
-        emu, lambda r: r.update_participant(rp.UpdateParticipantRequest(room="r", identity="alice", metadata="new"))
+        emu,
+        lambda r: r.update_participant(
+            rp.UpdateParticipantRequest(room="r", identity="alice", metadata="new")
+        ),
     )
     assert answer.metadata == "new" and answer.name == "Alice"
     assert emu.participant("r", "alice").metadata == "new"  # type: ignore[union-attr]
-    err = twirp_error(emu, lambda r: r.update_participant(rp.UpdateParticipantRequest(room="r", identity="bob")))
+    err = twirp_error(
+        emu, lambda r: r.update_participant(rp.UpdateParticipantRequest(room="r", identity="bob"))
+    )
     assert (err.status, err.code, err.message) == (404, "not_found", "participant does not exist")
 
 
 def test_update_room_metadata(emu: LiveKitEmulator) -> None:
     emu.add_room("r", metadata="old")
-    answer = room_call(emu, lambda r: r.update_room_metadata(rp.UpdateRoomMetadataRequest(room="r", metadata="new")))
+    answer = room_call(
+        emu, lambda r: r.update_room_metadata(rp.UpdateRoomMetadataRequest(room="r", metadata="new"))
+    )
     assert answer.name == "r" and answer.metadata == "new"
     assert emu.room("r").metadata == "new"  # type: ignore[union-attr]
-    err = twirp_error(emu, lambda r: r.update_room_metadata(rp.UpdateRoomMetadataRequest(room="nowhere", metadata="x")))
+    err = twirp_error(
+        emu, lambda r: r.update_room_metadata(rp.UpdateRoomMetadataRequest(room="nowhere", metadata="x"))
+    )
     assert (err.status, err.code, err.message) == (404, "not_found", "requested room does not exist")
 
 
@@ -254,22 +285,34 @@ def test_update_room_metadata(emu: LiveKitEmulator) -> None:
 def test_plain_text_401s(emu: LiveKitEmulator) -> None:
     body = remove_req("r", "alice").SerializeToString()
     cases = {
-        "Bearer " + token(emu.api_key, "wrong-secret-0123456789abcdef0123", room_admin=True, room="r"):
-            "invalid authorization token: token signature is invalid: signature is invalid",
+        "Bearer "
+        + token(
+            emu.api_key, "wrong-secret-0123456789abcdef0123", room_admin=True, room="r"
+        ): "invalid authorization token: token signature is invalid: signature is invalid",
         "Bearer " + token("APIunknown", emu.api_secret, room_admin=True, room="r"): "invalid API key",
-        "Bearer " + token(emu.api_key, emu.api_secret, ttl=datetime.timedelta(seconds=-120), room_admin=True, room="r"):
-            "invalid authorization token: token has invalid claims: token is expired",
-        "Bearer " + jwt.encode({"iss": emu.api_key, "video": {"roomAdmin": True, "room": "r"}}, emu.api_secret):
-            "invalid authorization token: token has invalid claims: token is missing required claim: exp claim is required",
-        "Bearer " + jwt.encode(
+        "Bearer "
+        + token(
+            emu.api_key, emu.api_secret, ttl=datetime.timedelta(seconds=-120), room_admin=True, room="r"
+        ): "invalid authorization token: token has invalid claims: token is expired",
+        "Bearer "
+        + jwt.encode(
+            {"iss": emu.api_key, "video": {"roomAdmin": True, "room": "r"}}, emu.api_secret
+        ): "invalid authorization token: token has invalid claims: "
+        "token is missing required claim: exp claim is required",
+        "Bearer "
+        + jwt.encode(
             {"iss": emu.api_key, "nbf": int(time.time()) + 600, "exp": int(time.time()) + 900}, emu.api_secret
         ): "invalid authorization token: token has invalid claims: token is not valid yet",
         # golang-jwt rejects the method before looking at the signature.
-        "Bearer " + jwt.encode({"iss": emu.api_key, "exp": int(time.time()) + 900}, "k" * 64, algorithm="HS512"):
-            "invalid authorization token: token signature is invalid: signing method HS512 is invalid",
+        "Bearer "
+        + jwt.encode(
+            {"iss": emu.api_key, "exp": int(time.time()) + 900}, "k" * 64, algorithm="HS512"
+        ): "invalid authorization token: token signature is invalid: signing method HS512 is invalid",
         "Bearer not.a.jwt": "invalid authorization token",
         "Bearer abc": "invalid authorization token",
-        admin_token(emu, "r").replace("Bearer ", "Token "): "invalid authorization header. Must start with Bearer ",
+        admin_token(emu, "r").replace(
+            "Bearer ", "Token "
+        ): "invalid authorization header. Must start with Bearer ",
     }
     for authorization, text in cases.items():
         status, ctype, answer = raw_post(emu, "RemoveParticipant", body, authorization)
@@ -303,7 +346,11 @@ def test_token_within_leeway_still_works(emu: LiveKitEmulator) -> None:
         ("RemoveParticipant", remove_req("r", "alice"), {"room_admin": True, "room": "other"}),
         ("GetParticipant", remove_req("r", "alice"), {"room": "r"}),
         ("ListParticipants", rp.ListParticipantsRequest(room="r"), {"room_admin": True, "room": "other"}),
-        ("MutePublishedTrack", rp.MuteRoomTrackRequest(room="r", identity="alice", muted=True), {"room_create": True}),
+        (
+            "MutePublishedTrack",
+            rp.MuteRoomTrackRequest(room="r", identity="alice", muted=True),
+            {"room_create": True},
+        ),
         ("UpdateParticipant", rp.UpdateParticipantRequest(room="r", identity="alice"), {"room_admin": True}),
         ("UpdateRoomMetadata", rp.UpdateRoomMetadataRequest(room="r"), {"room_list": True}),
         ("CreateRoom", rp.CreateRoomRequest(name="r"), {"room_admin": True, "room": "r"}),
@@ -339,7 +386,11 @@ def test_client_sees_permissions_denied_as_twirp_error(emu: LiveKitEmulator) -> 
 
     with pytest.raises(TwirpError) as info:
         asyncio.run(go())
-    assert (info.value.status, info.value.code, info.value.message) == (401, "unauthenticated", "permissions denied")
+    assert (info.value.status, info.value.code, info.value.message) == (
+        401,
+        "unauthenticated",
+        "permissions denied",
+    )
 
 
 # ----------------------------------------------------------------- routing
@@ -354,7 +405,10 @@ def test_routing_and_decoding_errors(emu: LiveKitEmulator) -> None:
     status, _, body = raw_post(emu, "ListParticipants", b"", auth, content_type="text/plain")
     assert (status, json.loads(body)["msg"]) == (404, 'unexpected Content-Type: "text/plain"')
     status, _, body = raw_post(emu, "RemoveParticipant", b"\xff\xff\xff", auth)
-    assert (status, json.loads(body)) == (400, {"code": "malformed", "msg": "the protobuf request could not be decoded"})
+    assert (status, json.loads(body)) == (
+        400,
+        {"code": "malformed", "msg": "the protobuf request could not be decoded"},
+    )
     status, _, body = raw_post(emu, "SendData", b"", auth)
     assert (status, json.loads(body)["code"]) == (501, "unimplemented")
     status, _, body = raw_post(emu, "", b"", auth, path="/twirp/livekit.Nope/X")
@@ -413,7 +467,12 @@ def test_fail_next_with_code_and_with_explicit_status(emu: LiveKitEmulator) -> N
     assert [x.name for x in room_call(emu, lambda r: r.list_rooms(rp.ListRoomsRequest())).rooms] == ["r"]
     err = twirp_error(emu, lambda r: r.list_participants(rp.ListParticipantsRequest(room="r")))
     assert (err.status, err.code) == (502, "internal")
-    assert [(c.status, c.fault) for c in emu.calls] == [(503, "fail"), (503, "fail"), (200, None), (502, "fail")]
+    assert [(c.status, c.fault) for c in emu.calls] == [
+        (503, "fail"),
+        (503, "fail"),
+        (200, None),
+        (502, "fail"),
+    ]
     assert emu.faults.pending() == {}
 
 
@@ -514,7 +573,7 @@ def test_call_record_order_grants_and_statuses(emu: LiveKitEmulator) -> None:
     assert calls[2].request == remove_req("r", "alice")
     assert calls[2].grants.room_admin is True and calls[2].grants.room == "r"  # type: ignore[union-attr]
     assert calls[3].message == "participant does not exist"
-    for earlier, later in zip(calls, calls[1:]):
+    for earlier, later in zip(calls, calls[1:], strict=False):
         assert earlier.started <= earlier.finished <= later.started
     emu.clear_calls()
     assert emu.calls == [] and emu.call_names() == []
@@ -526,7 +585,9 @@ def test_concurrent_calls_overlap_in_the_record(emu: LiveKitEmulator) -> None:
     emu.set_latency(0.2)
 
     async def two(room: RoomService) -> None:
-        await asyncio.gather(room.remove_participant(remove_req("r", "a")), room.remove_participant(remove_req("r", "b")))
+        await asyncio.gather(
+            room.remove_participant(remove_req("r", "a")), room.remove_participant(remove_req("r", "b"))
+        )
 
     room_call(emu, two)
     first, second = emu.calls
@@ -563,7 +624,7 @@ def test_threads_removing_concurrently_lose_no_update(emu: LiveKitEmulator) -> N
     calls = emu.calls
     assert len(calls) == 400 and {c.status for c in calls} == {200}
     assert sorted(c.request.identity for c in calls) == sorted(i for ids in per_thread.values() for i in ids)  # type: ignore[union-attr]
-    assert all(a.started <= b.started for a, b in zip(calls, calls[1:]))
+    assert all(a.started <= b.started for a, b in zip(calls, calls[1:], strict=False))
 
 
 def test_max_calls_caps_records_but_not_counts() -> None:
@@ -590,9 +651,14 @@ def test_state_api() -> None:
     room = emulator.add_room("r", metadata="m", max_participants=5)
     assert room.sid.startswith("RM_") and room.creation_time > 0 and room.max_participants == 5
     custom = emulator.add_participant(
-        "r", "carol", tracks=[("video", "screen_share", "slides", True), {"type": "audio", "source": "screen_share_audio"}]
+        "r",
+        "carol",
+        tracks=[("video", "screen_share", "slides", True), {"type": "audio", "source": "screen_share_audio"}],
     )
-    assert [(t.type, t.source, t.name, t.muted) for t in custom.tracks] == [(1, 3, "slides", True), (0, 4, "", False)]
+    assert [(t.type, t.source, t.name, t.muted) for t in custom.tracks] == [
+        (1, 3, "slides", True),
+        (0, 4, "", False),
+    ]
     silent = emulator.add_participant("r", "dave", tracks=[])
     assert silent.is_publisher is False and list(silent.tracks) == []
     r = emulator.room("r")
@@ -616,7 +682,9 @@ def test_state_api() -> None:
 def test_fixture_gives_a_running_emulator(livekit_emulator: LiveKitEmulator) -> None:
     assert livekit_emulator.running and livekit_emulator.url == f"http://127.0.0.1:{livekit_emulator.port}"
     livekit_emulator.add_room("r")
-    assert [r.name for r in room_call(livekit_emulator, lambda r: r.list_rooms(rp.ListRoomsRequest())).rooms] == ["r"]
+    assert [
+        r.name for r in room_call(livekit_emulator, lambda r: r.list_rooms(rp.ListRoomsRequest())).rooms
+    ] == ["r"]
     assert livekit_emulator.call_names() == ["ListRooms"]
 
 
@@ -633,13 +701,15 @@ def test_constructor_credentials_and_context_manager() -> None:
 
 
 # ------------------------------------------------------------ control routes
-def control(url: str, secret: Optional[str], verb: str, route: str, body: Optional[dict] = None) -> tuple[int, Any]:
+def control(url: str, secret: str | None, verb: str, route: str, body: dict | None = None) -> tuple[int, Any]:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     headers = {"Content-Type": "application/json"}
     if secret is not None:
         headers["Authorization"] = f"Bearer {secret}"
-    conn.request(verb, f"/_emulator/{route}", body=None if body is None else json.dumps(body), headers=headers)
+    conn.request(
+        verb, f"/_emulator/{route}", body=None if body is None else json.dumps(body), headers=headers
+    )
     resp = conn.getresponse()
     out = (resp.status, json.loads(resp.read()))
     conn.close()
@@ -651,12 +721,22 @@ def test_control_routes_in_process(emu: LiveKitEmulator) -> None:
     assert control(url, None, "GET", "health") == (200, {"ok": True})
     assert control(url, None, "GET", "rooms")[0] == 401
     assert control(url, "wrong", "GET", "rooms")[0] == 401
-    status, made = control(url, secret, "POST", "rooms", {"rooms": [{"name": "a", "metadata": "m"}, {"name": "b"}]})
+    status, made = control(
+        url, secret, "POST", "rooms", {"rooms": [{"name": "a", "metadata": "m"}, {"name": "b"}]}
+    )
     assert status == 200 and [r["name"] for r in made["rooms"]] == ["a", "b"]
     assert control(url, secret, "POST", "participants", {"room": "nowhere", "identities": ["x"]})[0] == 400
-    status, added = control(url, secret, "POST", "participants", {"room": "a", "identities": [f"u{i}" for i in range(1000)]})
+    status, added = control(
+        url, secret, "POST", "participants", {"room": "a", "identities": [f"u{i}" for i in range(1000)]}
+    )
     assert (status, added["added"], added["count"]) == (200, 1000, 1000)
-    control(url, secret, "POST", "participants", {"room": "b", "identities": ["v"], "tracks": [["audio", "microphone"]]})
+    control(
+        url,
+        secret,
+        "POST",
+        "participants",
+        {"room": "b", "identities": ["v"], "tracks": [["audio", "microphone"]]},
+    )
     assert len(emu.participant("b", "v").tracks) == 1  # type: ignore[union-attr]
     status, listing = control(url, secret, "GET", "participants?room=b&full=1")
     assert listing["count"] == 1 and listing["identities"] == ["v"]
@@ -664,8 +744,11 @@ def test_control_routes_in_process(emu: LiveKitEmulator) -> None:
     rooms = control(url, secret, "GET", "rooms")[1]["rooms"]
     assert [(r["name"], r["num_participants"]) for r in rooms] == [("a", 1000), ("b", 1)]
     assert control(url, secret, "POST", "latency", {"ms": 150, "method": "ListRooms"}) == (200, {"ok": True})
-    assert control(url, secret, "POST", "faults", {"kind": "fail", "method": "GetParticipant", "code": "internal"}) == (
-        200, {"pending": {"GetParticipant": 1}},
+    assert control(
+        url, secret, "POST", "faults", {"kind": "fail", "method": "GetParticipant", "code": "internal"}
+    ) == (
+        200,
+        {"pending": {"GetParticipant": 1}},
     )
     assert control(url, secret, "POST", "faults", {"kind": "explode", "method": "X"})[0] == 400
     room_call(emu, lambda r: r.list_rooms(rp.ListRoomsRequest()))
@@ -683,9 +766,21 @@ def test_control_routes_in_process(emu: LiveKitEmulator) -> None:
 
 def test_cli_subprocess_serves_until_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flask_livekit_moderation.testing", "--port", "0", "--api-key", "cli-key",
-         "--api-secret", "cli-secret-0123456789abcdef0123456789", "--latency-ms", "20"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "flask_livekit_moderation.testing",
+            "--port",
+            "0",
+            "--api-key",
+            "cli-key",
+            "--api-secret",
+            "cli-secret-0123456789abcdef0123456789",
+            "--latency-ms",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -694,7 +789,12 @@ def test_cli_subprocess_serves_until_sigterm() -> None:
         assert info["url"].startswith("http://127.0.0.1:")
         url, secret = info["url"], info["api_secret"]
         assert control(url, secret, "POST", "rooms", {"name": "r"})[0] == 200
-        assert control(url, secret, "POST", "participants", {"room": "r", "identities": ["alice", "bob"]})[1]["count"] == 2
+        assert (
+            control(url, secret, "POST", "participants", {"room": "r", "identities": ["alice", "bob"]})[1][
+                "count"
+            ]
+            == 2
+        )
 
         async def remove() -> float:
             async with LiveKitAPI(url, "cli-key", secret) as lk:

@@ -14,9 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -44,7 +45,7 @@ class RunningExample:
         return [line for line in self.lines if line.startswith("curl ")]
 
 
-def _pump(stream: Any, into: "queue.Queue[str | None]") -> None:
+def _pump(stream: Any, into: queue.Queue[str | None]) -> None:
     for line in stream:
         into.put(line.rstrip("\n"))
     into.put(None)
@@ -63,7 +64,7 @@ def _start(env_overrides: dict[str, str], tmp_path: Path) -> RunningExample:
         text=True,
     )
     stderr.close()
-    lines: "queue.Queue[str | None]" = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue()
     pump = threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True)
     pump.start()
     seen: list[str] = []
@@ -210,7 +211,9 @@ def test_seeded_mode_prints_commands_that_work(start_example):
     assert own.status_code == 200 and len(own.json()["participants"]) >= 1
     foreign = _run(foreign_cmd)
     assert foreign.status_code == 404
-    unknown = _list(example.url, "no-such-room", requests_[5]["headers"]["Authorization"].removeprefix("Bearer "))
+    unknown = _list(
+        example.url, "no-such-room", requests_[5]["headers"]["Authorization"].removeprefix("Bearer ")
+    )
     assert foreign.content == unknown.content
 
     document = _run(openapi_cmd)
@@ -227,7 +230,11 @@ def test_seeded_mode_prints_commands_that_work(start_example):
 def test_seeded_mode_has_a_room_no_tenant_may_moderate(start_example):
     example = start_example()
     requests_ = [_as_request(c) for c in example.curls()]
-    tokens = {r["headers"]["Authorization"].removeprefix("Bearer ") for r in requests_ if "Authorization" in r["headers"]}
+    tokens = {
+        r["headers"]["Authorization"].removeprefix("Bearer ")
+        for r in requests_
+        if "Authorization" in r["headers"]
+    }
     assert len(tokens) == 2
     overview = example.text.split("Rooms", 1)[1].split("Try these", 1)[0]
     unowned = [line.split()[0] for line in overview.splitlines() if "no auth_id" in line]

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import http.client
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
+from conftest import TENANTS, TOKEN_A, TOKEN_B, ServedApp, owned_by
 from hypothesis import assume, currently_in_test_context, event, given
 from hypothesis import strategies as st
-
-from conftest import TENANTS, TOKEN_A, TOKEN_B, ServedApp, owned_by
-from flask_livekit_moderation.testing import LiveKitEmulator
 from hypothesis_profiles import hostile
+
+from flask_livekit_moderation.testing import LiveKitEmulator
 
 MAX_BODY = 64 * 1024
 MAX_NAME = 256

@@ -11,13 +11,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import pytest
 import requests
-
 from conftest import TENANTS, TOKEN_A, ServedApp, owned_by
+
 from flask_livekit_moderation.testing import LiveKitEmulator
 
 #: LIVEKIT_MODERATION_TIMEOUT for these tests, seconds.

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import TOKEN_A, TOKEN_B
 from hypothesis import given
 from hypothesis import strategies as st
 from livekit.protocol.models import Room
 
 import flask_livekit_moderation
-from conftest import TOKEN_A, TOKEN_B
 from flask_livekit_moderation import RoomMetadataError, may_access, room_metadata, room_owner
 
 
@@ -62,7 +62,12 @@ def test_metadata_that_is_not_a_json_object_is_refused(existing):
 
 @pytest.mark.parametrize(
     "existing",
-    ['{"auth_id": "tenant-b"}', '{"auth_id": "Tenant-A"}', '{"auth_id": "tenant-a "}', '{"x": 1, "auth_id": ""}'],
+    [
+        '{"auth_id": "tenant-b"}',
+        '{"auth_id": "Tenant-A"}',
+        '{"auth_id": "tenant-a "}',
+        '{"x": 1, "auth_id": ""}',
+    ],
 )
 def test_a_different_owner_is_a_takeover_and_refused(existing):
     with pytest.raises(RoomMetadataError, match="different auth_id") as raised:

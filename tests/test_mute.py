@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from conftest import TOKEN_A, owned_by
+
 from flask_livekit_moderation.testing import LiveKitEmulator
 
 MASKED_404 = {"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"}
@@ -24,7 +24,12 @@ def test_anonymous_mute_gets_the_participant_then_mutes(anon, livekit_emulator):
     answer = anon.mute("room-1", "alice", mic, True)
 
     assert answer.status_code == 200
-    assert answer.json() == {"room_name": "room-1", "participant_identity": "alice", "track_sid": mic, "muted": True}
+    assert answer.json() == {
+        "room_name": "room-1",
+        "participant_identity": "alice",
+        "track_sid": mic,
+        "muted": True,
+    }
     assert livekit_emulator.call_names() == ["GetParticipant", "MutePublishedTrack"]
     mute = livekit_emulator.calls[1]
     assert mute.request.track_sid == mic and mute.request.muted is True
@@ -138,7 +143,11 @@ def test_every_mute_field_is_required(anon, livekit_emulator, missing):
 
 @pytest.mark.parametrize(
     "code, expected",
-    [("invalid_argument", "MUTE_FAILED"), ("unavailable", "LIVEKIT_UNAVAILABLE"), ("unauthenticated", "LIVEKIT_AUTH_FAILED")],
+    [
+        ("invalid_argument", "MUTE_FAILED"),
+        ("unavailable", "LIVEKIT_UNAVAILABLE"),
+        ("unauthenticated", "LIVEKIT_AUTH_FAILED"),
+    ],
 )
 def test_mute_refusals_are_500_with_their_code(anon, livekit_emulator, code, expected):
     livekit_emulator.add_room("room-1")

@@ -7,17 +7,18 @@ validated against the schema documented for its status.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
+from conftest import TENANTS, TOKEN_A, ServedApp, livekit_config, owned_by, serve
 from flask import Flask
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
-from conftest import TENANTS, TOKEN_A, ServedApp, livekit_config, owned_by, serve
 from flask_livekit_moderation import LiveKitModeration
 from flask_livekit_moderation.config import MAX_BODY_BYTES
 
@@ -86,7 +87,9 @@ def apps(make_served: Callable[..., ServedApp], livekit_emulator: Any) -> Iterat
     with ExitStack() as stack:
         yield Apps(
             anon=make_served(),
-            tenants=make_served(LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS),
+            tenants=make_served(
+                LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS
+            ),
             unconfigured=make_served(LIVEKIT_URL="", LIVEKIT_API_KEY="", LIVEKIT_API_SECRET=""),
             wrong_secret=make_served(LIVEKIT_API_SECRET="not-the-secret-0123456789abcdefghijklmn"),
             failing_resolver=stack.enter_context(serve(_failing_resolver_app(livekit_emulator))),
@@ -103,7 +106,11 @@ def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:
     answers += [remove(apps.tenants), remove(apps.tenants, token="wrong-token")]
     answers.append(remove(apps.anon, "nobody"))
     answers.append(remove(apps.tenants, token=TOKEN_A))  # room-1 is not tenant-a's: masked
-    answers += [remove(apps.unconfigured), remove(apps.wrong_secret), remove(apps.failing_resolver, token="x")]
+    answers += [
+        remove(apps.unconfigured),
+        remove(apps.wrong_secret),
+        remove(apps.failing_resolver, token="x"),
+    ]
     for code in ("unavailable", "internal", "permission_denied", "invalid_argument"):
         emu.fail_next("RemoveParticipant", code=code)
         answers.append(remove(apps.anon))
@@ -115,7 +122,11 @@ def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:
 
 def _provoke_mute(apps: Apps, emu: Any, track_sid: str) -> list[requests.Response]:
     def mute(
-        served: ServedApp, muted: bool = True, sid: str = track_sid, token: str | None = None, identity: str = "bob"
+        served: ServedApp,
+        muted: bool = True,
+        sid: str = track_sid,
+        token: str | None = None,
+        identity: str = "bob",
     ) -> requests.Response:
         return served.mute("room-1", identity, sid, muted, token)
 
@@ -145,13 +156,21 @@ def _provoke_list(apps: Apps, emu: Any) -> list[requests.Response]:
     answers = [apps.anon.request("GET", "/livekit/participants"), listing(apps.anon, " ")]
     answers += [listing(apps.tenants), listing(apps.tenants, token="wrong-token")]
     answers += [listing(apps.tenants, "no-such-room", TOKEN_A), listing(apps.tenants, token=TOKEN_A)]
-    answers += [listing(apps.unconfigured), listing(apps.wrong_secret), listing(apps.failing_resolver, token="x")]
+    answers += [
+        listing(apps.unconfigured),
+        listing(apps.wrong_secret),
+        listing(apps.failing_resolver, token="x"),
+    ]
     for code in ("unavailable", "permission_denied"):
         emu.fail_next("ListParticipants", code=code)
         answers.append(listing(apps.anon))
     emu.garbage_next("ListParticipants")
     answers.append(listing(apps.anon))
-    answers += [listing(apps.anon), listing(apps.anon, "no-such-room"), listing(apps.tenants, "room-a", TOKEN_A)]
+    answers += [
+        listing(apps.anon),
+        listing(apps.anon, "no-such-room"),
+        listing(apps.tenants, "room-a", TOKEN_A),
+    ]
     # The listing reads no body, so a huge one is no 413.
     answers.append(
         apps.anon.request("GET", "/livekit/participants", params={"room_name": "room-1"}, data=b" " * 70_000)
@@ -256,7 +275,9 @@ def test_disabled_it_is_a_json_404(make_served, prefix):
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.json()["code"] == "NOT_FOUND"
     # The routes themselves still work.
-    assert served.request("GET", prefix + "/livekit/participants", params={"room_name": "r"}).status_code == 200
+    assert (
+        served.request("GET", prefix + "/livekit/participants", params={"room_name": "r"}).status_code == 200
+    )
 
 
 def test_the_url_prefix_is_honoured(make_served):

@@ -6,7 +6,6 @@ import json
 import logging
 
 import pytest
-
 from conftest import TOKEN_A, TOKEN_B, owned_by
 
 MASKED_404 = {"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"}

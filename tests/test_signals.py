@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from conftest import TENANTS, TOKEN_A, owned_by
+
 from flask_livekit_moderation import signals
 
 SIGNALS = {
@@ -65,7 +66,7 @@ def record() -> Any:
 
     yield connect
     for recorder, app in recorders:
-        for signal, receiver in zip(SIGNALS.values(), recorder.receivers):
+        for signal, receiver in zip(SIGNALS.values(), recorder.receivers, strict=False):
             signal.disconnect(receiver, sender=app)
 
 
@@ -120,7 +121,9 @@ def test_no_removal_signal_when_livekit_does_not_answer(make_served, livekit_emu
 
 
 @pytest.mark.parametrize("muted", [True, False])
-def test_track_mute_changed_is_sent_once_after_livekit_changed_the_track(tenants, livekit_emulator, record, muted):
+def test_track_mute_changed_is_sent_once_after_livekit_changed_the_track(
+    tenants, livekit_emulator, record, muted
+):
     livekit_emulator.enable_remote_unmute = True
     track_sid = _room(livekit_emulator)
     if not muted:
@@ -158,7 +161,9 @@ def test_track_mute_changed_is_sent_once_after_livekit_changed_the_track(tenants
     ],
     ids=["unmute-disabled", "mute-internal", "mute-refused", "lookup-down"],
 )
-def test_no_mute_signal_when_livekit_did_not_change_the_track(anon, livekit_emulator, record, fault, muted, code):
+def test_no_mute_signal_when_livekit_did_not_change_the_track(
+    anon, livekit_emulator, record, fault, muted, code
+):
     track_sid = _room(livekit_emulator)
     recorder = record(anon.app)
     if fault is not None:
@@ -237,7 +242,9 @@ def test_moderation_refused_for_an_unknown_participant(anon, livekit_emulator, r
         ("GET", "/livekit/participants?room_name=room-a", "list"),
     ],
 )
-def test_moderation_refused_for_a_401(tenants, livekit_emulator, record, token, outcome, method, path, action):
+def test_moderation_refused_for_a_401(
+    tenants, livekit_emulator, record, token, outcome, method, path, action
+):
     _room(livekit_emulator)
     recorder = record(tenants.app)
     body = {"room_name": "room-a", "participant_identity": "alice", "track_sid": "TR_x", "muted": True}
@@ -282,7 +289,9 @@ def test_receivers_of_another_app_hear_nothing(make_served, livekit_emulator, re
     assert other_recorder.received == []
 
 
-def test_a_raising_receiver_is_logged_and_does_not_undo_the_answer(make_served, livekit_emulator, record, caplog):
+def test_a_raising_receiver_is_logged_and_does_not_undo_the_answer(
+    make_served, livekit_emulator, record, caplog
+):
     served = make_served()
     livekit_emulator.add_room("room-1")
     livekit_emulator.add_participant("room-1", "alice")

@@ -18,7 +18,8 @@ def test_short_soak_has_no_5xx_removes_exactly_once_and_workers_do_not_grow() ->
     assert report["unexpected_statuses"] == {}, report["statuses"]
     # Every refused remove said why with the documented code, nothing else.
     assert set(report["error_codes"]) <= {
-        "remove 404 PARTICIPANT_NOT_FOUND", "foreign 404 PARTICIPANT_NOT_FOUND"
+        "remove 404 PARTICIPANT_NOT_FOUND",
+        "foreign 404 PARTICIPANT_NOT_FOUND",
     }, report["error_codes"]
 
     removals = report["removals"]

@@ -9,12 +9,12 @@ Every test runs with every logger captured at DEBUG, and no secret may appear in
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-
 from conftest import ServedApp
+
 from flask_livekit_moderation.testing import LiveKitEmulator
 
 SECRET_A = "alpha-0123456789abcdef"

@@ -16,23 +16,33 @@ import json
 import signal
 import sys
 import threading
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from .emulator import LiveKitEmulator
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flask_livekit_moderation.testing", description=__doc__.split("\n\n")[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flask_livekit_moderation.testing", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = any free port (default)")
     parser.add_argument("--api-key", default=None, help="generated when omitted")
     parser.add_argument("--api-secret", default=None, help="generated when omitted")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every RoomService call")
-    parser.add_argument("--mute-unknown-delay-ms", type=float, default=1000.0,
-                        help="wait before MutePublishedTrack on an unknown participant answers 503")
+    parser.add_argument(
+        "--mute-unknown-delay-ms",
+        type=float,
+        default=1000.0,
+        help="wait before MutePublishedTrack on an unknown participant answers 503",
+    )
     parser.add_argument("--enable-remote-unmute", action="store_true")
-    parser.add_argument("--max-calls", type=int, default=100_000,
-                        help="call records kept for /_emulator/calls (counts are always complete); 0 = all")
+    parser.add_argument(
+        "--max-calls",
+        type=int,
+        default=100_000,
+        help="call records kept for /_emulator/calls (counts are always complete); 0 = all",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -53,8 +63,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     emulator.start()
     try:
-        print(json.dumps({"url": emulator.url, "api_key": emulator.api_key, "api_secret": emulator.api_secret}),
-              flush=True)
+        print(
+            json.dumps({"url": emulator.url, "api_key": emulator.api_key, "api_secret": emulator.api_secret}),
+            flush=True,
+        )
         while not stop.wait(0.5):
             pass
     finally:

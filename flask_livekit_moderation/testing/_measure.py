@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Any, Optional
+from typing import Any
 
 from livekit import api
 from livekit.protocol import room as room_pb
@@ -56,8 +56,8 @@ async def _drive(url: str, key: str, secret: str, pairs: int, warmup: int) -> li
 def measure(pairs: int = 2000, in_process: bool = False, warmup: int = 100) -> dict[str, float]:
     """Return percentiles (ms) of the pair time; see the module docstring."""
     identities = [f"user-{i}" for i in range(pairs + warmup)]
-    proc: Optional[subprocess.Popen] = None
-    emu: Optional[LiveKitEmulator] = None
+    proc: subprocess.Popen | None = None
+    emu: LiveKitEmulator | None = None
     try:
         if in_process:
             emu = LiveKitEmulator().start()
@@ -67,7 +67,8 @@ def measure(pairs: int = 2000, in_process: bool = False, warmup: int = 100) -> d
         else:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "flask_livekit_moderation.testing", "--port", "0"],
-                stdout=subprocess.PIPE, text=True,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             assert proc.stdout is not None
             info = json.loads(proc.stdout.readline())
@@ -93,7 +94,7 @@ def measure(pairs: int = 2000, in_process: bool = False, warmup: int = 100) -> d
     }
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--in-process", action="store_true")

@@ -8,8 +8,10 @@ flask_livekit_moderation.testing`` seed and inspect it.  Every route but
 GET       health                      ``{"ok": true}``
 POST      rooms                       ``{"name", "metadata"?}`` or ``{"rooms": [{"name", "metadata"?}, ...]}``
                                       -> ``{"rooms": [{"name", "sid"}, ...]}``
-GET       rooms                       -> ``{"rooms": [{"name", "sid", "metadata", "num_participants", "num_publishers"}]}``
-POST      participants                ``{"room", "identities": [...], "tracks"?: [[type, source], ...], "metadata"?}``
+GET       rooms                       -> ``{"rooms": [{"name", "sid", "metadata", "num_participants",
+                                      "num_publishers"}]}``
+POST      participants                ``{"room", "identities": [...], "tracks"?: [[type, source], ...],
+                                      "metadata"?}``
                                       -> ``{"room", "added", "count"}`` (room must exist)
 GET       participants?room=R[&full=1]  -> ``{"room", "count", "identities"[, "participants"]}``
 GET       calls[?records=1]           -> ``{"total", "counts": {method: n}[, "calls": [CallRecord...]]}``
@@ -47,7 +49,7 @@ def _ok(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status)
 
 
-def _authorized(emu: "LiveKitEmulator", request: web.BaseRequest) -> bool:
+def _authorized(emu: LiveKitEmulator, request: web.BaseRequest) -> bool:
     header = request.headers.get("Authorization", "")
     expected = "Bearer " + emu.api_secret
     return hmac.compare_digest(header.encode(), expected.encode())
@@ -63,7 +65,7 @@ async def _body(request: web.BaseRequest) -> dict:
     return data
 
 
-async def handle_control(emu: "LiveKitEmulator", request: web.BaseRequest, route: str) -> web.Response:
+async def handle_control(emu: LiveKitEmulator, request: web.BaseRequest, route: str) -> web.Response:
     """Serve one ``/_emulator/<route>`` request."""
     verb = request.method
     if route == "health" and verb == "GET":
@@ -78,7 +80,7 @@ async def handle_control(emu: "LiveKitEmulator", request: web.BaseRequest, route
         return _ok({"error": str(exc)}, 400)
 
 
-async def _route(emu: "LiveKitEmulator", request: web.BaseRequest, verb: str, route: str) -> web.Response:
+async def _route(emu: LiveKitEmulator, request: web.BaseRequest, verb: str, route: str) -> web.Response:
     if route == "rooms" and verb == "POST":
         data = await _body(request)
         specs = data["rooms"] if "rooms" in data else [data]
@@ -107,13 +109,17 @@ async def _route(emu: "LiveKitEmulator", request: web.BaseRequest, verb: str, ro
             room, [str(i) for i in identities], tracks=tracks, metadata=str(data.get("metadata", ""))
         )
         room_proto = emu.room(room)
-        return _ok({"room": room, "added": len(added), "count": room_proto.num_participants if room_proto else 0})
+        return _ok(
+            {"room": room, "added": len(added), "count": room_proto.num_participants if room_proto else 0}
+        )
     if route == "participants" and verb == "GET":
         room = request.query.get("room", "")
         people = emu.participants(room)
         out: dict[str, Any] = {"room": room, "count": len(people), "identities": [p.identity for p in people]}
         if request.query.get("full") in ("1", "true"):
-            out["participants"] = [json_format.MessageToDict(p, preserving_proto_field_name=True) for p in people]
+            out["participants"] = [
+                json_format.MessageToDict(p, preserving_proto_field_name=True) for p in people
+            ]
         return _ok(out)
     if route == "calls" and verb == "GET":
         counts = emu.call_counts()
@@ -134,8 +140,13 @@ async def _route(emu: "LiveKitEmulator", request: web.BaseRequest, verb: str, ro
         data = await _body(request)
         kind, method, n = data["kind"], str(data["method"]), int(data.get("n", 1))
         if kind == "fail":
-            emu.fail_next(method, n, code=data.get("code", "internal"), status=data.get("status"),
-                          msg=data.get("msg", "injected failure"))
+            emu.fail_next(
+                method,
+                n,
+                code=data.get("code", "internal"),
+                status=data.get("status"),
+                msg=data.get("msg", "injected failure"),
+            )
         elif kind == "garbage":
             emu.garbage_next(method, n)
         elif kind == "drop":

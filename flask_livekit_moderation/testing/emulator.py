@@ -23,8 +23,9 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Awaitable, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 import jwt
 from aiohttp import web
@@ -77,14 +78,14 @@ class CallRecord:
     """
 
     method: str
-    request: Optional[Message]
-    grants: Optional[VideoGrants]
-    status: Optional[int]
-    code: Optional[str]
+    request: Message | None
+    grants: VideoGrants | None
+    status: int | None
+    code: str | None
     started: float
     finished: float
     message: str = ""
-    fault: Optional[str] = None
+    fault: str | None = None
 
     @property
     def duration(self) -> float:
@@ -106,7 +107,7 @@ class CallRecord:
 class _TwirpError(Exception):
     """A twirp error answer; ``delay`` seconds pass before it is sent."""
 
-    def __init__(self, code: str, msg: str, delay: float = 0.0, meta: Optional[dict] = None) -> None:
+    def __init__(self, code: str, msg: str, delay: float = 0.0, meta: dict | None = None) -> None:
         super().__init__(msg)
         self.code = code
         self.msg = msg
@@ -128,7 +129,7 @@ def _invalid_argument(argument: str, limit: int) -> _TwirpError:
     return _TwirpError("invalid_argument", f"{argument} {limit}", meta={"argument": argument})
 
 
-def _has_admin(grants: Optional[VideoGrants], room: str) -> bool:
+def _has_admin(grants: VideoGrants | None, room: str) -> bool:
     # auth.go EnsureAdminPermission: roomAdmin AND exact room match.
     return grants is not None and bool(grants.room_admin) and grants.room == room
 
@@ -167,14 +168,14 @@ class LiveKitEmulator:
 
     def __init__(
         self,
-        api_key: Optional[str] = None,
-        api_secret: Optional[str] = None,
+        api_key: str | None = None,
+        api_secret: str | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
         latency: float = 0.0,
         mute_unknown_delay: float = 1.0,
         enable_remote_unmute: bool = False,
-        max_calls: Optional[int] = None,
+        max_calls: int | None = None,
     ) -> None:
         self.api_key: str = api_key or "APIemu" + secrets.token_hex(6)
         self.api_secret: str = api_secret or secrets.token_urlsafe(32)
@@ -192,12 +193,12 @@ class LiveKitEmulator:
         self._counts: Counter[str] = Counter()
         self.max_calls = max_calls
         self._calls_lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._web_server: Optional[web.Server] = None
-        self._listener: Optional[asyncio.AbstractServer] = None
-        self._stopping: Optional[asyncio.Event] = None
-        self._handlers: dict[str, Callable[[Any, Optional[VideoGrants]], Message]] = {
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._web_server: web.Server | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self._stopping: asyncio.Event | None = None
+        self._handlers: dict[str, Callable[[Any, VideoGrants | None], Message]] = {
             "CreateRoom": self._create_room,
             "ListRooms": self._list_rooms,
             "DeleteRoom": self._delete_room,
@@ -219,7 +220,7 @@ class LiveKitEmulator:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> "LiveKitEmulator":
+    def start(self) -> LiveKitEmulator:
         """Start listening (blocks until the socket is bound); returns self."""
         if self.running:
             return self
@@ -290,7 +291,7 @@ class LiveKitEmulator:
             conn.close()
         await self._web_server.shutdown(timeout)
 
-    def __enter__(self) -> "LiveKitEmulator":
+    def __enter__(self) -> LiveKitEmulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -324,7 +325,7 @@ class LiveKitEmulator:
             await self._listen()
 
     @contextlib.contextmanager
-    def down(self) -> Iterator["LiveKitEmulator"]:
+    def down(self) -> Iterator[LiveKitEmulator]:
         """``with emu.down(): ...`` — the server is unreachable inside the block."""
         self.go_down()
         try:
@@ -344,7 +345,7 @@ class LiveKitEmulator:
         room: str,
         identity: str,
         name: str = "",
-        tracks: Optional[Sequence[TrackLike]] = None,
+        tracks: Sequence[TrackLike] | None = None,
         metadata: str = "",
     ) -> models.ParticipantInfo:
         """Put an ACTIVE participant (sid ``PA_...``) into an existing room.
@@ -360,7 +361,7 @@ class LiveKitEmulator:
         self,
         room: str,
         identities: Sequence[str],
-        tracks: Optional[Sequence[TrackLike]] = None,
+        tracks: Sequence[TrackLike] | None = None,
         metadata: str = "",
     ) -> list[models.ParticipantInfo]:
         """Bulk form of :meth:`add_participant` (one lock acquisition)."""
@@ -382,7 +383,7 @@ class LiveKitEmulator:
         """Copies of all rooms."""
         return self.state.rooms_list()
 
-    def room(self, name: str) -> Optional[models.Room]:
+    def room(self, name: str) -> models.Room | None:
         """Copy of one room, or None."""
         return self.state.room(name)
 
@@ -390,7 +391,7 @@ class LiveKitEmulator:
         """Copies of a room's participants (empty for an unknown room)."""
         return self.state.participants_of(room)
 
-    def participant(self, room: str, identity: str) -> Optional[models.ParticipantInfo]:
+    def participant(self, room: str, identity: str) -> models.ParticipantInfo | None:
         """Copy of one participant, or None."""
         return self.state.participant(room, identity)
 
@@ -436,7 +437,7 @@ class LiveKitEmulator:
                 del calls[: len(calls) - self.max_calls]
 
     # ------------------------------------------------------ fault injection
-    def set_latency(self, seconds: float, method: Optional[str] = None) -> None:
+    def set_latency(self, seconds: float, method: str | None = None) -> None:
         """Delay every RoomService call (or only ``method``'s) by ``seconds``."""
         self.faults.set_latency(seconds, method)
 
@@ -445,7 +446,7 @@ class LiveKitEmulator:
         method: str,
         n: int = 1,
         code: str = "internal",
-        status: Optional[int] = None,
+        status: int | None = None,
         msg: str = "injected failure",
     ) -> None:
         """Next ``n`` calls to ``method`` answer twirp error ``code`` (HTTP status from
@@ -461,7 +462,7 @@ class LiveKitEmulator:
         """Next ``n`` calls to ``method`` get their connection closed, no answer."""
         self.faults.push(method, Fault("drop"), n)
 
-    def hang_next(self, method: str, n: int = 1, seconds: Optional[float] = None) -> None:
+    def hang_next(self, method: str, n: int = 1, seconds: float | None = None) -> None:
         """Next ``n`` calls to ``method`` wait ``seconds`` (None: until stop) and then
         are answered normally."""
         self.faults.push(method, Fault("hang", seconds=seconds), n)
@@ -474,11 +475,11 @@ class LiveKitEmulator:
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
         if path.startswith(TWIRP_PREFIX):
-            return await self._twirp(request, path[len(TWIRP_PREFIX):])
+            return await self._twirp(request, path[len(TWIRP_PREFIX) :])
         if path.startswith(CONTROL_PREFIX):
             from .control import handle_control  # local: keeps the hot path lean
 
-            return await handle_control(self, request, path[len(CONTROL_PREFIX):])
+            return await handle_control(self, request, path[len(CONTROL_PREFIX) :])
         # server.go: the auth middleware wraps every route, then the mux answers.
         try:
             self._authenticate(request)
@@ -489,7 +490,8 @@ class LiveKitEmulator:
         if path.startswith("/twirp/"):
             started = time.monotonic()
             err = _TwirpError(
-                "bad_route", f'no handler for path "{path}"',
+                "bad_route",
+                f'no handler for path "{path}"',
                 meta={"twirp_invalid_route": f"{request.method} {path}"},
             )
             return self._twirp_error(err, path.rsplit("/", 1)[-1], started, None, None, None)
@@ -497,9 +499,9 @@ class LiveKitEmulator:
 
     async def _twirp(self, request: web.BaseRequest, method: str) -> web.StreamResponse:
         started = time.monotonic()
-        req_msg: Optional[Message] = None
-        grants: Optional[VideoGrants] = None
-        fault: Optional[Fault] = None
+        req_msg: Message | None = None
+        grants: VideoGrants | None = None
+        fault: Fault | None = None
         try:
             body = await request.read()
             latency = self.faults.latency_for(method)
@@ -513,23 +515,30 @@ class LiveKitEmulator:
                     err = _TwirpError(fault.code, fault.msg)
                     return self._twirp_error(err, method, started, None, None, fault, fault.status)
                 elif fault.kind == "garbage":
-                    self._record(CallRecord(method, None, None, 200, None, started, time.monotonic(), "", "garbage"))
+                    self._record(
+                        CallRecord(method, None, None, 200, None, started, time.monotonic(), "", "garbage")
+                    )
                     return web.Response(body=_GARBAGE, content_type="application/protobuf")
                 else:  # drop
                     if request.transport is not None:
                         request.transport.close()
-                    self._record(CallRecord(method, None, None, None, None, started, time.monotonic(), "", "drop"))
+                    self._record(
+                        CallRecord(method, None, None, None, None, started, time.monotonic(), "", "drop")
+                    )
                     return web.Response()  # never written: the transport is gone
             try:
                 grants = self._authenticate(request)
             except _AuthError as exc:
                 text = str(exc)
-                self._record(CallRecord(method, None, None, 401, None, started, time.monotonic(), text, _kind(fault)))
+                self._record(
+                    CallRecord(method, None, None, 401, None, started, time.monotonic(), text, _kind(fault))
+                )
                 return web.Response(status=401, text=text)
             # livekit_room.twirp.go ServeHTTP / serve<Method>: routing, then body decoding.
             if request.method != "POST":
                 raise _TwirpError(
-                    "bad_route", f'unsupported method "{request.method}" (only POST is allowed)',
+                    "bad_route",
+                    f'unsupported method "{request.method}" (only POST is allowed)',
                     meta={"twirp_invalid_route": f"{request.method} {request.path}"},
                 )
             handler = self._handlers.get(method)
@@ -537,7 +546,8 @@ class LiveKitEmulator:
                 if method in _UNMODELLED:
                     raise _TwirpError("unimplemented", f"{method} is not modelled by LiveKitEmulator")
                 raise _TwirpError(
-                    "bad_route", f'no handler for path "{request.path}"',
+                    "bad_route",
+                    f'no handler for path "{request.path}"',
                     meta={"twirp_invalid_route": f"{request.method} {request.path}"},
                 )
             ctype = request.headers.get("Content-Type", "")
@@ -557,7 +567,8 @@ class LiveKitEmulator:
                 as_json = True
             else:
                 raise _TwirpError(
-                    "bad_route", f'unexpected Content-Type: "{ctype}"',
+                    "bad_route",
+                    f'unexpected Content-Type: "{ctype}"',
                     meta={"twirp_invalid_route": f"{request.method} {request.path}"},
                 )
             answer = handler(req_msg, grants)
@@ -569,7 +580,9 @@ class LiveKitEmulator:
             else:
                 payload = answer.SerializeToString()
                 ctype_out = "application/protobuf"
-            self._record(CallRecord(method, req_msg, grants, 200, None, started, time.monotonic(), "", _kind(fault)))
+            self._record(
+                CallRecord(method, req_msg, grants, 200, None, started, time.monotonic(), "", _kind(fault))
+            )
             return web.Response(body=payload, content_type=ctype_out)
         except _TwirpError as err:
             if err.delay:
@@ -577,7 +590,9 @@ class LiveKitEmulator:
             return self._twirp_error(err, method, started, req_msg, grants, fault)
         except asyncio.CancelledError:
             # The emulator is stopping while this call waits: no answer goes out.
-            self._record(CallRecord(method, req_msg, grants, None, None, started, time.monotonic(), "", _kind(fault)))
+            self._record(
+                CallRecord(method, req_msg, grants, None, None, started, time.monotonic(), "", _kind(fault))
+            )
             raise
         except Exception as exc:  # a bug here must still look like a server error
             err = _TwirpError("internal", f"emulator error: {exc!r}")
@@ -588,22 +603,34 @@ class LiveKitEmulator:
         err: _TwirpError,
         method: str,
         started: float,
-        req_msg: Optional[Message],
-        grants: Optional[VideoGrants],
-        fault: Optional[Fault],
-        status: Optional[int] = None,
+        req_msg: Message | None,
+        grants: VideoGrants | None,
+        fault: Fault | None,
+        status: int | None = None,
     ) -> web.Response:
         http_status = status if status is not None else TWIRP_STATUS.get(err.code, 500)
         body: dict[str, Any] = {"code": err.code, "msg": err.msg}
         if err.meta:
             body["meta"] = err.meta
         self._record(
-            CallRecord(method, req_msg, grants, http_status, err.code, started, time.monotonic(), err.msg, _kind(fault))
+            CallRecord(
+                method,
+                req_msg,
+                grants,
+                http_status,
+                err.code,
+                started,
+                time.monotonic(),
+                err.msg,
+                _kind(fault),
+            )
         )
         # twirp writeError: errors are always JSON.
-        return web.Response(status=http_status, body=json.dumps(body).encode(), content_type="application/json")
+        return web.Response(
+            status=http_status, body=json.dumps(body).encode(), content_type="application/json"
+        )
 
-    async def _hang(self, seconds: Optional[float]) -> None:
+    async def _hang(self, seconds: float | None) -> None:
         assert self._stopping is not None
         if seconds is None:
             await self._stopping.wait()
@@ -615,7 +642,7 @@ class LiveKitEmulator:
         raise asyncio.CancelledError
 
     # ---------------------------------------------------------------- auth
-    def _authenticate(self, request: web.BaseRequest) -> Optional[VideoGrants]:
+    def _authenticate(self, request: web.BaseRequest) -> VideoGrants | None:
         """Mirror of auth.go APIKeyAuthMiddleware; returns the grants, None when no
         token was sent (the twirp handler then answers "permissions denied"), or
         raises ``_AuthError`` with the plain-text body of the 401."""
@@ -653,9 +680,13 @@ class LiveKitEmulator:
         try:
             claims = self._verifier.verify(token)
         except jwt.InvalidAlgorithmError:
-            raise _AuthError(f"{ERR_INVALID_TOKEN}: token signature is invalid: signing method {alg} is invalid") from None
+            raise _AuthError(
+                f"{ERR_INVALID_TOKEN}: token signature is invalid: signing method {alg} is invalid"
+            ) from None
         except jwt.InvalidSignatureError:
-            raise _AuthError(f"{ERR_INVALID_TOKEN}: token signature is invalid: signature is invalid") from None
+            raise _AuthError(
+                f"{ERR_INVALID_TOKEN}: token signature is invalid: signature is invalid"
+            ) from None
         except jwt.InvalidTokenError as exc:
             raise _AuthError(f"{ERR_INVALID_TOKEN}: {_claims_error(unverified, exc)}") from None
         grants = claims.video or VideoGrants()
@@ -667,7 +698,7 @@ class LiveKitEmulator:
     # ------------------------------------------------------------ handlers
     # Each mirrors roomservice.go (+ roommanager.go / localstore.go for a
     # single node); the order of checks is LiveKit's.
-    def _create_room(self, req: room_pb.CreateRoomRequest, grants: Optional[VideoGrants]) -> Message:
+    def _create_room(self, req: room_pb.CreateRoomRequest, grants: VideoGrants | None) -> Message:
         if grants is None or not grants.room_create:
             raise _denied()
         if len(req.name.encode()) > MAX_NAME_BYTES:
@@ -684,7 +715,7 @@ class LiveKitEmulator:
                 )
             return _copy(room)
 
-    def _list_rooms(self, req: room_pb.ListRoomsRequest, grants: Optional[VideoGrants]) -> Message:
+    def _list_rooms(self, req: room_pb.ListRoomsRequest, grants: VideoGrants | None) -> Message:
         if grants is None or not grants.room_list:
             raise _denied()
         resp = room_pb.ListRoomsResponse()
@@ -697,7 +728,7 @@ class LiveKitEmulator:
             resp.rooms.extend(wanted)  # copies
         return resp
 
-    def _delete_room(self, req: room_pb.DeleteRoomRequest, grants: Optional[VideoGrants]) -> Message:
+    def _delete_room(self, req: room_pb.DeleteRoomRequest, grants: VideoGrants | None) -> Message:
         if grants is None or not grants.room_create:
             raise _denied()
         with self.state.lock:
@@ -705,7 +736,7 @@ class LiveKitEmulator:
                 raise _TwirpError("not_found", "requested room does not exist")
         return room_pb.DeleteRoomResponse()
 
-    def _list_participants(self, req: room_pb.ListParticipantsRequest, grants: Optional[VideoGrants]) -> Message:
+    def _list_participants(self, req: room_pb.ListParticipantsRequest, grants: VideoGrants | None) -> Message:
         if not _has_admin(grants, req.room):
             raise _denied()
         resp = room_pb.ListParticipantsResponse()
@@ -720,14 +751,16 @@ class LiveKitEmulator:
             raise _TwirpError("not_found", "participant does not exist")
         return p
 
-    def _get_participant(self, req: room_pb.RoomParticipantIdentity, grants: Optional[VideoGrants]) -> Message:
+    def _get_participant(self, req: room_pb.RoomParticipantIdentity, grants: VideoGrants | None) -> Message:
         if not _has_admin(grants, req.room):
             raise _denied()
         with self.state.lock:
             p = self._known_participant_locked(req.room, req.identity)
             return _copy(p)
 
-    def _remove_participant(self, req: room_pb.RoomParticipantIdentity, grants: Optional[VideoGrants]) -> Message:
+    def _remove_participant(
+        self, req: room_pb.RoomParticipantIdentity, grants: VideoGrants | None
+    ) -> Message:
         if not _has_admin(grants, req.room):
             raise _denied()
         with self.state.lock:
@@ -735,7 +768,7 @@ class LiveKitEmulator:
                 raise _TwirpError("not_found", "participant does not exist")
         return room_pb.RemoveParticipantResponse()
 
-    def _mute_published_track(self, req: room_pb.MuteRoomTrackRequest, grants: Optional[VideoGrants]) -> Message:
+    def _mute_published_track(self, req: room_pb.MuteRoomTrackRequest, grants: VideoGrants | None) -> Message:
         if not _has_admin(grants, req.room):
             raise _denied()
         with self.state.lock:
@@ -754,7 +787,9 @@ class LiveKitEmulator:
                     break
             return resp
 
-    def _update_participant(self, req: room_pb.UpdateParticipantRequest, grants: Optional[VideoGrants]) -> Message:
+    def _update_participant(
+        self, req: room_pb.UpdateParticipantRequest, grants: VideoGrants | None
+    ) -> Message:
         # roomservice.go validates sizes before the permission check.
         if len(req.name.encode()) > MAX_PARTICIPANT_NAME_LENGTH:
             raise _invalid_argument("name length exceeds limits", MAX_PARTICIPANT_NAME_LENGTH)
@@ -781,7 +816,9 @@ class LiveKitEmulator:
             p.version += 1
             return _copy(p)
 
-    def _update_room_metadata(self, req: room_pb.UpdateRoomMetadataRequest, grants: Optional[VideoGrants]) -> Message:
+    def _update_room_metadata(
+        self, req: room_pb.UpdateRoomMetadataRequest, grants: VideoGrants | None
+    ) -> Message:
         if len(req.metadata.encode()) > MAX_METADATA_SIZE:
             raise _invalid_argument("metadata size exceeds limits", MAX_METADATA_SIZE)
         if not _has_admin(grants, req.room):
@@ -797,7 +834,7 @@ class LiveKitEmulator:
         return f"<LiveKitEmulator {self.url} running={self.running}>"
 
 
-def _kind(fault: Optional[Fault]) -> Optional[str]:
+def _kind(fault: Fault | None) -> str | None:
     return None if fault is None else fault.kind
 
 
@@ -816,6 +853,3 @@ def _claims_error(claims: dict, exc: Exception) -> str:
     if not errs:  # a PyJWT-only rule (e.g. iat in the future); say what PyJWT said
         errs.append(str(exc))
     return "token has invalid claims: " + ", ".join(errs)
-
-
-

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 __all__ = ["TWIRP_STATUS", "Fault", "FaultPlan"]
 
@@ -53,7 +53,7 @@ class Fault:
     code: str = "internal"
     status: int = 500
     msg: str = ""
-    seconds: Optional[float] = None
+    seconds: float | None = None
 
 
 class FaultPlan:
@@ -66,7 +66,7 @@ class FaultPlan:
         self._method_latency: dict[str, float] = {}
         self._queues: dict[str, deque[Fault]] = {}
 
-    def set_latency(self, seconds: float, method: Optional[str] = None) -> None:
+    def set_latency(self, seconds: float, method: str | None = None) -> None:
         if seconds < 0:
             raise ValueError("latency must be >= 0")
         with self._lock:
@@ -86,7 +86,7 @@ class FaultPlan:
         with self._lock:
             self._queues.setdefault(method, deque()).extend([fault] * n)
 
-    def take(self, method: str) -> Optional[Fault]:
+    def take(self, method: str) -> Fault | None:
         """Pop the next fault queued for ``method``, if any."""
         if not self._queues:  # fast path: nothing ever queued
             return None

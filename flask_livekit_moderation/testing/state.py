@@ -16,8 +16,8 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence, Union
 
 from livekit.protocol import models
 
@@ -61,8 +61,8 @@ class TrackSpec:
     (case-insensitive; the ``livekit.protocol.models`` enum ints are accepted too).
     """
 
-    type: Union[str, int]
-    source: Union[str, int] = "unknown"
+    type: str | int
+    source: str | int = "unknown"
     name: str = ""
     muted: bool = False
 
@@ -80,7 +80,7 @@ class TrackSpec:
 #: What ``add_participant(tracks=...)`` accepts per track: a ``TrackSpec``, a
 #: ``(type, source)`` / ``(type, source, name)`` / ``(type, source, name, muted)`` tuple,
 #: or a dict with those keys.
-TrackLike = Union[TrackSpec, Sequence[object], dict]
+TrackLike = TrackSpec | Sequence[object] | dict[str, object]
 
 DEFAULT_TRACKS: tuple[TrackSpec, ...] = (
     TrackSpec("audio", "microphone", name="microphone"),
@@ -88,7 +88,7 @@ DEFAULT_TRACKS: tuple[TrackSpec, ...] = (
 )
 
 
-def _enum(value: Union[str, int], table: dict[str, int], what: str) -> int:
+def _enum(value: str | int, table: dict[str, int], what: str) -> int:
     if isinstance(value, int):
         if value not in table.values():
             raise ValueError(f"unknown {what}: {value!r}")
