@@ -14,12 +14,11 @@ import signal
 import sys
 from contextlib import ExitStack
 from types import FrameType
-from typing import Any
 
 from flask import Flask
 from werkzeug.serving import make_server
 
-from flask_livekit_moderation.state import moderation_state
+from flask_livekit_moderation.state import ModerationState
 from flask_livekit_moderation.testing import LiveKitEmulator
 
 from . import create_app, demo
@@ -88,9 +87,10 @@ def _real_livekit_banner(app: Flask, base_url: str) -> list[str]:
     return lines
 
 
-def _moderation_state_of(app: Flask) -> Any:
-    with app.app_context():
-        return moderation_state()
+def _moderation_state_of(app: Flask) -> ModerationState:
+    state = app.extensions["livekit_moderation"]
+    assert isinstance(state, ModerationState)
+    return state
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -5,16 +5,25 @@ Public API::
     from flask_livekit_moderation import LiveKitModeration, current_auth, room_metadata
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from . import signals
 from .access import RoomMetadataError, may_access, room_metadata, room_owner
-from .auth import AuthContext, current_auth
+from .auth import ALL_ROOMS, AuthContext, current_auth
 from .config import ConfigurationError
-from .errors import ModerationError
+from .errors import ErrorCode, ModerationError
 from .extension import LiveKitModeration
 
+try:
+    __version__ = version("flask-livekit-moderation")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0.0.0"
+
 __all__ = [
+    "ALL_ROOMS",
     "AuthContext",
     "ConfigurationError",
+    "ErrorCode",
     "LiveKitModeration",
     "ModerationError",
     "RoomMetadataError",
@@ -24,4 +33,3 @@ __all__ = [
     "room_owner",
     "signals",
 ]
-__version__ = "0.1.0"

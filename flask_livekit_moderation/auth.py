@@ -1,46 +1,90 @@
-"""Who is calling: the token transports, secret matching and the per-request context."""
+"""Who is calling: token transports, secret matching, the host's callbacks, the request's caller.
+
+Resolution order for one request, when auth is required:
+
+1. a token (``Authorization: Bearer`` first, else ``?api_key``): a configured secret, else
+   the host's ``auth_resolver(token)``;
+2. no token: the host's ``request_loader(request)`` (a session/cookie app maps its signed-in
+   user to a tenant here).
+
+A callback returns an auth id (``str``), ``None`` (reject: 401) or :data:`ALL_ROOMS`. The
+result is cached on ``flask.g`` so the callbacks run at most once per request, whoever asks
+first: the extension's routes, an app-level ``before_request`` or another extension.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final, TypeAlias
 from urllib.parse import unquote_plus
 
-from flask import current_app, g, request
+from flask import Request, current_app, g, has_request_context, request
+from werkzeug.exceptions import Forbidden, Unauthorized
 
 from . import errors
-from .config import ApiSecret, normalize_auth_id
+from .config import ApiSecret
+from .errors import ModerationError
+from .state import request_state
 
-#: A host callback mapping a token to an auth id (``None`` rejects the token).
-AuthResolver = Callable[[str], str | None | Awaitable[str | None]]
+logger = logging.getLogger("flask_livekit_moderation")
 
-_G_KEY = "livekit_moderation_auth"
+
+class _AllRooms:
+    """Type of :data:`ALL_ROOMS`."""
+
+    _instance: _AllRooms | None = None
+
+    def __new__(cls) -> _AllRooms:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ALL_ROOMS"
+
+    def __reduce__(self) -> str:
+        return "ALL_ROOMS"
+
+
+#: Returned by a resolver or request loader for a caller who may moderate every room
+#: (the seed's backward-compatible anonymous mode, granted only when the host says so).
+ALL_ROOMS: Final = _AllRooms()
+
+#: What a resolver or loader may return: an auth id, ``None`` (reject) or :data:`ALL_ROOMS`.
+Resolution: TypeAlias = "str | None | _AllRooms"
+#: Maps a caller's token to a :data:`Resolution` (sync or ``async def``).
+AuthResolver: TypeAlias = Callable[[str], "Resolution | Awaitable[Resolution]"]
+#: Maps a request that carries no token to a :data:`Resolution` (sync or ``async def``).
+RequestLoader: TypeAlias = Callable[[Request], "Resolution | Awaitable[Resolution]"]
 
 
 @dataclass(frozen=True)
 class AuthContext:
-    """The caller of the current request.
+    """The caller of the current request, as :func:`current_auth` returns it.
 
-    ``auth_id`` is ``None`` for anonymous callers, who may moderate every room
-    (the backward-compatible mode); otherwise only rooms whose metadata names it.
+    ``is_authenticated`` is ``False`` when the request's credentials are missing or
+    invalid (its moderation routes answer 401). An authenticated caller with an
+    ``auth_id`` may moderate only rooms whose metadata names it; one without
+    (``auth_id is None``) may moderate every room.
     """
 
     auth_id: str | None = None
+    is_authenticated: bool = True
 
     @property
     def is_anonymous(self) -> bool:
-        return self.auth_id is None
+        """An authenticated caller with no auth id: may moderate every room."""
+        return self.is_authenticated and self.auth_id is None
 
 
 ANONYMOUS = AuthContext()
-
-
-def current_auth() -> AuthContext:
-    """The auth context resolved for the current request (anonymous outside one)."""
-    return g.get(_G_KEY, ANONYMOUS)
+UNAUTHENTICATED = AuthContext(None, is_authenticated=False)
 
 
 def request_token() -> str | None:
@@ -58,55 +102,166 @@ def _encode(value: str) -> bytes:
     return value.encode("utf-8", "surrogatepass")
 
 
-def match_secret(token: str, secrets: tuple[ApiSecret, ...]) -> ApiSecret | None:
-    """The configured secret equal to ``token``, compared in constant time.
+class SecretTable:
+    """The configured caller secrets, matched in constant time whatever their number.
 
-    Every entry is compared, whatever matched earlier, so timing does not reveal
-    which entry (or how many) a token was checked against.
+    Secrets are indexed by an HMAC of their value under a key drawn at start-up, so a token
+    is hashed once and looked up in a dict: the time taken does not depend on how many
+    secrets exist nor on how much of a secret a token gets right.
     """
-    candidate = _encode(token)
-    found = None
-    for entry in secrets:
-        if hmac.compare_digest(candidate, entry.secret):
-            found = entry
-    return found
+
+    def __init__(self, secrets: tuple[ApiSecret, ...]) -> None:
+        self._key = os.urandom(32)
+        self._by_digest = {self._digest(entry.secret): entry for entry in secrets}
+
+    def _digest(self, value: bytes) -> bytes:
+        return hmac.new(self._key, value, hashlib.sha256).digest()
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def match(self, token: str) -> ApiSecret | None:
+        """The configured secret equal to ``token``, or ``None``."""
+        candidate = _encode(token)
+        entry = self._by_digest.get(self._digest(candidate))
+        # The digest already decided; comparing the values too costs nothing and rules out
+        # any doubt about collisions.
+        if entry is not None and hmac.compare_digest(candidate, entry.secret):
+            return entry
+        return None
 
 
 class Authenticator:
-    """Turns the request's token into an :class:`AuthContext`, or raises a 401."""
+    """Turns one request's credentials into an :class:`AuthContext`, or a refusal."""
 
-    def __init__(self, required: bool, secrets: tuple[ApiSecret, ...]) -> None:
+    def __init__(
+        self,
+        required: bool,
+        secrets: tuple[ApiSecret, ...],
+        resolver: Callable[[], AuthResolver | None],
+        loader: Callable[[], RequestLoader | None],
+    ) -> None:
         self.required = required
-        self.secrets = secrets
+        self.secrets = SecretTable(secrets)
+        # Read through the extension at request time, so callbacks registered by
+        # decorator after init_app still apply.
+        self._resolver = resolver
+        self._loader = loader
 
-    def authenticate(self, resolver: AuthResolver | None) -> AuthContext:
-        """Resolve the current request's caller (called by the blueprint's hook).
-
-        ``resolver`` is asked only when the token matches none of the secrets.
-        """
+    def authenticate(self) -> AuthContext:
+        """The current request's caller; raises the :class:`ModerationError` refusing it."""
         if not self.required:
             return ANONYMOUS
         token = request_token()
-        if token is None:
-            raise errors.missing_token()
-        entry = match_secret(token, self.secrets)
-        if entry is not None:
-            return AuthContext(entry.id)
-        if resolver is not None:
-            auth_id = current_app.ensure_sync(resolver)(token)
-            if auth_id is not None:
-                if not isinstance(auth_id, str):
-                    raise TypeError("the auth_resolver must return a str or None")
-                return AuthContext(normalize_auth_id(auth_id))
-        raise errors.unauthorized()
+        if token is not None:
+            entry = self.secrets.match(token)
+            if entry is not None:
+                return AuthContext(entry.id)
+            resolver = self._resolver()
+            if resolver is None:
+                raise errors.UNAUTHORIZED()
+            return _context(_ask(resolver, token), errors.UNAUTHORIZED)
+        loader = self._loader()
+        if loader is None:
+            raise errors.MISSING_TOKEN()
+        return _context(_ask(loader, request._get_current_object()), errors.MISSING_TOKEN)  # type: ignore[attr-defined]
 
 
-def set_current_auth(context: AuthContext) -> None:
-    setattr(g, _G_KEY, context)
+def _ask(callback: Callable[[str], object] | Callable[[Request], object], argument: object) -> object:
+    """Run a host callback (sync or async); turn what it raises into the extension's answer."""
+    try:
+        return current_app.ensure_sync(callback)(argument)
+    except Unauthorized:
+        raise errors.UNAUTHORIZED() from None
+    except Forbidden:
+        raise errors.FORBIDDEN() from None
+    except ModerationError:
+        raise
+    except Exception as exc:
+        if _propagates():
+            raise
+        # Only the type: a message or traceback may quote the token (KeyError(token)).
+        logger.error("the auth resolver or request loader raised %s", type(exc).__name__)
+        raise errors.INTERNAL_ERROR() from None
 
 
-# A query string inside a logged request line: from "?" to the next space or quote.
-_QUERY_IN_LOG = re.compile(r"\?([^\s\"]*)")
+def _propagates() -> bool:
+    # Flask's own rule for unexpected exceptions (Flask.handle_exception).
+    propagate = current_app.config.get("PROPAGATE_EXCEPTIONS")
+    if propagate is None:
+        return bool(current_app.testing or current_app.debug)
+    return bool(propagate)
+
+
+def _context(resolved: object, refusal: errors.ErrorCode) -> AuthContext:
+    if resolved is ALL_ROOMS:
+        return ANONYMOUS
+    if resolved is None:
+        raise refusal()
+    if not isinstance(resolved, str):
+        if _propagates():
+            raise TypeError(
+                f"an auth resolver or request loader must return a str, None or ALL_ROOMS, "
+                f"not {type(resolved).__name__}"
+            )
+        logger.error(
+            "the auth resolver or request loader returned a %s, not a str, None or ALL_ROOMS",
+            type(resolved).__name__,
+        )
+        raise errors.INTERNAL_ERROR()
+    if not resolved.strip():
+        # A half-provisioned tenant row must never become access to every room.
+        raise errors.UNAUTHORIZED()
+    return AuthContext(resolved)
+
+
+_G_KEY = "_livekit_moderation_callers"
+
+
+def resolve_caller(name: str, authenticator: Authenticator) -> tuple[AuthContext, ModerationError | None]:
+    """The caller of the current request for the extension instance ``name``, cached on ``g``.
+
+    Returns the context and, when it is not authenticated, the error a moderation route
+    answers with.
+    """
+    cache: dict[str, tuple[AuthContext, ModerationError | None]] = g.setdefault(_G_KEY, {})
+    found = cache.get(name)
+    if found is None:
+        try:
+            found = (authenticator.authenticate(), None)
+        except ModerationError as refusal:
+            found = (UNAUTHENTICATED, refusal)
+        cache[name] = found
+    return found
+
+
+def current_auth() -> AuthContext:
+    """The caller of the current request (resolved on first use, at most once per request).
+
+    Works anywhere in a request: in the extension's routes, in the host's app-level
+    ``before_request`` hooks and views, and in other extensions (e.g. a Flask-Limiter
+    ``key_func`` that limits per tenant). It never raises for missing or invalid
+    credentials: the context then has ``is_authenticated=False`` (and the moderation routes
+    answer 401). Outside a request, or on an app with several instances outside their
+    routes, it is unauthenticated too; use :meth:`LiveKitModeration.current_auth` there.
+    """
+    if not has_request_context():
+        return UNAUTHENTICATED
+    state = request_state()
+    if state is None:
+        return UNAUTHENTICATED
+    return resolve_caller(state.name, state.authenticator)[0]
+
+
+def known_caller(name: str) -> AuthContext | None:
+    """The caller already resolved for instance ``name`` in this request, without resolving."""
+    found = g.get(_G_KEY, {}).get(name)
+    return None if found is None else found[0]
+
+
+# A query string inside a logged request line: from "?" to the next space (a raw '"' inside
+# the query must not end it, or whatever follows escapes redaction).
+_QUERY_IN_LOG = re.compile(r"\?(\S*)")
 
 
 def _redact_query(match: re.Match[str]) -> str:
@@ -141,6 +296,6 @@ ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
 def redact_access_logs() -> None:
     """Attach one :class:`QueryTokenRedactor` to each access logger (idempotent)."""
     for name in ACCESS_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, QueryTokenRedactor) for f in logger.filters):
-            logger.addFilter(QueryTokenRedactor())
+        access_logger = logging.getLogger(name)
+        if not any(isinstance(f, QueryTokenRedactor) for f in access_logger.filters):
+            access_logger.addFilter(QueryTokenRedactor())

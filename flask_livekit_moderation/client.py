@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextvars
 import logging
 import os
 import threading
@@ -29,6 +30,8 @@ logger = logging.getLogger("flask_livekit_moderation")
 
 #: Seconds allowed, beyond the LiveKit timeouts, for an operation to hand back its result.
 _HANDOFF_MARGIN = 5.0
+#: Seconds :meth:`LiveKitClient.close` waits for the pooled connections to close.
+_CLOSE_WAIT = 2.0
 
 
 class _LoopThread:
@@ -37,7 +40,7 @@ class _LoopThread:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
-        self.sessions: list[aiohttp.ClientSession] = []
+        self.sessions: set[aiohttp.ClientSession] = set()
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="livekit-moderation-loop", daemon=True
         )
@@ -70,7 +73,9 @@ def _process_loop() -> _LoopThread:
         return current
     with _loop_lock:
         if _loop_thread is None or _loop_thread.pid != os.getpid():
-            _loop_thread = _LoopThread()
+            # The loop registers its self-pipe reader with the context current at creation:
+            # an empty one, not the first request's (which would pin that app forever).
+            _loop_thread = contextvars.Context().run(_LoopThread)
         return _loop_thread
 
 
@@ -166,6 +171,7 @@ class LiveKitClient:
         self._api_secret = api_secret
         self.timeout = timeout
         self._rooms: RoomService | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._rooms_pid: int | None = None
 
     def _room_service(self, owner: _LoopThread) -> RoomService:
@@ -174,9 +180,39 @@ class LiveKitClient:
             # No session timeout: livekit-api overrides it per request; RoomCalls bounds calls.
             session = aiohttp.ClientSession()
             self._rooms = TokenCachingRoomService(session, self._url, self._api_key, self._api_secret)
+            self._session = session
             self._rooms_pid = owner.pid
-            owner.sessions.append(session)
+            owner.sessions.add(session)
         return self._rooms
+
+    async def _close_session(self, owner: _LoopThread) -> None:
+        # On the loop thread, like _room_service, so the two never race.
+        if self._rooms_pid != owner.pid:
+            return  # a forked child's copy of its parent's session: not ours to close
+        session, self._session, self._rooms = self._session, None, None
+        if session is not None:
+            owner.sessions.discard(session)
+            await session.close()
+
+    def close(self, wait: bool = True) -> None:
+        """Close the pooled LiveKit connections of this client.
+
+        Safe to call more than once and from any thread; a later request opens new
+        connections. ``wait=False`` only schedules the close (used when an app is
+        garbage-collected, which may happen on any thread).
+        """
+        owner = _loop_thread
+        if owner is None or owner.pid != os.getpid() or owner.loop.is_closed() or self._session is None:
+            return
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._close_session(owner), owner.loop)
+        except RuntimeError:  # the loop closed meanwhile (interpreter exit)
+            return
+        if wait and threading.current_thread() is not owner.thread:
+            try:
+                future.result(_CLOSE_WAIT)
+            except concurrent.futures.TimeoutError:
+                logger.warning("LiveKit connections did not close within %.1fs", _CLOSE_WAIT)
 
     def run(self, operation: Callable[[RoomCalls], Awaitable[T]], made: list[str]) -> T:
         """Run ``operation(room_calls)`` on the shared loop and return its result.
@@ -189,7 +225,10 @@ class LiveKitClient:
         async def bound() -> T:
             return await operation(RoomCalls(self._room_service(owner), self.timeout, made))
 
-        future = asyncio.run_coroutine_threadsafe(bound(), owner.loop)
+        # Submitted from an empty context: the loop would otherwise copy the request's
+        # contextvars (Flask's request and app contexts) into the task and into every
+        # callback aiohttp schedules from it, keeping the app alive as long as the session.
+        future = contextvars.Context().run(asyncio.run_coroutine_threadsafe, bound(), owner.loop)
         # Every call inside is bounded by RoomCalls' timeout; this bound only guards
         # against a wedged loop so a request thread can never wait forever.
         try:

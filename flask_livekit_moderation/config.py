@@ -84,28 +84,32 @@ def _api_secrets(value: Any) -> tuple[ApiSecret, ...]:
             raise ConfigurationError(f"{key}[{index}]['secret'] must be printable ASCII without spaces")
         if auth_id is not None and not isinstance(auth_id, str):
             raise ConfigurationError(f"{key}[{index}]['id'] must be a string")
-        secrets.append(ApiSecret(id=normalize_auth_id(auth_id), secret=secret.encode("utf-8")))
+        if auth_id is not None and not auth_id.strip():
+            # A half-filled entry must not become a key to every tenant's rooms: leaving
+            # out "id" is the one explicit way to give a secret access to all rooms.
+            raise ConfigurationError(
+                f"{key}[{index}]['id'] is blank; leave 'id' out for a secret that may moderate every room"
+            )
+        secrets.append(ApiSecret(id=auth_id, secret=secret.encode("utf-8")))
     return tuple(secrets)
 
 
-def normalize_auth_id(auth_id: str | None) -> str | None:
-    """An auth id that is empty or only whitespace counts as absent."""
-    if auth_id is None or not auth_id.strip():
-        return None
-    return auth_id
+def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> Settings:
+    """Read and check the extension's settings from a Flask ``app.config``.
 
-
-def load_settings(config: Mapping[str, Any]) -> Settings:
-    """Read and check the extension's settings from a Flask ``app.config``."""
+    ``url_prefix``, when given, wins over ``LIVEKIT_MODERATION_URL_PREFIX``.
+    """
     try:
         timeout = float(config.get("LIVEKIT_MODERATION_TIMEOUT", 10))
     except (TypeError, ValueError):
         raise ConfigurationError("LIVEKIT_MODERATION_TIMEOUT must be a number of seconds") from None
     if not timeout > 0:
         raise ConfigurationError("LIVEKIT_MODERATION_TIMEOUT must be greater than 0")
-    prefix = config.get("LIVEKIT_MODERATION_URL_PREFIX") or ""
+    prefix = (config.get("LIVEKIT_MODERATION_URL_PREFIX") if url_prefix is None else url_prefix) or ""
     if not isinstance(prefix, str) or (prefix and not prefix.startswith("/")):
-        raise ConfigurationError("LIVEKIT_MODERATION_URL_PREFIX must be empty or start with '/'")
+        raise ConfigurationError(
+            "the URL prefix (LIVEKIT_MODERATION_URL_PREFIX) must be empty or start with '/'"
+        )
     return Settings(
         livekit_url=_from_config_or_env(config, "LIVEKIT_URL"),
         livekit_api_key=_from_config_or_env(config, "LIVEKIT_API_KEY"),

@@ -1,41 +1,32 @@
-"""Every error the extension answers, and the one function that renders them.
+"""Every error the extension answers, defined once, and the one way they are rendered.
 
-All errors are JSON ``{"error": "<sentence>", "code": "<CODE>"}`` (plus ``details``
-for validation errors). Bodies are serialised here once, with a fixed key order,
-so two refusals that must look identical are identical to the byte.
+Each code below is an :class:`ErrorCode`: its HTTP status, its default sentence and what it
+means. Routes and operations raise ``PARTICIPANT_NOT_FOUND()`` (a :class:`ModerationError`);
+the OpenAPI document, the README table and the tests read this same table.
+
+Every error is JSON ``{"error": "<sentence>", "code": "<CODE>"}`` (plus ``details`` for
+validation errors). Bodies are serialised here once, with a fixed key order, so two refusals
+that must look identical are identical to the byte.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response
 
-#: Error codes, one per documented failure.
-INVALID_REQUEST = "INVALID_REQUEST"
-MISSING_TOKEN = "MISSING_TOKEN"
-UNAUTHORIZED = "UNAUTHORIZED"
-PARTICIPANT_NOT_FOUND = "PARTICIPANT_NOT_FOUND"
-TRACK_NOT_FOUND = "TRACK_NOT_FOUND"
-NOT_FOUND = "NOT_FOUND"
-METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
-PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
-LIVEKIT_NOT_CONFIGURED = "LIVEKIT_NOT_CONFIGURED"
-LIVEKIT_AUTH_FAILED = "LIVEKIT_AUTH_FAILED"
-LIVEKIT_UNAVAILABLE = "LIVEKIT_UNAVAILABLE"
-REMOTE_UNMUTE_DISABLED = "REMOTE_UNMUTE_DISABLED"
-REMOVAL_FAILED = "REMOVAL_FAILED"
-MUTE_FAILED = "MUTE_FAILED"
-LIST_FAILED = "LIST_FAILED"
-INTERNAL_ERROR = "INTERNAL_ERROR"
+from .config import MAX_BODY_BYTES
 
 
 class ModerationError(Exception):
-    """An expected failure, answered as JSON with ``status`` and ``code``.
+    """An expected failure, answered as JSON with HTTP ``status`` and error ``code``.
 
-    Raise it anywhere below a route; the blueprint's error handler renders it.
+    Raise one anywhere below a route (usually by calling an :class:`ErrorCode`, e.g.
+    ``errors.PARTICIPANT_NOT_FOUND()``). The extension renders it unless the host app
+    registered its own ``@app.errorhandler(ModerationError)``, which then wins.
     ``details`` carries per-field validation messages for ``INVALID_REQUEST``.
     """
 
@@ -55,7 +46,7 @@ class ModerationError(Exception):
         self.headers = dict(headers or {})
 
     def to_response(self) -> Response:
-        """Render this error as a JSON response."""
+        """Render this error as the extension's JSON response."""
         body: dict[str, Any] = {"error": self.message, "code": self.code}
         if self.details is not None:
             body["details"] = self.details
@@ -68,59 +59,158 @@ class ModerationError(Exception):
         return response
 
 
-# One instance for every masked refusal: "no such room", "someone else's room" and
-# "no such participant" must be indistinguishable to the caller.
-def participant_not_found() -> ModerationError:
-    """The single masked 404 used for every refused room and missing participant."""
-    return ModerationError(404, PARTICIPANT_NOT_FOUND, "Participant not found.")
+@dataclass(frozen=True)
+class ErrorCode:
+    """One documented error: its code, HTTP status, default sentence and meaning.
+
+    Calling it builds the :class:`ModerationError` to raise; ``message`` replaces the
+    default sentence where the failure has a more precise one.
+    """
+
+    code: str
+    status: int
+    message: str
+    description: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def __call__(
+        self,
+        message: str | None = None,
+        *,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ModerationError:
+        return ModerationError(
+            self.status,
+            self.code,
+            self.message if message is None else message,
+            details=details,
+            headers={**dict(self.headers), **dict(headers or {})},
+        )
 
 
-def track_not_found() -> ModerationError:
-    """The participant exists but publishes no track with the requested SID."""
-    return ModerationError(404, TRACK_NOT_FOUND, "Track not found.")
+_BEARER = (("WWW-Authenticate", "Bearer"),)
 
+INVALID_REQUEST = ErrorCode(
+    "INVALID_REQUEST",
+    400,
+    "Invalid request.",
+    "Body not JSON or not an object; a field missing, of the wrong type, empty or only whitespace, "
+    "over 256 characters; `details` names each field.",
+)
+MISSING_TOKEN = ErrorCode(
+    "MISSING_TOKEN",
+    401,
+    "Authentication required: send 'Authorization: Bearer <token>' or '?api_key=<token>'.",
+    "Auth is required and the request carries no token (and the request loader, if any, "
+    "recognised no caller).",
+    _BEARER,
+)
+UNAUTHORIZED = ErrorCode(
+    "UNAUTHORIZED",
+    401,
+    "Invalid authentication token.",
+    "The token matches no secret and the resolver (if any) refused it, returned a blank id, "
+    "or raised `Unauthorized`.",
+    _BEARER,
+)
+FORBIDDEN = ErrorCode(
+    "FORBIDDEN",
+    403,
+    "Forbidden.",
+    "The host's resolver or request loader raised `werkzeug.exceptions.Forbidden`.",
+)
+PARTICIPANT_NOT_FOUND = ErrorCode(
+    "PARTICIPANT_NOT_FOUND",
+    404,
+    "Participant not found.",
+    "The room does not exist, is not the caller's, or the participant is not in it: one "
+    "identical body for all.",
+)
+TRACK_NOT_FOUND = ErrorCode(
+    "TRACK_NOT_FOUND",
+    404,
+    "Track not found.",
+    "The participant publishes no track with that SID.",
+)
+NOT_FOUND = ErrorCode("NOT_FOUND", 404, "Not found.", "No route at this path under the extension's prefix.")
+METHOD_NOT_ALLOWED = ErrorCode(
+    "METHOD_NOT_ALLOWED", 405, "Method not allowed.", "The route exists but not with this method."
+)
+PAYLOAD_TOO_LARGE = ErrorCode(
+    "PAYLOAD_TOO_LARGE",
+    413,
+    f"Request body is over {MAX_BODY_BYTES} bytes.",
+    f"The request body is over {MAX_BODY_BYTES // 1024} KiB.",
+)
+UNSUPPORTED_MEDIA_TYPE = ErrorCode(
+    "UNSUPPORTED_MEDIA_TYPE",
+    415,
+    "Send the request body as JSON with 'Content-Type: application/json'.",
+    "A DELETE or POST whose Content-Type is not `application/json` (or `application/*+json`). "
+    "This is what stops cross-site form posts.",
+)
+LIVEKIT_NOT_CONFIGURED = ErrorCode(
+    "LIVEKIT_NOT_CONFIGURED",
+    500,
+    "LiveKit is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET.",
+    "No LiveKit URL, API key or secret.",
+)
+LIVEKIT_AUTH_FAILED = ErrorCode(
+    "LIVEKIT_AUTH_FAILED",
+    500,
+    "LiveKit rejected the configured API key or secret (or their grants).",
+    "LiveKit answered 401: the configured API key/secret (or its grants) is wrong.",
+)
+LIVEKIT_UNAVAILABLE = ErrorCode(
+    "LIVEKIT_UNAVAILABLE",
+    500,
+    "LiveKit is unreachable, timed out or answered with an error.",
+    "LiveKit unreachable, timed out, answered 5xx or an unreadable body.",
+)
+REMOTE_UNMUTE_DISABLED = ErrorCode(
+    "REMOTE_UNMUTE_DISABLED",
+    500,
+    "LiveKit refused to unmute: remote unmute is disabled on the server. "
+    "Set 'room: enable_remote_unmute: true' in the LiveKit server configuration.",
+    "Unmute refused: the LiveKit server runs with `room.enable_remote_unmute: false` (its default).",
+)
+REMOVAL_FAILED = ErrorCode(
+    "REMOVAL_FAILED",
+    500,
+    "LiveKit refused to remove the participant.",
+    "Any other LiveKit refusal of a removal.",
+)
+MUTE_FAILED = ErrorCode(
+    "MUTE_FAILED",
+    500,
+    "LiveKit refused to change the track's mute state.",
+    "Any other LiveKit refusal of a mute or unmute.",
+)
+LIST_FAILED = ErrorCode(
+    "LIST_FAILED",
+    500,
+    "LiveKit refused to list the participants.",
+    "Any other LiveKit refusal of a listing.",
+)
+INTERNAL_ERROR = ErrorCode(
+    "INTERNAL_ERROR",
+    500,
+    "Internal error.",
+    "An unexpected failure, e.g. the host's resolver or request loader raised.",
+)
 
-def missing_token() -> ModerationError:
-    return ModerationError(
-        401,
-        MISSING_TOKEN,
-        "Authentication required: send 'Authorization: Bearer <token>' or '?api_key=<token>'.",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+#: Every code, in the order the README and the OpenAPI document list them.
+ALL: tuple[ErrorCode, ...] = tuple(
+    value for value in list(globals().values()) if isinstance(value, ErrorCode)
+)
+BY_CODE: dict[str, ErrorCode] = {error.code: error for error in ALL}
 
-
-def unauthorized() -> ModerationError:
-    return ModerationError(
-        401, UNAUTHORIZED, "Invalid authentication token.", headers={"WWW-Authenticate": "Bearer"}
-    )
-
-
-def livekit_not_configured() -> ModerationError:
-    return ModerationError(
-        500,
-        LIVEKIT_NOT_CONFIGURED,
-        "LiveKit is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET.",
-    )
-
-
-def livekit_auth_failed() -> ModerationError:
-    return ModerationError(
-        500,
-        LIVEKIT_AUTH_FAILED,
-        "LiveKit rejected the configured API key or secret (or their grants).",
-    )
-
-
-def livekit_unavailable() -> ModerationError:
-    return ModerationError(
-        500, LIVEKIT_UNAVAILABLE, "LiveKit is unreachable, timed out or answered with an error."
-    )
-
-
-def remote_unmute_disabled() -> ModerationError:
-    return ModerationError(
-        500,
-        REMOTE_UNMUTE_DISABLED,
-        "LiveKit refused to unmute: remote unmute is disabled on the server. "
-        "Set 'room: enable_remote_unmute: true' in the LiveKit server configuration.",
-    )
+#: The codes werkzeug's own HTTP errors become when they happen under the extension's prefix.
+BY_HTTP_STATUS: dict[int, ErrorCode] = {
+    400: INVALID_REQUEST,
+    404: NOT_FOUND,
+    405: METHOD_NOT_ALLOWED,
+    413: PAYLOAD_TOO_LARGE,
+    415: UNSUPPORTED_MEDIA_TYPE,
+}

@@ -3,83 +3,183 @@
 from __future__ import annotations
 
 import logging
+import weakref
+from typing import TypeVar
 
-from flask import Flask
+from flask import Blueprint, Flask, current_app
 
-from .auth import Authenticator, AuthResolver, redact_access_logs
+from .auth import (
+    AuthContext,
+    Authenticator,
+    AuthResolver,
+    RequestLoader,
+    redact_access_logs,
+    resolve_caller,
+)
 from .client import LiveKitClient
 from .config import ConfigurationError, load_settings
-from .routes import blueprint, json_routing_error
-from .state import EXTENSION_KEY, ModerationState
+from .errors import ModerationError
+from .routes import json_routing_error, make_blueprint, render_moderation_error
+from .state import ModerationState
 
 logger = logging.getLogger("flask_livekit_moderation")
 
+R = TypeVar("R", bound=AuthResolver)
+L = TypeVar("L", bound=RequestLoader)
+
 
 class LiveKitModeration:
-    """REST endpoints to moderate LiveKit rooms, registered on a Flask app.
+    """REST endpoints to moderate LiveKit rooms, mounted on a Flask app.
 
-    ``LiveKitModeration(app)`` or ``LiveKitModeration()`` then :meth:`init_app`. The routes
-    live under ``{LIVEKIT_MODERATION_URL_PREFIX}/livekit``; see the README for the
-    configuration keys. ``auth_resolver`` may be given here or registered with the
-    :meth:`auth_resolver` decorator.
+    ``LiveKitModeration(app)``, or ``moderation = LiveKitModeration()`` then
+    :meth:`init_app` (once per app; one instance may serve several apps). The routes live
+    under ``{url_prefix}/livekit``; ``url_prefix`` given here wins over
+    ``LIVEKIT_MODERATION_URL_PREFIX``. Several instances may share one app when each has its
+    own ``name`` (the blueprint name, and the key of its state in ``app.extensions``).
+
+    Callers are resolved from a token (configured secrets, then ``auth_resolver``) or, for
+    requests without one, by ``request_loader``; both may also be registered with the
+    decorators of the same names.
     """
 
-    def __init__(self, app: Flask | None = None, *, auth_resolver: AuthResolver | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        auth_resolver: AuthResolver | None = None,
+        request_loader: RequestLoader | None = None,
+        name: str = "livekit_moderation",
+        url_prefix: str | None = None,
+    ) -> None:
+        if not name or "." in name:
+            raise ValueError("name must be a non-empty blueprint name without dots")
+        self.name = name
+        self.url_prefix = url_prefix
         self.resolver: AuthResolver | None = auth_resolver
+        self.loader: RequestLoader | None = request_loader
+        # Weak: the extension object usually outlives the apps it served (one per test).
+        self._states: weakref.WeakKeyDictionary[Flask, ModerationState] = weakref.WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
-    def auth_resolver(self, resolver: AuthResolver) -> AuthResolver:
-        """Register the callback that maps a token to an auth id (sync or ``async def``).
+    def auth_resolver(self, resolver: R) -> R:
+        """Register the callback that maps a token to a caller (sync or ``async def``).
 
-        It is asked when a token matches none of ``LIVEKIT_MODERATION_API_SECRETS``;
-        returning ``None`` rejects the request with 401 ``UNAUTHORIZED``.
+        It is asked when a token matches none of ``LIVEKIT_MODERATION_API_SECRETS``. It
+        returns the caller's auth id, ``None`` to reject (401), or :data:`ALL_ROOMS`; it may
+        raise ``werkzeug.exceptions.Unauthorized`` or ``Forbidden`` (401/403).
         """
         self.resolver = resolver
         return resolver
 
-    def init_app(self, app: Flask) -> None:
-        """Read the configuration from ``app.config`` and register the blueprint.
+    def request_loader(self, loader: L) -> L:
+        """Register the callback asked for requests that carry no token (sync or ``async def``).
 
-        Raises :class:`ConfigurationError` when auth is required but neither secrets
-        nor a resolver are given, so a broken setup fails at start, not per request.
+        It receives the request and returns an auth id, ``None`` (401) or
+        :data:`ALL_ROOMS`, like :meth:`auth_resolver`; a session app maps its signed-in
+        user (e.g. Flask-Login's ``current_user``) to a tenant here.
         """
-        settings = load_settings(app.config)
-        if settings.auth_required and not settings.api_secrets and self.resolver is None:
+        self.loader = loader
+        return loader
+
+    def init_app(self, app: Flask, parent: Blueprint | None = None) -> None:
+        """Read the configuration from ``app.config`` and mount the routes.
+
+        With ``parent``, a host :class:`~flask.Blueprint` not registered yet, the routes
+        are nested under it: its ``before_request`` hooks, error handlers and URL prefix
+        apply, and the host registers ``parent`` afterwards.
+
+        Raises :class:`ConfigurationError` when the configuration cannot work (e.g. auth
+        required but no way to authenticate), so a broken setup fails at start, and
+        :class:`RuntimeError` when this instance (or another of the same name) is
+        already on ``app``.
+        """
+        if app in self._states:
+            raise RuntimeError(f"{self!r} is already initialised on this app: call init_app once per app")
+        if self.name in app.extensions:
+            raise RuntimeError(
+                f"app.extensions[{self.name!r}] is already taken (another LiveKitModeration of that "
+                "name?): give this instance another name="
+            )
+        if parent is not None and parent._got_registered_once:
+            raise RuntimeError(
+                f"the parent blueprint {parent.name!r} is already registered: call init_app(app, parent=...) "
+                "first, then register the parent on the app"
+            )
+        settings = load_settings(app.config, self.url_prefix)
+        if (
+            settings.auth_required
+            and not settings.api_secrets
+            and self.resolver is None
+            and self.loader is None
+        ):
             raise ConfigurationError(
                 "LIVEKIT_MODERATION_AUTH_REQUIRED is on but no caller can ever be authenticated: "
-                "set LIVEKIT_MODERATION_API_SECRETS, or give an auth_resolver before init_app "
-                "(LiveKitModeration(auth_resolver=...) or @moderation.auth_resolver then init_app)."
+                "set LIVEKIT_MODERATION_API_SECRETS, or give an auth_resolver or request_loader before "
+                "init_app (LiveKitModeration(auth_resolver=...), or the decorators, then init_app)."
+            )
+        if not settings.auth_required:
+            logger.warning(
+                "LIVEKIT_MODERATION_AUTH_REQUIRED is off: every caller of %s may moderate every room",
+                self.name,
             )
         for index, entry in enumerate(settings.api_secrets):
             if entry.id is None:
                 logger.warning(
-                    "LIVEKIT_MODERATION_API_SECRETS[%d] has no id: its holder is anonymous "
-                    "and may moderate every room",
+                    "LIVEKIT_MODERATION_API_SECRETS[%d] has no id: its holder may moderate every room",
                     index,
                 )
         client = None
-        if settings.livekit_configured:
+        if settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret:
             client = LiveKitClient(
-                settings.livekit_url,  # type: ignore[arg-type]
-                settings.livekit_api_key,  # type: ignore[arg-type]
-                settings.livekit_api_secret,  # type: ignore[arg-type]
-                settings.timeout,
+                settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret, settings.timeout
             )
+            # A dropped app (e.g. one per test) must not keep its pooled connections open.
+            weakref.finalize(app, client.close, False)
         else:
             logger.warning(
                 "LiveKit is not configured (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET): "
                 "moderation routes will answer 500 LIVEKIT_NOT_CONFIGURED"
             )
-        app.extensions[EXTENSION_KEY] = ModerationState(
+        state = ModerationState(
+            name=self.name,
             settings=settings,
-            authenticator=Authenticator(settings.auth_required, settings.api_secrets),
+            authenticator=Authenticator(
+                settings.auth_required, settings.api_secrets, lambda: self.resolver, lambda: self.loader
+            ),
             client=client,
-            extension=self,
         )
+        app.extensions[self.name] = self._states[app] = state
         redact_access_logs()
-        app.register_blueprint(blueprint, url_prefix=settings.url_prefix + "/livekit")
-        app.before_request(json_routing_error)
+        _install_app_hooks(app)
+        blueprint = make_blueprint(state)
+        (parent or app).register_blueprint(blueprint, url_prefix=settings.url_prefix + "/livekit")
+
+    def current_auth(self) -> AuthContext:
+        """The current request's caller as this instance resolves it (see :func:`current_auth`)."""
+        state = current_app.extensions.get(self.name)
+        if not isinstance(state, ModerationState):
+            raise RuntimeError(f"LiveKitModeration {self.name!r} is not initialised on the current app")
+        return resolve_caller(state.name, state.authenticator)[0]
+
+    def close(self) -> None:
+        """Close the pooled LiveKit connections of every app this instance serves.
+
+        The apps keep working: their next request opens new connections. An app that is
+        garbage-collected releases its connections by itself.
+        """
+        for state in list(self._states.values()):
+            if state.client is not None:
+                state.client.close()
 
     def __repr__(self) -> str:
-        return f"<LiveKitModeration resolver={'set' if self.resolver else 'none'}>"
+        return f"<LiveKitModeration {self.name!r}>"
+
+
+def _install_app_hooks(app: Flask) -> None:
+    """App-level pieces shared by every instance on ``app``, installed once."""
+    if json_routing_error not in app.before_request_funcs.get(None, []):
+        app.before_request(json_routing_error)
+    # The host's own handler wins, registered before init_app (kept) or after (replaces it).
+    if ModerationError not in app.error_handler_spec[None][None]:
+        app.register_error_handler(ModerationError, render_moderation_error)

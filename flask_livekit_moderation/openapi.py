@@ -29,35 +29,24 @@ _LIVEKIT_500 = (
     errors.LIVEKIT_AUTH_FAILED,
     errors.LIVEKIT_UNAVAILABLE,
 )
-
-#: Example message per code, for the document's examples only; the ones errors.py builds
-#: come from there so the examples cannot drift from what is answered.
-_EXAMPLE_MESSAGES: dict[str, str] = {
-    errors.INVALID_REQUEST: "Invalid request: check room_name.",
-    errors.MISSING_TOKEN: errors.missing_token().message,
-    errors.UNAUTHORIZED: errors.unauthorized().message,
-    errors.PARTICIPANT_NOT_FOUND: errors.participant_not_found().message,
-    errors.TRACK_NOT_FOUND: errors.track_not_found().message,
-    errors.PAYLOAD_TOO_LARGE: f"Request body is over {MAX_BODY_BYTES} bytes.",
-    errors.LIVEKIT_NOT_CONFIGURED: errors.livekit_not_configured().message,
-    errors.LIVEKIT_AUTH_FAILED: errors.livekit_auth_failed().message,
-    errors.LIVEKIT_UNAVAILABLE: errors.livekit_unavailable().message,
-    errors.REMOTE_UNMUTE_DISABLED: errors.remote_unmute_disabled().message,
-    errors.REMOVAL_FAILED: "LiveKit refused to remove the participant.",
-    errors.MUTE_FAILED: "LiveKit refused to change the track's mute state.",
-    errors.LIST_FAILED: "LiveKit refused to list the participants.",
-    errors.INTERNAL_ERROR: "Internal error.",
+_CALLER = {
+    401: (errors.MISSING_TOKEN, errors.UNAUTHORIZED),
+    403: (errors.FORBIDDEN,),
 }
+
+#: The example of INVALID_REQUEST: validation errors name the fields.
+_INVALID_EXAMPLE = "Invalid request: check room_name."
 
 _STATUS_MEANING: dict[int, str] = {
     400: "The request is invalid.",
-    401: "No token, or a token no configured secret or resolver accepts "
-    "(only when LIVEKIT_MODERATION_AUTH_REQUIRED is on).",
+    401: "No caller could be authenticated (only when LIVEKIT_MODERATION_AUTH_REQUIRED is on).",
+    403: "The host's resolver or request loader refused the caller.",
     404: "Not found. A room the caller may not moderate answers exactly like a room or "
     "participant that does not exist.",
     413: f"The request body is over {MAX_BODY_BYTES} bytes.",
-    500: "LiveKit is not configured, unreachable, rejected the server's credentials, "
-    "refused the action, or the extension failed.",
+    415: "The body was not sent as JSON (`Content-Type: application/json`).",
+    500: "LiveKit is not configured, rejected the server's credentials, refused the action, "
+    "or the extension failed.",
 }
 
 
@@ -72,7 +61,7 @@ class _Route:
     description: str
     success: type[Schema]
     success_description: str
-    errors: dict[int, tuple[str, ...]]
+    errors: dict[int, tuple[errors.ErrorCode, ...]]
     body: type[Schema] | None = None
     query: type[Schema] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -95,9 +84,10 @@ ROUTES: tuple[_Route, ...] = (
         success_description="LiveKit removed the participant.",
         errors={
             400: (errors.INVALID_REQUEST,),
-            401: (errors.MISSING_TOKEN, errors.UNAUTHORIZED),
+            **_CALLER,
             404: (errors.PARTICIPANT_NOT_FOUND,),
             413: (errors.PAYLOAD_TOO_LARGE,),
+            415: (errors.UNSUPPORTED_MEDIA_TYPE,),
             500: _LIVEKIT_500 + (errors.REMOVAL_FAILED, errors.INTERNAL_ERROR),
         },
     ),
@@ -116,9 +106,10 @@ ROUTES: tuple[_Route, ...] = (
         success_description="LiveKit changed the track; `muted` is the state LiveKit reports.",
         errors={
             400: (errors.INVALID_REQUEST,),
-            401: (errors.MISSING_TOKEN, errors.UNAUTHORIZED),
+            **_CALLER,
             404: (errors.PARTICIPANT_NOT_FOUND, errors.TRACK_NOT_FOUND),
             413: (errors.PAYLOAD_TOO_LARGE,),
+            415: (errors.UNSUPPORTED_MEDIA_TYPE,),
             500: _LIVEKIT_500 + (errors.REMOTE_UNMUTE_DISABLED, errors.MUTE_FAILED, errors.INTERNAL_ERROR),
         },
     ),
@@ -136,7 +127,7 @@ ROUTES: tuple[_Route, ...] = (
         success_description="The room's participants, enums as lower-case strings.",
         errors={
             400: (errors.INVALID_REQUEST,),
-            401: (errors.MISSING_TOKEN, errors.UNAUTHORIZED),
+            **_CALLER,
             404: (errors.PARTICIPANT_NOT_FOUND,),
             500: _LIVEKIT_500 + (errors.LIST_FAILED, errors.INTERNAL_ERROR),
         },
@@ -160,25 +151,31 @@ INVALID_REQUEST); the codes each operation can answer are listed per status.
 """
 
 
-def _error_response(status: int, codes: tuple[str, ...]) -> dict[str, Any]:
+def _error_response(status: int, codes: tuple[errors.ErrorCode, ...]) -> dict[str, Any]:
     # allOf narrows the shared ErrorResponse to this status's codes, machine-readably.
     schema: dict[str, Any] = {
         "allOf": [
             {"$ref": "#/components/schemas/ErrorResponse"},
-            {"type": "object", "properties": {"code": {"enum": list(codes)}}},
+            {"type": "object", "properties": {"code": {"enum": [error.code for error in codes]}}},
         ]
     }
     examples = {}
-    for code in codes:
-        value: dict[str, Any] = {"error": _EXAMPLE_MESSAGES[code], "code": code}
-        if code == errors.INVALID_REQUEST:
-            value["details"] = {"room_name": ["Missing data for required field."]}
-        examples[code] = {"summary": code, "value": value}
+    for error in codes:
+        value: dict[str, Any] = {"error": error.message, "code": error.code}
+        if error is errors.INVALID_REQUEST:
+            value = {
+                "error": _INVALID_EXAMPLE,
+                "code": error.code,
+                "details": {"room_name": ["Missing data for required field."]},
+            }
+        examples[error.code] = {"summary": f"{error.code}: {error.description}", "value": value}
+    meaning = " ".join(f"`{error.code}`: {error.description}" for error in codes)
     response: dict[str, Any] = {
-        "description": f"{_STATUS_MEANING[status]} Codes: {', '.join(codes)}.",
+        "description": f"{_STATUS_MEANING[status]} {meaning}",
         "content": {"application/json": {"schema": schema, "examples": examples}},
     }
-    if status == 401:
+    headers = {name for error in codes for name, _ in error.headers}
+    if "WWW-Authenticate" in headers:
         response["headers"] = {
             "WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}
         }
@@ -204,7 +201,8 @@ def _operation(route: _Route) -> dict[str, Any]:
         operation["requestBody"] = {
             "required": True,
             "description": (
-                "A JSON object (read as JSON whatever the Content-Type); unknown keys are ignored."
+                "A JSON object sent with `Content-Type: application/json` (else 415); "
+                "unknown keys are ignored."
             ),
             "content": {"application/json": {"schema": route.body}},
         }

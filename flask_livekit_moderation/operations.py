@@ -39,18 +39,18 @@ T = TypeVar("T")
 _UNAVAILABLE = (aiohttp.ClientError, asyncio.TimeoutError, OSError, DecodeError)
 
 
-def _translate(exc: BaseException, failure_code: str, failure_message: str) -> ModerationError:
+def _translate(exc: BaseException, failure: errors.ErrorCode) -> ModerationError:
     """Map a LiveKit failure that has no route-specific meaning to a 500."""
     if isinstance(exc, ModerationError):
         return exc
     if isinstance(exc, TwirpError):
         if exc.status == 401:
-            return errors.livekit_auth_failed()
+            return errors.LIVEKIT_AUTH_FAILED()
         if exc.status >= 500:
-            return errors.livekit_unavailable()
-        return ModerationError(500, failure_code, failure_message)
+            return errors.LIVEKIT_UNAVAILABLE()
+        return failure()
     if isinstance(exc, _UNAVAILABLE):
-        return errors.livekit_unavailable()
+        return errors.LIVEKIT_UNAVAILABLE()
     raise exc
 
 
@@ -67,13 +67,13 @@ async def _lookup_room(lk: RoomCalls, room_name: str) -> Room | None:
     return _find_room(answer.rooms, room_name)
 
 
-async def _guarded(work: Callable[[], Awaitable[T]], failure_code: str, failure_message: str) -> T:
+async def _guarded(work: Callable[[], Awaitable[T]], failure: errors.ErrorCode) -> T:
     try:
         return await work()
     except ModerationError:
         raise
     except Exception as exc:  # noqa: BLE001 - every other failure is translated or re-raised
-        raise _translate(exc, failure_code, failure_message) from None
+        raise _translate(exc, failure) from None
 
 
 async def remove_participant(lk: RoomCalls, auth_id: str | None, room_name: str, identity: str) -> None:
@@ -81,7 +81,7 @@ async def remove_participant(lk: RoomCalls, auth_id: str | None, room_name: str,
 
     async def work() -> None:
         if auth_id is not None and not may_access(auth_id, await _lookup_room(lk, room_name)):
-            raise errors.participant_not_found()
+            raise errors.PARTICIPANT_NOT_FOUND()
         try:
             await lk.call(
                 "RemoveParticipant",
@@ -89,10 +89,10 @@ async def remove_participant(lk: RoomCalls, auth_id: str | None, room_name: str,
             )
         except TwirpError as exc:
             if _is_not_found(exc):
-                raise errors.participant_not_found() from None
+                raise errors.PARTICIPANT_NOT_FOUND() from None
             raise
 
-    await _guarded(work, errors.REMOVAL_FAILED, "LiveKit refused to remove the participant.")
+    await _guarded(work, errors.REMOVAL_FAILED)
 
 
 async def _alongside_room_check(
@@ -113,7 +113,7 @@ async def _alongside_room_check(
     if isinstance(room, BaseException):
         raise room
     if not may_access(auth_id, room):
-        raise errors.participant_not_found()
+        raise errors.PARTICIPANT_NOT_FOUND()
     return result
 
 
@@ -134,7 +134,7 @@ async def _participant(lk: RoomCalls, auth_id: str | None, room_name: str, ident
     )
     if isinstance(participant, BaseException):
         if _is_not_found(participant):
-            raise errors.participant_not_found()
+            raise errors.PARTICIPANT_NOT_FOUND()
         raise participant
     return participant
 
@@ -152,7 +152,7 @@ async def set_track_muted(
     async def work() -> bool:
         participant = await _participant(lk, auth_id, room_name, identity)
         if not any(track.sid == track_sid for track in participant.tracks):
-            raise errors.track_not_found()
+            raise errors.TRACK_NOT_FOUND()
         try:
             answer = await lk.call(
                 "MutePublishedTrack",
@@ -162,14 +162,14 @@ async def set_track_muted(
             )
         except TwirpError as exc:
             if not muted and exc.code == "failed_precondition":
-                raise errors.remote_unmute_disabled() from None
+                raise errors.REMOTE_UNMUTE_DISABLED() from None
             raise
         # The track can be unpublished between the two calls; LiveKit then answers with no track.
         if not answer.HasField("track"):
-            raise errors.track_not_found()
+            raise errors.TRACK_NOT_FOUND()
         return answer.track.muted
 
-    return await _guarded(work, errors.MUTE_FAILED, "LiveKit refused to change the track's mute state.")
+    return await _guarded(work, errors.MUTE_FAILED)
 
 
 async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) -> Sequence[ParticipantInfo]:
@@ -186,4 +186,4 @@ async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) 
             raise answer
         return answer.participants
 
-    return await _guarded(work, errors.LIST_FAILED, "LiveKit refused to list the participants.")
+    return await _guarded(work, errors.LIST_FAILED)

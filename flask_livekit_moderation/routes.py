@@ -1,19 +1,37 @@
-"""The blueprint: auth hook, body parsing, the moderation routes and their error rendering."""
+"""The routes of one extension instance, and what happens around each request.
+
+A request to a moderation route goes, top to bottom:
+
+1. ``_before`` (the blueprint's ``before_request``): starts the request's record; a write
+   that is not JSON is 415; then the caller (:func:`~.auth.resolve_caller`, cached on ``g``
+   and perhaps already resolved by the host): 401/403 when refused.
+2. the view: body or query through its schema (400/413), then the LiveKit operation
+   (:mod:`.operations`: masked 404, LiveKit failures), then the action's signal and the
+   JSON answer.
+3. ``_after`` and ``_finish``: the status answered, the audit log record and the
+   ``moderation_finished`` signal, whatever the outcome.
+
+Errors are raised as :class:`~.errors.ModerationError`; the app-level handler installed by
+``init_app`` renders them, unless the host registered its own.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Response, current_app, g, jsonify, request
 from livekit.protocol.models import ParticipantInfo
 from marshmallow import Schema, ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import errors, operations, signals
-from .auth import current_auth, set_current_auth
+from .auth import AuthContext, known_caller, resolve_caller
 from .config import MAX_BODY_BYTES
 from .errors import ModerationError
 from .schemas import (
@@ -24,170 +42,253 @@ from .schemas import (
     MuteTrackRequest,
     RemoveParticipantRequest,
 )
-from .state import moderation_state
+from .state import ModerationBlueprint, ModerationState, app_states, moderation_state
 
 logger = logging.getLogger("flask_livekit_moderation")
-
-blueprint = Blueprint("livekit_moderation", __name__)
 
 _REMOVE = RemoveParticipantRequest()
 _MUTE = MuteTrackRequest()
 _LIST = ListParticipantsQuery()
 
-_PUBLIC_ENDPOINTS = frozenset({"livekit_moderation.openapi"})
-
-_HTTP_CODES = {
-    400: errors.INVALID_REQUEST,
-    404: errors.NOT_FOUND,
-    405: errors.METHOD_NOT_ALLOWED,
-    413: errors.PAYLOAD_TOO_LARGE,
+#: View name -> the action it performs, as logs and signals name it.
+ACTIONS = {
+    "remove_participant": "remove",
+    "mute_track": "mute",
+    "list_participants": "list",
 }
+#: Views that need no caller and act on nothing.
+_PUBLIC = frozenset({"openapi"})
+#: Codes that mean "refused": sent as ``moderation_refused`` too.
+_REFUSALS = frozenset(
+    {
+        errors.MISSING_TOKEN.code,
+        errors.UNAUTHORIZED.code,
+        errors.FORBIDDEN.code,
+        errors.PARTICIPANT_NOT_FOUND.code,
+    }
+)
+
+_RECORD_KEY = "_livekit_moderation_record"
 
 
-@blueprint.before_request
-def _authenticate() -> None:
-    # OPTIONS acts on nothing, and a CORS preflight never carries credentials.
-    if request.endpoint in _PUBLIC_ENDPOINTS or request.method == "OPTIONS":
+@dataclass
+class _Record:
+    """What one moderation request did: for the audit log and ``moderation_finished``."""
+
+    action: str
+    started: float
+    target: Mapping[str, Any] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    outcome: str | None = None
+    status: int | None = None
+    answered: float | None = None
+    #: The LiveKit operation started (or found LiveKit unconfigured): log an audit line.
+    acted: bool = False
+
+
+def _record() -> _Record:
+    record: _Record = g.get(_RECORD_KEY)
+    return record
+
+
+def _view_name() -> str:
+    return (request.endpoint or "").rsplit(".", 1)[-1]
+
+
+def _before() -> None:
+    name = _view_name()
+    if name in _PUBLIC or request.method == "OPTIONS":
+        # OPTIONS acts on nothing, and a CORS preflight never carries credentials.
         return
-    state = moderation_state()
+    record = _Record(action=ACTIONS.get(name, name), started=time.perf_counter())
+    setattr(g, _RECORD_KEY, record)
     try:
-        set_current_auth(state.authenticator.authenticate(state.resolver))
+        if request.method in ("POST", "DELETE") and not request.is_json:
+            # Before anything that depends on the caller: a cross-site form post
+            # (text/plain, no CORS preflight) must never reach the resolver or LiveKit.
+            raise errors.UNSUPPORTED_MEDIA_TYPE()
+        _caller()
     except ModerationError as exc:
-        _refused(_action_of(request.endpoint), exc, {})
+        record.outcome = exc.code
         raise
 
 
-@blueprint.errorhandler(ModerationError)
-def _render_moderation_error(exc: ModerationError) -> Response:
-    return exc.to_response()
+def _caller() -> AuthContext:
+    state = moderation_state()
+    caller, refusal = resolve_caller(state.name, state.authenticator)
+    if refusal is not None:
+        raise refusal
+    return caller
 
 
-@blueprint.errorhandler(HTTPException)
-def _render_http_error(exc: HTTPException) -> Response:
-    status = exc.code or 500
-    code = _HTTP_CODES.get(status, f"HTTP_{status}")
-    headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
-    return ModerationError(status, code, exc.description or exc.name, headers=headers).to_response()
+V = TypeVar("V", bound=Callable[..., Response])
 
 
-@blueprint.errorhandler(Exception)
-def _render_unexpected(exc: Exception) -> Response:
-    logger.exception("unexpected error in %s", request.endpoint)
-    return ModerationError(500, errors.INTERNAL_ERROR, "Internal error.").to_response()
+def _moderation_view(view: V) -> V:
+    """Record the outcome of a view that fails, for the audit record and signals."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except ModerationError as exc:
+            _record().outcome = exc.code
+            raise
+        except Exception:
+            _record().outcome = errors.INTERNAL_ERROR.code
+            raise
+
+    return wrapper  # type: ignore[return-value]
 
 
-def json_routing_error() -> Response | None:
-    """JSON 404/405 for unrouted requests under the extension's prefix (an app-level hook).
+def _after(response: Response) -> Response:
+    record = g.get(_RECORD_KEY)
+    if record is not None:
+        record.status = response.status_code
+        record.answered = time.perf_counter()
+    return response
 
-    Blueprint error handlers never see routing failures, because a request that matched
-    no rule belongs to no blueprint; so the app asks this first.
+
+def _finish(exc: BaseException | None) -> None:
+    record = g.pop(_RECORD_KEY, None)
+    if record is None:
+        return
+    if record.status is None:  # an exception propagated (PROPAGATE_EXCEPTIONS)
+        record.status = 500
+        record.outcome = record.outcome or errors.INTERNAL_ERROR.code
+    duration_ms = round(((record.answered or time.perf_counter()) - record.started) * 1000, 3)
+    auth_id = _caller_id()
+    fields = {
+        "action": record.action,
+        "auth_id": auth_id,
+        "room_name": record.target.get("room_name"),
+        "participant_identity": record.target.get("participant_identity"),
+        "track_sid": record.target.get("track_sid"),
+        "outcome": record.outcome,
+        "livekit_calls": list(record.calls),
+        "duration_ms": duration_ms,
+    }
+    if record.acted:
+        # %r keeps caller-supplied names on one line (no log injection through newlines).
+        logger.info(
+            "livekit moderation action=%s auth_id=%r room=%r identity=%r track=%r outcome=%s "
+            "livekit_calls=%s",
+            record.action,
+            auth_id,
+            fields["room_name"],
+            fields["participant_identity"],
+            fields["track_sid"],
+            record.outcome,
+            ",".join(record.calls) or "-",
+            extra={
+                "moderation_action": record.action,
+                "moderation_auth_id": auth_id,
+                "moderation_room": fields["room_name"],
+                "moderation_identity": fields["participant_identity"],
+                "moderation_track": fields["track_sid"],
+                "moderation_outcome": record.outcome,
+                "moderation_livekit_calls": fields["livekit_calls"],
+                "moderation_duration_ms": duration_ms,
+            },
+        )
+    if record.outcome in _REFUSALS:
+        signals.notify(
+            signals.moderation_refused,
+            auth_id=auth_id,
+            action=record.action,
+            room_name=fields["room_name"],
+            participant_identity=fields["participant_identity"],
+            track_sid=fields["track_sid"],
+            muted=record.target.get("muted"),
+            status=record.status,
+            outcome=record.outcome,
+        )
+    signals.notify(signals.moderation_finished, status=record.status, **fields)
+
+
+def _caller_id() -> str | None:
+    # Never resolves: a request refused before its caller was asked (415) stays unasked.
+    caller = known_caller(moderation_state().name)
+    return None if caller is None else caller.auth_id
+
+
+def _internal_error(exc: InternalServerError) -> Response:
+    # Only reached when Flask does not propagate the exception (not TESTING/DEBUG); Flask has
+    # logged it. The answer goes through the ModerationError handler so a host's applies.
+    response: Response = current_app.handle_user_exception(errors.INTERNAL_ERROR())  # type: ignore[assignment]
+    return response
+
+
+def json_routing_error() -> None:
+    """JSON 404/405 for unrouted requests under an instance's prefix (an app-level hook).
+
+    A request that matched no rule belongs to no blueprint, so the blueprint's hooks never
+    see it; the app asks this first.
     """
     exc = request.routing_exception
     if not isinstance(exc, HTTPException) or exc.code not in (404, 405):
-        return None
-    base = moderation_state().settings.url_prefix + "/livekit"
-    if request.path != base and not request.path.startswith(base + "/"):
-        return None
-    return _render_http_error(exc)
+        return
+    for state in app_states(current_app):
+        for base in state.prefixes:
+            if request.path == base or request.path.startswith(base + "/"):
+                allow = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+                raise errors.BY_HTTP_STATUS[exc.code](headers=allow)
 
 
-def _read_json_object() -> Any:
-    """The request body parsed as JSON, whatever its Content-Type."""
+def render_moderation_error(exc: ModerationError) -> Response:
+    """The extension's rendering of its errors (the app-level handler ``init_app`` installs)."""
+    return exc.to_response()
+
+
+def _read_json_object() -> dict[str, Any]:
+    """The request body, a JSON object of at most ``MAX_BODY_BYTES``."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise ModerationError(413, errors.PAYLOAD_TOO_LARGE, f"Request body is over {MAX_BODY_BYTES} bytes.")
-    raw = request.stream.read(MAX_BODY_BYTES + 1)
+        raise errors.PAYLOAD_TOO_LARGE()
+    try:
+        raw = request.stream.read(MAX_BODY_BYTES + 1)
+    except HTTPException as exc:  # the host's MAX_CONTENT_LENGTH, or a broken upload
+        raise errors.BY_HTTP_STATUS.get(exc.code or 400, errors.INVALID_REQUEST)() from None
     if len(raw) > MAX_BODY_BYTES:
-        raise ModerationError(413, errors.PAYLOAD_TOO_LARGE, f"Request body is over {MAX_BODY_BYTES} bytes.")
+        raise errors.PAYLOAD_TOO_LARGE()
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
-        raise ModerationError(400, errors.INVALID_REQUEST, "Request body must be a JSON object.") from None
+        raise errors.INVALID_REQUEST("Request body must be a JSON object.") from None
     if not isinstance(body, dict):
-        raise ModerationError(400, errors.INVALID_REQUEST, "Request body must be a JSON object.")
+        raise errors.INVALID_REQUEST("Request body must be a JSON object.")
     return body
 
 
 def _validate(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        return schema.load(data)
+        valid: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
         fields = ", ".join(sorted(str(name) for name in exc.messages))
-        raise ModerationError(
-            400,
-            errors.INVALID_REQUEST,
-            f"Invalid request: check {fields}.",
-            details=exc.normalized_messages(),
+        raise errors.INVALID_REQUEST(
+            f"Invalid request: check {fields}.", details=exc.normalized_messages()
         ) from None
+    _record().target = valid
+    return valid
 
 
-_ACTIONS = {
-    "livekit_moderation.remove_participant": "remove",
-    "livekit_moderation.mute_track": "mute",
-    "livekit_moderation.list_participants": "list",
-}
+def _moderate(state: ModerationState, operation: Any) -> Any:
+    """Run one LiveKit operation for the current request."""
+    record = _record()
+    record.acted = True
+    if state.client is None:
+        raise errors.LIVEKIT_NOT_CONFIGURED()
+    return state.client.run(operation, record.calls)
 
 
-def _action_of(endpoint: str | None) -> str:
-    return _ACTIONS.get(endpoint or "", "unknown")
-
-
-def _audit(action: str, outcome: str, target: Mapping[str, Any], calls: list[str]) -> None:
-    # %r keeps caller-supplied names on one line (no log injection through newlines).
-    logger.info(
-        "livekit moderation action=%s auth_id=%r room=%r identity=%r track=%r outcome=%s livekit_calls=%s",
-        action,
-        current_auth().auth_id,
-        target.get("room_name"),
-        target.get("participant_identity"),
-        target.get("track_sid"),
-        outcome,
-        ",".join(calls) or "-",
-    )
-
-
-def _refused(action: str, exc: ModerationError, target: Mapping[str, Any]) -> None:
-    if exc.status == 401 or exc.code == errors.PARTICIPANT_NOT_FOUND:
-        signals.notify(
-            signals.moderation_refused,
-            auth_id=current_auth().auth_id,
-            action=action,
-            room_name=target.get("room_name"),
-            participant_identity=target.get("participant_identity"),
-            track_sid=target.get("track_sid"),
-            muted=target.get("muted"),
-            status=exc.status,
-            outcome=exc.code,
-        )
-
-
-def _moderate(action: str, target: Mapping[str, Any], operation: Any) -> tuple[Any, list[str]]:
-    """Run one LiveKit operation; returns its result and the LiveKit calls it made.
-
-    A failure is logged (and signalled when it is a refusal) before it propagates.
-    """
-    client = moderation_state().client
-    if client is None:
-        raise errors.livekit_not_configured()
-    calls: list[str] = []
-    try:
-        result = client.run(operation, calls)
-    except ModerationError as exc:
-        _audit(action, exc.code, target, calls)
-        _refused(action, exc, target)
-        raise
-    return result, calls
-
-
-@blueprint.delete("/participant")
+@_moderation_view
 def remove_participant() -> Response:
     """Remove a participant from a room: ``{"room_name", "participant_identity"}``."""
+    state = moderation_state()
     body = _validate(_REMOVE, _read_json_object())
-    auth_id = current_auth().auth_id
+    auth_id = _caller().auth_id
     room_name, identity = body["room_name"], body["participant_identity"]
-    _, calls = _moderate(
-        "remove", body, lambda lk: operations.remove_participant(lk, auth_id, room_name, identity)
-    )
-    _audit("remove", "removed", body, calls)
+    _moderate(state, lambda lk: operations.remove_participant(lk, auth_id, room_name, identity))
+    _record().outcome = "removed"
     signals.notify(
         signals.participant_removed,
         auth_id=auth_id,
@@ -198,19 +299,19 @@ def remove_participant() -> Response:
     return jsonify(status="removed", room_name=room_name, participant_identity=identity)
 
 
-@blueprint.post("/participant/mute")
+@_moderation_view
 def mute_track() -> Response:
     """Mute or unmute a published track: ``{"room_name", "participant_identity", "track_sid", "muted"}``."""
+    state = moderation_state()
     body = _validate(_MUTE, _read_json_object())
-    auth_id = current_auth().auth_id
+    auth_id = _caller().auth_id
     room_name, identity, track_sid = body["room_name"], body["participant_identity"], body["track_sid"]
-    muted, calls = _moderate(
-        "mute",
-        body,
+    muted: bool = _moderate(
+        state,
         lambda lk: operations.set_track_muted(lk, auth_id, room_name, identity, track_sid, body["muted"]),
     )
     outcome = "muted" if muted else "unmuted"
-    _audit("mute", outcome, body, calls)
+    _record().outcome = outcome
     signals.notify(
         signals.track_mute_changed,
         auth_id=auth_id,
@@ -244,23 +345,41 @@ def _participant_json(participant: ParticipantInfo) -> dict[str, Any]:
     }
 
 
-@blueprint.get("/participants")
+@_moderation_view
 def list_participants() -> Response:
     """Who is in a room, with each participant's tracks: ``?room_name=...``."""
+    state = moderation_state()
     query = _validate(_LIST, request.args.to_dict(flat=True))
-    auth_id = current_auth().auth_id
+    auth_id = _caller().auth_id
     room_name = query["room_name"]
-    participants, calls = _moderate(
-        "list", query, lambda lk: operations.list_participants(lk, auth_id, room_name)
-    )
-    _audit("list", "listed", query, calls)
+    participants = _moderate(state, lambda lk: operations.list_participants(lk, auth_id, room_name))
+    _record().outcome = "listed"
     return jsonify(room_name=room_name, participants=[_participant_json(p) for p in participants])
 
 
-@blueprint.get("/openapi.json")
+_OPENAPI_PATH = "/livekit/openapi.json"
+
+
 def openapi() -> Response:
     """The OpenAPI 3.1 document of these routes (public unless LIVEKIT_MODERATION_OPENAPI is off)."""
     state = moderation_state()
     if not state.settings.openapi:
-        raise ModerationError(404, errors.NOT_FOUND, "Not found.")
-    return jsonify(state.openapi_document())
+        raise errors.NOT_FOUND()
+    # The request's own path says where the routes are mounted, nesting included.
+    return jsonify(state.openapi_document(request.path[: -len(_OPENAPI_PATH)]))
+
+
+def make_blueprint(state: ModerationState) -> ModerationBlueprint:
+    """The blueprint of one instance on one app: its routes and request hooks."""
+    blueprint = ModerationBlueprint(state, __name__)
+    blueprint.before_request(_before)
+    blueprint.after_request(_after)
+    blueprint.teardown_request(_finish)
+    blueprint.register_error_handler(InternalServerError, _internal_error)
+    blueprint.add_url_rule("/participant", view_func=remove_participant, methods=["DELETE"])
+    blueprint.add_url_rule("/participant/mute", view_func=mute_track, methods=["POST"])
+    blueprint.add_url_rule("/participants", view_func=list_participants, methods=["GET"])
+    blueprint.add_url_rule("/openapi.json", view_func=openapi, methods=["GET"])
+    # Registration (here or inside a host blueprint registered later) tells the full prefix.
+    blueprint.record(lambda setup: state.prefixes.add((setup.url_prefix or "").rstrip("/")))
+    return blueprint

@@ -18,7 +18,15 @@ Every signal is sent with the app as sender and these keyword arguments:
 - ``moderation_refused``: ``auth_id``, ``action`` (``"remove"``, ``"mute"``, ``"list"``),
   ``room_name``, ``participant_identity``, ``track_sid``, ``muted`` (``None`` where not
   known, e.g. for a 401 answered before the body was read), ``status`` (401 or 404) and
-  ``outcome`` (the error code: ``MISSING_TOKEN``, ``UNAUTHORIZED`` or ``PARTICIPANT_NOT_FOUND``).
+  ``outcome`` (the error code: ``MISSING_TOKEN``, ``UNAUTHORIZED``, ``FORBIDDEN`` or
+  ``PARTICIPANT_NOT_FOUND``).
+- ``moderation_finished``: once for every request that reached a moderation route, whatever
+  its outcome (success, 400, 401, 403, 404, 413, 415, 5xx): ``action``, ``auth_id``,
+  ``room_name``, ``participant_identity``, ``track_sid`` (``None`` where not known),
+  ``outcome`` (the error code, or ``"removed"``, ``"muted"``, ``"unmuted"``, ``"listed"``),
+  ``livekit_calls`` (the LiveKit methods called, in order), ``duration_ms`` and ``status``
+  (the HTTP status answered). The audit log record carries the same fields as attributes
+  named ``moderation_<field>``. Use it for metrics.
 """
 
 import logging
@@ -34,6 +42,7 @@ _signals = Namespace()
 participant_removed = _signals.signal("livekit-moderation.participant-removed")
 track_mute_changed = _signals.signal("livekit-moderation.track-mute-changed")
 moderation_refused = _signals.signal("livekit-moderation.moderation-refused")
+moderation_finished = _signals.signal("livekit-moderation.moderation-finished")
 
 
 def notify(signal: NamedSignal, **data: Any) -> None:
@@ -50,4 +59,4 @@ def notify(signal: NamedSignal, **data: Any) -> None:
             logger.exception("receiver of %s raised", signal.name)
 
 
-__all__ = ["participant_removed", "track_mute_changed", "moderation_refused"]
+__all__ = ["moderation_finished", "moderation_refused", "participant_removed", "track_mute_changed"]

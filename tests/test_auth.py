@@ -8,7 +8,7 @@ import pytest
 from conftest import TENANTS, TOKEN_A, TOKEN_B, livekit_config, owned_by, serve
 from flask import Flask, jsonify
 
-from flask_livekit_moderation import LiveKitModeration, current_auth
+from flask_livekit_moderation import ALL_ROOMS, LiveKitModeration, current_auth
 
 
 @pytest.fixture
@@ -187,13 +187,21 @@ def test_resolver_is_asked_only_when_no_secret_matches(rooms):
 
 
 @pytest.mark.parametrize("resolved", ["", "   ", "\t\n"])
-def test_a_blank_auth_id_counts_as_absent(rooms, resolved):
+def test_a_blank_auth_id_is_401_never_anonymous(rooms, resolved):
+    # A half-provisioned tenant row must not become a key to every tenant's rooms.
     with serve(_resolver_app(rooms, lambda token: resolved)) as served:
-        assert (
-            served.request("GET", "/livekit/participants", "t", params={"room_name": "room-b"}).status_code
-            == 200
-        )
-        assert served.remove("room-b", "p1", "t").status_code == 200
+        listing = served.request("GET", "/livekit/participants", "t", params={"room_name": "room-b"})
+        assert (listing.status_code, listing.json()["code"]) == (401, "UNAUTHORIZED")
+        removal = served.remove("room-b", "p1", "t")
+        assert (removal.status_code, removal.json()["code"]) == (401, "UNAUTHORIZED")
+    assert rooms.calls == []
+
+
+def test_all_rooms_from_a_resolver_is_anonymous_access(rooms):
+    with serve(_resolver_app(rooms, lambda token: ALL_ROOMS if token == "admin" else None)) as served:
+        assert served.request("GET", "/livekit/participants", "admin", params={"room_name": "room-b"}).ok
+        assert served.remove("room-a", "p1", "admin").status_code == 200
+        assert served.remove("room-a", "p2", "other").status_code == 401
     # Anonymous callers skip the room check: no ListRooms.
     assert rooms.call_names() == ["ListParticipants", "RemoveParticipant"]
 

@@ -24,7 +24,9 @@ from conftest import TENANTS, TOKEN_A, TOKEN_B, ServedApp, owned_by
 from hypothesis import assume, currently_in_test_context, event, given
 from hypothesis import strategies as st
 from hypothesis_profiles import hostile
+from werkzeug.http import parse_options_header
 
+from flask_livekit_moderation import errors
 from flask_livekit_moderation.testing import LiveKitEmulator
 
 MAX_BODY = 64 * 1024
@@ -42,23 +44,9 @@ FIELDS = {
 }
 
 #: Every status an answer may have, with the codes documented for it (None: a success body).
-DOCUMENTED: dict[int, set[str | None]] = {
-    200: {None},
-    400: {"INVALID_REQUEST"},
-    401: {"MISSING_TOKEN", "UNAUTHORIZED"},
-    404: {"PARTICIPANT_NOT_FOUND", "TRACK_NOT_FOUND", "NOT_FOUND"},
-    405: {"METHOD_NOT_ALLOWED"},
-    413: {"PAYLOAD_TOO_LARGE"},
-    500: {
-        "LIVEKIT_NOT_CONFIGURED",
-        "LIVEKIT_AUTH_FAILED",
-        "LIVEKIT_UNAVAILABLE",
-        "REMOTE_UNMUTE_DISABLED",
-        "REMOVAL_FAILED",
-        "MUTE_FAILED",
-        "LIST_FAILED",
-    },
-}
+DOCUMENTED: dict[int, set[str | None]] = {200: {None}}
+for _error in errors.ALL:
+    DOCUMENTED.setdefault(_error.status, set()).add(_error.code)
 
 #: room -> (owner's auth id or None, participants). Every participant publishes the default
 #: microphone and camera tracks.
@@ -187,7 +175,22 @@ class Verdict:
     data: dict[str, Any] | None = None
 
 
-def judge_body(route: str, raw: bytes) -> Verdict:
+def is_json_media_type(content_type: bytes | None) -> bool:
+    """The documented rule for writes: ``application/json`` or ``application/*+json``."""
+    if content_type is None:
+        return False
+    media_type = parse_options_header(content_type.decode("latin-1"))[0].lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+JSON_HEADER = [("Content-Type", b"application/json")]
+
+
+def judge_body(route: str, raw: bytes, content_type: bytes | None = b"application/json") -> Verdict:
+    if not is_json_media_type(content_type):
+        return Verdict(415)
     if len(raw) > MAX_BODY:
         return Verdict(413)
     try:
@@ -260,10 +263,17 @@ def check_outcome(stage: Stage, route: str, caller: str | None, data: dict[str, 
         assert info is not None and [t.muted for t in info.tracks if t.sid == data["track_sid"]] == [True]
 
 
+_REFUSED_BODY = {
+    400: errors.INVALID_REQUEST.code,
+    413: errors.PAYLOAD_TOO_LARGE.code,
+    415: errors.UNSUPPORTED_MEDIA_TYPE.code,
+}
+
+
 def check_refused_body(stage: Stage, verdict: Verdict, answer: Answer) -> None:
-    """A 400 or 413 decided by the body alone, and not a single LiveKit call."""
+    """A 400, 413 or 415 decided by the request alone, and not a single LiveKit call."""
     body = check_shape(answer, stage.emulator)
-    expected_code = "PAYLOAD_TOO_LARGE" if verdict.status == 413 else "INVALID_REQUEST"
+    expected_code = _REFUSED_BODY[verdict.status]
     assert (answer.status, body["code"]) == (verdict.status, expected_code), body
     if verdict.bad_fields is not None:
         assert set(body["details"]) == verdict.bad_fields, body
@@ -429,17 +439,30 @@ RAW_BODIES = st.one_of(
     st.integers(1_000, 6_000).map(lambda n: json.dumps({f"k{i}": i for i in range(n)}).encode()),
 )
 
+JSON_CONTENT_TYPES = st.sampled_from(
+    [
+        b"application/json",
+        b"application/json; charset=utf-8",
+        b"application/json; charset=utf-16",
+        b"Application/JSON",
+        b"application/merge-patch+json",
+    ]
+)
 CONTENT_TYPES = st.one_of(
+    # Mostly JSON, so that most examples get as far as the body.
+    JSON_CONTENT_TYPES,
+    JSON_CONTENT_TYPES,
+    JSON_CONTENT_TYPES,
     st.none(),
     st.sampled_from(
         [
-            b"application/json",
-            b"application/json; charset=utf-16",
-            b"text/plain",
+            b"text/plain",  # what a cross-site <form enctype="text/plain"> sends, with no preflight
             b"application/x-www-form-urlencoded",
             b"multipart/form-data; boundary=xyz",
             b"application/octet-stream",
             b"application/protobuf",
+            b"text/json",
+            b"application/jsonx",
             b"",
             b"\xff\xfe/\x00",
         ]
@@ -492,7 +515,7 @@ def test_json_objects_with_any_fields(stage: Stage, route: str) -> None:
         stage.reset()
         fields = resolve(stage, fields)
         raw = data.draw(padded(encode_json(fields, style)))
-        verdict = judge_body(route, raw)
+        verdict = judge_body(route, raw, content_type)
         method, path = ROUTES[route]
 
         answer = send(stage.served_for(caller), method, path, caller_headers(caller, content_type), raw)
@@ -512,7 +535,7 @@ def test_bodies_that_are_not_a_usable_object(stage: Stage, route: str) -> None:
     @given(raw=RAW_BODIES, caller=CALLERS, content_type=CONTENT_TYPES)
     def run(raw: bytes, caller: str | None, content_type: bytes | None) -> None:
         stage.reset()
-        verdict = judge_body(route, raw)
+        verdict = judge_body(route, raw, content_type)
         method, path = ROUTES[route]
 
         answer = send(stage.served_for(caller), method, path, caller_headers(caller, content_type), raw)
@@ -693,7 +716,7 @@ def test_any_authorization_header_and_api_key(stage: Stage, route: str) -> None:
     def run(creds: Credentials) -> None:
         stage.reset()
         data, raw = valid_request(route, stage)
-        headers = [("Authorization", value) for value in creds.headers]
+        headers = [("Authorization", value) for value in creds.headers] + JSON_HEADER
         method = ROUTES[route][0]
 
         answer = send(stage.auth, method, credential_target(route, data, creds.api_keys), headers, raw)
@@ -802,7 +825,9 @@ def test_lone_surrogates_are_invalid_requests(stage: Stage, route: str, name: st
     raw = json.dumps(data).encode()  # ensure_ascii: the surrogate travels as a \\u escape
     method, path = ROUTES[route]
 
-    answer = send(stage.auth, method, path, [("Authorization", b"Bearer " + TOKEN_A.encode())], raw)
+    answer = send(
+        stage.auth, method, path, [("Authorization", b"Bearer " + TOKEN_A.encode()), *JSON_HEADER], raw
+    )
 
     check_refused_body(stage, Verdict(400, {name}), answer)
 
@@ -813,7 +838,7 @@ def test_json_numbers_that_are_not_finite(stage: Stage) -> None:
         b'{"room_name": NaN, "participant_identity": Infinity}',
         b'{"room_name": 1e400, "participant_identity": -1e400}',
     ):
-        answer = send(stage.anon, "DELETE", "/livekit/participant", [], raw)
+        answer = send(stage.anon, "DELETE", "/livekit/participant", JSON_HEADER, raw)
         check_refused_body(stage, Verdict(400, {"room_name", "participant_identity"}), answer)
 
 

@@ -18,6 +18,7 @@ from conftest import TENANTS, TOKEN_A, ServedApp, livekit_config, owned_by, serv
 from flask import Flask
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
+from werkzeug.exceptions import Forbidden
 
 from flask_livekit_moderation import LiveKitModeration
 from flask_livekit_moderation.config import MAX_BODY_BYTES
@@ -26,6 +27,8 @@ REMOVE = ("/livekit/participant", "delete")
 MUTE = ("/livekit/participant/mute", "post")
 LIST = ("/livekit/participants", "get")
 OPENAPI = ("/livekit/openapi.json", "get")
+JSON = {"Content-Type": "application/json"}
+TEXT = {"Content-Type": "text/plain"}
 
 
 def _document(served: ServedApp, prefix: str = "") -> dict[str, Any]:
@@ -71,11 +74,13 @@ class Apps:
 
 
 def _failing_resolver_app(emulator: Any) -> Flask:
-    """A host app whose auth resolver raises: the one way to reach INTERNAL_ERROR."""
+    """A host app whose auth resolver raises: the ways to reach INTERNAL_ERROR and FORBIDDEN."""
     app = Flask("failing_resolver")
     app.config.update(livekit_config(emulator), LIVEKIT_MODERATION_AUTH_REQUIRED=True)
 
     def resolver(token: str) -> str | None:
+        if token == "forbidden":
+            raise Forbidden()
         raise RuntimeError("the host's token store is down")
 
     LiveKitModeration(app, auth_resolver=resolver)
@@ -101,8 +106,11 @@ def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:
         return served.remove("room-1", identity, token)
 
     answers = [apps.anon.request("DELETE", "/livekit/participant", json={})]
-    answers.append(apps.anon.request("DELETE", "/livekit/participant", data=b"not json"))
-    answers.append(apps.anon.request("DELETE", "/livekit/participant", data=b" " * (MAX_BODY_BYTES + 1)))
+    answers.append(apps.anon.request("DELETE", "/livekit/participant", data=b"not json", headers=JSON))
+    answers.append(
+        apps.anon.request("DELETE", "/livekit/participant", data=b" " * (MAX_BODY_BYTES + 1), headers=JSON)
+    )
+    answers.append(apps.anon.request("DELETE", "/livekit/participant", data=b"{}", headers=TEXT))
     answers += [remove(apps.tenants), remove(apps.tenants, token="wrong-token")]
     answers.append(remove(apps.anon, "nobody"))
     answers.append(remove(apps.tenants, token=TOKEN_A))  # room-1 is not tenant-a's: masked
@@ -110,6 +118,7 @@ def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:
         remove(apps.unconfigured),
         remove(apps.wrong_secret),
         remove(apps.failing_resolver, token="x"),
+        remove(apps.failing_resolver, token="forbidden"),
     ]
     for code in ("unavailable", "internal", "permission_denied", "invalid_argument"):
         emu.fail_next("RemoveParticipant", code=code)
@@ -132,10 +141,14 @@ def _provoke_mute(apps: Apps, emu: Any, track_sid: str) -> list[requests.Respons
 
     answers = [apps.anon.request("POST", "/livekit/participant/mute", json={"room_name": "room-1"})]
     answers.append(apps.anon.request("POST", "/livekit/participant/mute", json=[1]))
-    answers.append(apps.anon.request("POST", "/livekit/participant/mute", data=b"{" * (MAX_BODY_BYTES + 1)))
+    answers.append(
+        apps.anon.request("POST", "/livekit/participant/mute", data=b"{" * (MAX_BODY_BYTES + 1), headers=JSON)
+    )
+    answers.append(apps.anon.request("POST", "/livekit/participant/mute", data=b"{}", headers=TEXT))
     answers += [mute(apps.tenants), mute(apps.tenants, token="wrong-token")]
     answers += [mute(apps.anon, identity="nobody"), mute(apps.anon, sid="TR_unknown")]
     answers += [mute(apps.unconfigured), mute(apps.wrong_secret), mute(apps.failing_resolver, token="x")]
+    answers.append(mute(apps.failing_resolver, token="forbidden"))
     answers.append(mute(apps.anon, muted=False))  # remote unmute is off: LiveKit's default
     for method, code in (
         ("GetParticipant", "unavailable"),
@@ -160,6 +173,7 @@ def _provoke_list(apps: Apps, emu: Any) -> list[requests.Response]:
         listing(apps.unconfigured),
         listing(apps.wrong_secret),
         listing(apps.failing_resolver, token="x"),
+        listing(apps.failing_resolver, token="forbidden"),
     ]
     for code in ("unavailable", "permission_denied"):
         emu.fail_next("ListParticipants", code=code)

@@ -9,6 +9,7 @@ import pytest
 from conftest import TOKEN_A, TOKEN_B, owned_by
 
 MASKED_404 = {"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"}
+JSON = {"Content-Type": "application/json"}
 
 
 def test_anonymous_remove_makes_one_call(anon, livekit_emulator):
@@ -179,22 +180,47 @@ def test_invalid_fields_are_400_with_details(anon, livekit_emulator, body, bad_f
     ids=["empty", "text", "array", "string", "null", "bad-utf8", "deeply-nested"],
 )
 def test_bodies_that_are_not_json_objects_are_400(anon, livekit_emulator, raw):
-    answer = anon.request("DELETE", "/livekit/participant", data=raw)
+    answer = anon.request("DELETE", "/livekit/participant", data=raw, headers=JSON)
 
     assert answer.status_code == 400
     assert answer.json()["code"] == "INVALID_REQUEST"
     assert livekit_emulator.calls == []
 
 
-def test_body_is_parsed_whatever_the_content_type_and_extra_fields_are_ignored(anon, livekit_emulator):
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/vnd.acme+json"]
+)
+def test_json_bodies_are_read_and_extra_fields_are_ignored(anon, livekit_emulator, content_type):
     livekit_emulator.add_room("r" * 256)
     livekit_emulator.add_participant("r" * 256, "alice")
     body = json.dumps({"room_name": "r" * 256, "participant_identity": "alice", "reason": "spam"})
 
-    answer = anon.request("DELETE", "/livekit/participant", data=body, headers={"Content-Type": "text/plain"})
+    answer = anon.request("DELETE", "/livekit/participant", data=body, headers={"Content-Type": content_type})
 
     assert answer.status_code == 200
     assert livekit_emulator.participant("r" * 256, "alice") is None
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json"],
+)
+def test_bodies_not_sent_as_json_are_415_before_anything_else(tenants, livekit_emulator, content_type):
+    # What a cross-site <form enctype="text/plain"> can send without a CORS preflight.
+    livekit_emulator.add_room("room-1")
+    livekit_emulator.add_participant("room-1", "alice")
+    body = json.dumps({"room_name": "room-1", "participant_identity": "alice"}) + "="
+    headers = {} if content_type is None else {"Content-Type": content_type}
+
+    for token in (None, "wrong-token", TOKEN_A):
+        answer = tenants.request("DELETE", "/livekit/participant", token, data=body, headers=headers)
+        assert answer.status_code == 415
+        assert answer.json() == {
+            "error": "Send the request body as JSON with 'Content-Type: application/json'.",
+            "code": "UNSUPPORTED_MEDIA_TYPE",
+        }
+    assert livekit_emulator.calls == []
+    assert livekit_emulator.participant("room-1", "alice") is not None
 
 
 def test_bodies_over_64_kib_are_413(anon, livekit_emulator):
@@ -209,7 +235,7 @@ def test_bodies_over_64_kib_are_413(anon, livekit_emulator):
 def test_chunked_bodies_over_64_kib_are_413(anon, livekit_emulator):
     chunks = (b"x" * 8192 for _ in range(10))
 
-    answer = anon.request("DELETE", "/livekit/participant", data=chunks)
+    answer = anon.request("DELETE", "/livekit/participant", data=chunks, headers=JSON)
 
     assert answer.status_code == 413
     assert answer.json()["code"] == "PAYLOAD_TOO_LARGE"
