@@ -1,10 +1,20 @@
-"""The process-wide LiveKit client: one event loop thread, one pooled HTTP session per app.
+"""The LiveKit client: one event loop thread per process, one pooled session per app.
 
-Flask views are synchronous; ``livekit-api`` is asyncio. Instead of spinning an event
-loop and an ``aiohttp`` session per request (what an ``async def`` view does), every
-request hands its coroutine to one long-lived loop running in a daemon thread, where a
-single RoomService client per configured app keeps its connections alive between requests.
-The loop is re-created in a forked child (gunicorn ``--preload``) and closed at exit.
+Flask views are synchronous; ``livekit-api`` is asyncio. Instead of spinning an event loop
+and an ``aiohttp`` session per request (what an ``async def`` view does), every request hands
+its operation to one long-lived loop running in a daemon thread, where one RoomService
+client per configured app keeps its connections alive between requests. The loop is
+re-created in a forked child (gunicorn ``--preload``) and closed at exit.
+
+One request's LiveKit work, top to bottom (:meth:`RoomCalls.run`):
+
+1. the app's :class:`~.guard.CircuitBreaker` admits it or answers 503 at once;
+2. the app's :class:`~.guard.Bulkhead` gives it a slot or answers 503 ``LIVEKIT_BUSY``;
+3. the operation runs on the loop under ONE deadline, ``LIVEKIT_MODERATION_TIMEOUT``, for
+   all its calls together; each call (:meth:`RoomCalls._call`) turns what LiveKit answered
+   into a result, a :class:`~livekit.api.TwirpError` refusal the operation interprets, or
+   503 ``LIVEKIT_UNAVAILABLE``;
+4. the outcome (LiveKit up, unavailable, unknown) goes to the breaker.
 """
 
 from __future__ import annotations
@@ -17,19 +27,37 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import aiohttp
-from livekit.api import SIPGrants, VideoGrants
+from google.protobuf.message import DecodeError, Message
+from livekit.api import AccessToken, SIPGrants, TwirpError, VideoGrants
 from livekit.api.room_service import RoomService
+from livekit.protocol.models import ParticipantInfo, Room, TrackInfo
+from livekit.protocol.room import (
+    ListParticipantsRequest,
+    ListRoomsRequest,
+    MuteRoomTrackRequest,
+    RoomParticipantIdentity,
+)
+
+from . import errors
+from .guard import BreakerChange, Bulkhead, CircuitBreaker, Outcome, Refused
 
 T = TypeVar("T")
+P = ParamSpec("P")
+M = TypeVar("M", bound=Message)
+R = TypeVar("R", bound=Message)
 
 logger = logging.getLogger("flask_livekit_moderation")
 
-#: Seconds allowed, beyond the LiveKit timeouts, for an operation to hand back its result.
-_HANDOFF_MARGIN = 5.0
+#: Seconds a request thread waits beyond the deadline for the loop to hand back the result;
+#: only a wedged loop ever uses it.
+_HANDOFF_MARGIN = 0.25
 #: Seconds :meth:`LiveKitClient.close` waits for the pooled connections to close.
 _CLOSE_WAIT = 2.0
 
@@ -46,6 +74,12 @@ class _LoopThread:
         )
         self.thread.start()
 
+    def submit(self, work: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        # Submitted from an empty context: the loop would otherwise copy the caller's
+        # contextvars (Flask's request and app contexts) into the task and into every
+        # callback aiohttp schedules from it, keeping the app alive as long as the session.
+        return contextvars.Context().run(asyncio.run_coroutine_threadsafe, work, self.loop)
+
     def close(self, timeout: float = 2.0) -> None:
         async def close_sessions() -> None:
             await asyncio.gather(*(session.close() for session in self.sessions), return_exceptions=True)
@@ -53,7 +87,7 @@ class _LoopThread:
         if self.loop.is_closed():
             return
         try:
-            asyncio.run_coroutine_threadsafe(close_sessions(), self.loop).result(timeout)
+            self.submit(close_sessions()).result(timeout)
         except (concurrent.futures.TimeoutError, RuntimeError):
             logger.warning("LiveKit sessions did not close within %.1fs at exit", timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -101,8 +135,48 @@ atexit.register(_close_at_exit)
 #: ``asyncio.timeout`` where it exists (Python 3.11+).
 _TIMEOUT_SCOPE = getattr(asyncio, "timeout", None)
 
-#: Seconds one signed API token is reused; livekit-api signs them valid for 6 hours.
+
+class UnusableAnswer(Exception):
+    """LiveKit's HTTP answer is none a LiveKit server gives: a redirect, or a 200 that is not
+    protobuf. Deliberately not an ``aiohttp.ClientError``, which livekit-api would swallow."""
+
+    def __init__(self, reason: str, location: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.location = location
+
+
+class _StrictSession:
+    """What livekit-api's ``TwirpClient`` uses of its session, made strict.
+
+    ``TwirpClient.request`` only reads ``session.timeout`` and opens
+    ``session.post(url, headers=..., data=..., timeout=...)`` as an async context manager
+    (livekit-api 1.2, ``twirp_client.py``). Here a post never follows a redirect (aiohttp would
+    turn a 302 into a bodiless GET to wherever it points, whose empty 200 parses as a
+    successful RemoveParticipantResponse), and a 200 must carry protobuf, as every twirp
+    answer does.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.timeout = session.timeout
+
+    @asynccontextmanager
+    async def post(self, url: str, **kwargs: Any) -> AsyncIterator[aiohttp.ClientResponse]:
+        kwargs["allow_redirects"] = False
+        async with self.session.post(url, **kwargs) as response:
+            if 300 <= response.status < 400:
+                raise UnusableAnswer(f"a {response.status} redirect", response.headers.get("Location", ""))
+            if response.status == 200 and response.content_type != "application/protobuf":
+                raise UnusableAnswer(f"a 200 with Content-Type {response.content_type!r}")
+            yield response
+
+
+#: Seconds one signed API token is reused.
 TOKEN_REUSE_SECONDS = 600.0
+#: Lifetime of a signed API token: the reuse window plus a margin for clock skew and the
+#: calls in flight at its end (livekit-api's own default is six hours).
+TOKEN_TTL = timedelta(minutes=15)
 #: Distinct grant sets (one per room, plus roomList) kept before the cache starts over.
 _TOKEN_CACHE_SIZE = 1024
 
@@ -111,14 +185,17 @@ class TokenCachingRoomService(RoomService):
     """livekit-api's RoomService, reusing each signed API token for ten minutes.
 
     livekit-api signs a fresh JWT for every call (about 0.1 ms of HS256 and dataclass
-    copying, measured); a moderation request makes two or three calls whose grants
-    repeat, so one token per grant set is signed and reused well within its lifetime.
-    Overrides the protected ``Service._auth_header`` (livekit-api 1.x, pinned < 2).
+    copying, measured); a moderation request makes two or three calls whose grants repeat,
+    so one token per grant set is signed, valid for :data:`TOKEN_TTL`, and reused for
+    :data:`TOKEN_REUSE_SECONDS`. Overrides the protected ``Service._auth_header``
+    (livekit-api 1.x, pinned < 2).
     """
 
     def __init__(self, session: aiohttp.ClientSession, url: str, api_key: str, api_secret: str) -> None:
-        # failover=False: one attempt per call, so a call never outlives the timeout.
-        super().__init__(session, url, api_key, api_secret, failover=False)
+        # failover=False: one attempt per call; the retry on a stale connection is ours.
+        super().__init__(
+            cast(aiohttp.ClientSession, _StrictSession(session)), url, api_key, api_secret, failover=False
+        )
         self._headers: dict[str, tuple[float, dict[str, str]]] = {}
 
     def _auth_header(self, grants: VideoGrants | None, sip: SIPGrants | None = None) -> dict[str, str]:
@@ -131,66 +208,283 @@ class TokenCachingRoomService(RoomService):
             return cached[1]
         if len(self._headers) >= _TOKEN_CACHE_SIZE:
             self._headers.clear()
-        header = super()._auth_header(grants, sip)
+        token = AccessToken(self.api_key, self.api_secret).with_grants(grants).with_ttl(TOKEN_TTL).to_jwt()
+        header = {"authorization": f"Bearer {token}"}
         self._headers[key] = (now + TOKEN_REUSE_SECONDS, header)
         return header
 
 
-class RoomCalls:
-    """The RoomService as one request uses it: every call bounded by the timeout and recorded.
+#: Connection failures that happen while sending on a connection the server already closed.
+_SEND_FAILURES: tuple[type[Exception], ...] = (aiohttp.ClientOSError,) + (
+    # aiohttp >= 3.10 raises this one for a write to a closing transport.
+    (aiohttp.ClientConnectionResetError,) if hasattr(aiohttp, "ClientConnectionResetError") else ()
+)
 
-    livekit-api passes ``timeout=None`` to each ``aiohttp`` request, which disables the
-    session's own timeout (livekit-api 1.2.2, ``twirp_client.py``), so the bound is
-    applied here, around each call.
+
+def _stale(exc: BaseException) -> bool:
+    """A pooled connection failed before any byte of the answer: safe to send again.
+
+    The server closed (or reset) a kept-alive connection as the request went out: the write
+    fails ("Can not write request body", a reset), or the read meets the end of the stream
+    before a single byte ("Server disconnected" with no partial message). A refused
+    connection is no stale one, and an answer cut after its first bytes did reach LiveKit.
+    """
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        # aiohttp hands over the partly parsed answer as ``message`` when bytes had arrived.
+        return isinstance(exc.message, str)
+    return isinstance(exc, _SEND_FAILURES) and not isinstance(exc, aiohttp.ClientConnectorError)
+
+
+class RoomCalls:
+    """The RoomService as one request uses it: admitted, bounded by one deadline, recorded.
+
+    Create one per request with :meth:`LiveKitClient.calls`, then :meth:`run` an operation
+    of :mod:`.operations`; :attr:`made` lists the LiveKit methods it called, in order.
     """
 
-    def __init__(self, rooms: RoomService, timeout: float, made: list[str]) -> None:
-        self.rooms = rooms
-        self.timeout = timeout
-        self.made = made
+    def __init__(self, client: LiveKitClient) -> None:
+        self._client = client
+        self.made: list[str] = []
+        #: A call was answered by LiveKit (a success, or a refusal proving it is up).
+        self.reached = False
+        #: A call found LiveKit unavailable, or the deadline passed.
+        self.unavailable = False
 
-    async def call(self, method: str, request: Awaitable[T]) -> T:
-        """Await one RoomService ``request``, recording ``method`` in :attr:`made`."""
+    @property
+    def outcome(self) -> Outcome:
+        if self.unavailable:
+            return Outcome.UNAVAILABLE
+        return Outcome.UP if self.reached else Outcome.UNKNOWN
+
+    def run(
+        self,
+        operation: Callable[Concatenate[RoomCalls, P], Coroutine[Any, Any, T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``operation(self, *args, **kwargs)`` on the loop and return its result.
+
+        Raises 503 ``LIVEKIT_UNAVAILABLE`` (with ``Retry-After``) when the breaker is open
+        or LiveKit fails, 503 ``LIVEKIT_BUSY`` when the bulkhead is full, and whatever
+        :class:`~.errors.ModerationError` the operation raises.
+        """
+        guard = self._client.guard()
+        try:
+            probe = guard.breaker.admit()
+        except Refused as refused:
+            raise errors.LIVEKIT_UNAVAILABLE(headers={"Retry-After": str(refused.retry_after)}) from None
+        if not guard.bulkhead.try_enter():
+            guard.breaker.record(Outcome.UNKNOWN, probe)
+            raise errors.LIVEKIT_BUSY()
+        try:
+            try:
+                return self._wait(
+                    _process_loop().submit(self._within_deadline(operation(self, *args, **kwargs)))
+                )
+            finally:
+                guard.bulkhead.leave()
+                guard.breaker.record(self.outcome, probe)
+        except errors.ModerationError as exc:
+            if exc.code == errors.LIVEKIT_UNAVAILABLE.code:
+                exc.headers["Retry-After"] = str(guard.breaker.retry_after())
+            raise
+
+    def _wait(self, future: concurrent.futures.Future[T]) -> T:
+        try:
+            return future.result(self._client.timeout + _HANDOFF_MARGIN)
+        except concurrent.futures.TimeoutError:
+            # Only a wedged loop gets here: the deadline inside has already passed.
+            future.cancel()
+            self.unavailable = True
+            logger.warning("LiveKit work did not hand back a result in time (%s)", ",".join(self.made) or "-")
+            raise errors.LIVEKIT_UNAVAILABLE() from None
+
+    async def _within_deadline(self, work: Coroutine[Any, Any, T]) -> T:
+        timeout = self._client.timeout
+        try:
+            if _TIMEOUT_SCOPE is None:
+                return await asyncio.wait_for(work, timeout)
+            async with _TIMEOUT_SCOPE(timeout):
+                return await work
+        except asyncio.TimeoutError:
+            self.unavailable = True
+            logger.warning(
+                "LiveKit unavailable: no answer within the %.1fs deadline (calls: %s)",
+                timeout,
+                ",".join(self.made) or "-",
+            )
+            raise errors.LIVEKIT_UNAVAILABLE() from None
+
+    async def _call(self, method: str, send: Callable[[RoomService, M], Awaitable[R]], request: M) -> R:
+        """One RoomService call, sent again once on a fresh connection if a stale one failed."""
         self.made.append(method)
-        if _TIMEOUT_SCOPE is None:
-            return await asyncio.wait_for(request, self.timeout)
-        # Unlike wait_for on 3.11, a timeout scope wraps the call in no extra task.
-        async with _TIMEOUT_SCOPE(self.timeout):
-            return await request
+        try:
+            try:
+                answer = await send(self._client.room_service(), request)
+            except aiohttp.ClientError as exc:
+                if not _stale(exc):
+                    raise
+                logger.info(
+                    "LiveKit %s: a pooled connection failed before any answer (%s); sending again on a "
+                    "fresh connection",
+                    method,
+                    type(exc).__name__,
+                )
+                answer = await send(self._client.room_service(fresh=True), request)
+        except TwirpError as exc:
+            if exc.status >= 500:
+                raise self._unavailable(method, f"{type(exc).__name__} {exc.status} {exc.code}") from None
+            self.reached = True  # any other answer proves LiveKit is up
+            if exc.status == 401:
+                raise errors.LIVEKIT_AUTH_FAILED() from None
+            raise
+        except UnusableAnswer as exc:
+            if exc.location is not None:
+                logger.warning(
+                    "LiveKit answered %s %s with a redirect to %r: check LIVEKIT_URL; redirects are never "
+                    "followed",
+                    method,
+                    exc.reason,
+                    exc.location,
+                )
+            raise self._unavailable(method, exc.reason) from None
+        except (aiohttp.ClientError, OSError, DecodeError) as exc:
+            raise self._unavailable(method, type(exc).__name__) from None
+        self.reached = True
+        return answer
+
+    def _unavailable(self, method: str, cause: str) -> errors.ModerationError:
+        self.unavailable = True
+        logger.warning("LiveKit unavailable: %s failed with %s", method, cause)
+        return errors.LIVEKIT_UNAVAILABLE()
+
+    # -- the RoomService calls the operations make --------------------------------------
+
+    async def find_room(self, name: str) -> Room | None:
+        """The room named ``name`` (ListRooms), or ``None`` when it does not exist."""
+        answer = await self._call("ListRooms", RoomService.list_rooms, ListRoomsRequest(names=[name]))
+        return next((room for room in answer.rooms if room.name == name), None)
+
+    async def list_participants(self, room: str) -> Sequence[ParticipantInfo]:
+        """The room's participants (an unknown room has none, as LiveKit answers)."""
+        answer = await self._call(
+            "ListParticipants", RoomService.list_participants, ListParticipantsRequest(room=room)
+        )
+        return answer.participants
+
+    async def get_participant(self, room: str, identity: str) -> ParticipantInfo:
+        """One participant with its tracks; a TwirpError ``not_found`` when absent."""
+        return await self._call(
+            "GetParticipant",
+            RoomService.get_participant,
+            RoomParticipantIdentity(room=room, identity=identity),
+        )
+
+    async def remove_participant(self, room: str, identity: str) -> None:
+        """Disconnect a participant; a TwirpError ``not_found`` when absent."""
+        await self._call(
+            "RemoveParticipant",
+            RoomService.remove_participant,
+            RoomParticipantIdentity(room=room, identity=identity),
+        )
+
+    async def mute_published_track(
+        self, room: str, identity: str, track_sid: str, muted: bool
+    ) -> TrackInfo | None:
+        """Set a track's muted state; the track as LiveKit reports it, ``None`` when it has no such track."""
+        answer = await self._call(
+            "MutePublishedTrack",
+            RoomService.mute_published_track,
+            MuteRoomTrackRequest(room=room, identity=identity, track_sid=track_sid, muted=muted),
+        )
+        return answer.track if answer.HasField("track") else None
+
+
+@dataclass
+class _Guard:
+    """The bulkhead and breaker of one app in one process."""
+
+    pid: int
+    bulkhead: Bulkhead
+    breaker: CircuitBreaker
 
 
 class LiveKitClient:
-    """Runs RoomService operations for one app on the process's event loop.
+    """The LiveKit connection of one app: pooled sessions, bulkhead and breaker.
 
-    ``timeout`` bounds every single LiveKit call (connect, send and read), in seconds.
+    ``timeout`` bounds the whole LiveKit work of one request, in seconds; see
+    :mod:`.guard` for ``max_concurrency``, ``breaker_failures`` and ``breaker_cooldown``.
     """
 
-    def __init__(self, url: str, api_key: str, api_secret: str, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        timeout: float,
+        max_concurrency: int,
+        breaker_failures: int,
+        breaker_cooldown: float,
+        on_breaker_change: Callable[[BreakerChange], None] | None = None,
+    ) -> None:
         self._url = url
         self._api_key = api_key
         self._api_secret = api_secret
         self.timeout = timeout
+        self.max_concurrency = max_concurrency
+        self.breaker_failures = breaker_failures
+        self.breaker_cooldown = breaker_cooldown
+        self._on_breaker_change = on_breaker_change
+        self._guard_lock = threading.Lock()
+        self._guard: _Guard | None = None
+        # Created on the loop thread, per process: the pooled session and, for the one retry
+        # after a stale connection, a session that never reuses a connection.
         self._rooms: RoomService | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._fresh_rooms: RoomService | None = None
+        self._sessions: tuple[aiohttp.ClientSession, ...] = ()
         self._rooms_pid: int | None = None
 
-    def _room_service(self, owner: _LoopThread) -> RoomService:
-        # Called on the loop thread only, so no lock: one RoomService per process and app.
-        if self._rooms is None or self._rooms_pid != owner.pid:
-            # No session timeout: livekit-api overrides it per request; RoomCalls bounds calls.
-            session = aiohttp.ClientSession()
-            self._rooms = TokenCachingRoomService(session, self._url, self._api_key, self._api_secret)
-            self._session = session
-            self._rooms_pid = owner.pid
-            owner.sessions.add(session)
-        return self._rooms
+    def calls(self) -> RoomCalls:
+        """A :class:`RoomCalls` for one request."""
+        return RoomCalls(self)
 
-    async def _close_session(self, owner: _LoopThread) -> None:
-        # On the loop thread, like _room_service, so the two never race.
+    def guard(self) -> _Guard:
+        """This process's bulkhead and breaker (a forked worker starts with its own)."""
+        guard = self._guard
+        if guard is not None and guard.pid == os.getpid():
+            return guard
+        with self._guard_lock:
+            if self._guard is None or self._guard.pid != os.getpid():
+                self._guard = _Guard(
+                    os.getpid(),
+                    Bulkhead(self.max_concurrency),
+                    CircuitBreaker(self.breaker_failures, self.breaker_cooldown, self._on_breaker_change),
+                )
+            return self._guard
+
+    def room_service(self, fresh: bool = False) -> RoomService:
+        """The RoomService of this process (on the loop thread only, so no lock)."""
+        owner = _process_loop()
+        if self._rooms is None or self._fresh_rooms is None or self._rooms_pid != owner.pid:
+            pooled = aiohttp.ClientSession()
+            single_use = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+            self._rooms = TokenCachingRoomService(pooled, self._url, self._api_key, self._api_secret)
+            self._fresh_rooms = TokenCachingRoomService(
+                single_use, self._url, self._api_key, self._api_secret
+            )
+            self._rooms_pid = owner.pid
+            self._sessions = (pooled, single_use)
+            owner.sessions.update(self._sessions)
+        return self._fresh_rooms if fresh else self._rooms
+
+    async def _close_sessions(self, owner: _LoopThread) -> None:
+        # On the loop thread, like room_service, so the two never race.
         if self._rooms_pid != owner.pid:
-            return  # a forked child's copy of its parent's session: not ours to close
-        session, self._session, self._rooms = self._session, None, None
-        if session is not None:
+            return  # a forked child's copy of its parent's sessions: not ours to close
+        sessions, self._sessions = self._sessions, ()
+        self._rooms = self._fresh_rooms = None
+        for session in sessions:
             owner.sessions.discard(session)
             await session.close()
 
@@ -202,10 +496,10 @@ class LiveKitClient:
         garbage-collected, which may happen on any thread).
         """
         owner = _loop_thread
-        if owner is None or owner.pid != os.getpid() or owner.loop.is_closed() or self._session is None:
+        if owner is None or owner.pid != os.getpid() or owner.loop.is_closed() or self._rooms is None:
             return
         try:
-            future = asyncio.run_coroutine_threadsafe(self._close_session(owner), owner.loop)
+            future = owner.submit(self._close_sessions(owner))
         except RuntimeError:  # the loop closed meanwhile (interpreter exit)
             return
         if wait and threading.current_thread() is not owner.thread:
@@ -213,26 +507,3 @@ class LiveKitClient:
                 future.result(_CLOSE_WAIT)
             except concurrent.futures.TimeoutError:
                 logger.warning("LiveKit connections did not close within %.1fs", _CLOSE_WAIT)
-
-    def run(self, operation: Callable[[RoomCalls], Awaitable[T]], made: list[str]) -> T:
-        """Run ``operation(room_calls)`` on the shared loop and return its result.
-
-        The names of the LiveKit methods it called are appended to ``made``, also when
-        it fails. Exceptions raised by the operation propagate to the caller's thread.
-        """
-        owner = _process_loop()
-
-        async def bound() -> T:
-            return await operation(RoomCalls(self._room_service(owner), self.timeout, made))
-
-        # Submitted from an empty context: the loop would otherwise copy the request's
-        # contextvars (Flask's request and app contexts) into the task and into every
-        # callback aiohttp schedules from it, keeping the app alive as long as the session.
-        future = contextvars.Context().run(asyncio.run_coroutine_threadsafe, bound(), owner.loop)
-        # Every call inside is bounded by RoomCalls' timeout; this bound only guards
-        # against a wedged loop so a request thread can never wait forever.
-        try:
-            return future.result(self.timeout * 3 + _HANDOFF_MARGIN)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise asyncio.TimeoutError("LiveKit operation did not finish in time") from None

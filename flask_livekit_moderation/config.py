@@ -36,6 +36,9 @@ class Settings:
     timeout: float
     url_prefix: str
     openapi: bool
+    max_concurrency: int = 4
+    breaker_failures: int = 5
+    breaker_cooldown: float = 5.0
 
     @property
     def livekit_configured(self) -> bool:
@@ -94,17 +97,36 @@ def _api_secrets(value: Any) -> tuple[ApiSecret, ...]:
     return tuple(secrets)
 
 
+#: Largest deadline or cooldown accepted, in seconds: beyond it a value is a mistake (and
+#: ``inf`` or ``1e12`` would overflow the event loop's timers on every request).
+MAX_SECONDS = 300.0
+
+
+def _seconds(config: Mapping[str, Any], key: str, default: float) -> float:
+    value = config.get(key, default)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{key} must be a number of seconds") from None
+    if isinstance(value, bool) or not 0 < seconds <= MAX_SECONDS:  # also refuses nan and inf
+        raise ConfigurationError(f"{key} must be more than 0 and at most {MAX_SECONDS:g} seconds")
+    return seconds
+
+
+def _count(config: Mapping[str, Any], key: str, default: int, meaning_of_zero: str) -> int:
+    value = config.get(key, default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"{key} must be a whole number, 0 or more (0: {meaning_of_zero})")
+    return value
+
+
 def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> Settings:
     """Read and check the extension's settings from a Flask ``app.config``.
 
     ``url_prefix``, when given, wins over ``LIVEKIT_MODERATION_URL_PREFIX``.
     """
-    try:
-        timeout = float(config.get("LIVEKIT_MODERATION_TIMEOUT", 10))
-    except (TypeError, ValueError):
-        raise ConfigurationError("LIVEKIT_MODERATION_TIMEOUT must be a number of seconds") from None
-    if not timeout > 0:
-        raise ConfigurationError("LIVEKIT_MODERATION_TIMEOUT must be greater than 0")
     prefix = (config.get("LIVEKIT_MODERATION_URL_PREFIX") if url_prefix is None else url_prefix) or ""
     if not isinstance(prefix, str) or (prefix and not prefix.startswith("/")):
         raise ConfigurationError(
@@ -118,7 +140,10 @@ def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> S
             "LIVEKIT_MODERATION_AUTH_REQUIRED", config.get("LIVEKIT_MODERATION_AUTH_REQUIRED", False)
         ),
         api_secrets=_api_secrets(config.get("LIVEKIT_MODERATION_API_SECRETS")),
-        timeout=timeout,
+        timeout=_seconds(config, "LIVEKIT_MODERATION_TIMEOUT", 5.0),
         url_prefix=prefix.rstrip("/"),
         openapi=_as_bool("LIVEKIT_MODERATION_OPENAPI", config.get("LIVEKIT_MODERATION_OPENAPI", True)),
+        max_concurrency=_count(config, "LIVEKIT_MODERATION_MAX_CONCURRENCY", 4, "no limit"),
+        breaker_failures=_count(config, "LIVEKIT_MODERATION_BREAKER_FAILURES", 5, "no circuit breaker"),
+        breaker_cooldown=_seconds(config, "LIVEKIT_MODERATION_BREAKER_COOLDOWN", 5.0),
     )

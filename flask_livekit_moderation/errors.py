@@ -164,9 +164,19 @@ LIVEKIT_AUTH_FAILED = ErrorCode(
 )
 LIVEKIT_UNAVAILABLE = ErrorCode(
     "LIVEKIT_UNAVAILABLE",
-    500,
+    503,
     "LiveKit is unreachable, timed out or answered with an error.",
-    "LiveKit unreachable, timed out, answered 5xx or an unreadable body.",
+    "LiveKit unreachable, no answer within the deadline, a 5xx, a redirect or an unusable answer; "
+    "or the circuit breaker is open after repeated failures. `Retry-After` says when to try again.",
+    (("Retry-After", "1"),),
+)
+LIVEKIT_BUSY = ErrorCode(
+    "LIVEKIT_BUSY",
+    503,
+    "Too many moderation requests are waiting on LiveKit; try again shortly.",
+    "LIVEKIT_MODERATION_MAX_CONCURRENCY requests of this process are already waiting on LiveKit "
+    "(answered at once, never queued). `Retry-After: 1`.",
+    (("Retry-After", "1"),),
 )
 REMOTE_UNMUTE_DISABLED = ErrorCode(
     "REMOTE_UNMUTE_DISABLED",

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from flask import Blueprint, Flask, current_app
 
+from . import signals
 from .auth import (
     AuthContext,
     Authenticator,
@@ -19,6 +20,7 @@ from .auth import (
 from .client import LiveKitClient
 from .config import ConfigurationError, load_settings
 from .errors import ModerationError
+from .guard import BreakerChange
 from .routes import json_routing_error, make_blueprint, render_moderation_error
 from .state import ModerationState
 
@@ -132,7 +134,14 @@ class LiveKitModeration:
         client = None
         if settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret:
             client = LiveKitClient(
-                settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret, settings.timeout
+                settings.livekit_url,
+                settings.livekit_api_key,
+                settings.livekit_api_secret,
+                timeout=settings.timeout,
+                max_concurrency=settings.max_concurrency,
+                breaker_failures=settings.breaker_failures,
+                breaker_cooldown=settings.breaker_cooldown,
+                on_breaker_change=_signal_breaker_change,
             )
             # A dropped app (e.g. one per test) must not keep its pooled connections open.
             weakref.finalize(app, client.close, False)
@@ -174,6 +183,17 @@ class LiveKitModeration:
 
     def __repr__(self) -> str:
         return f"<LiveKitModeration {self.name!r}>"
+
+
+def _signal_breaker_change(change: BreakerChange) -> None:
+    # Called in the request thread whose outcome moved the breaker, inside its app context.
+    signals.notify(
+        signals.livekit_breaker_changed,
+        state=change.state.value,
+        previous=change.previous.value,
+        failures=change.failures,
+        retry_after=change.retry_after,
+    )
 
 
 def _install_app_hooks(app: Flask) -> None:

@@ -24,15 +24,21 @@ API_KEY_SCHEME = "apiKeyQuery"
 #: Either transport of the caller's token satisfies a moderation route.
 _TOKEN_SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}, {API_KEY_SCHEME: []}]
 
-_LIVEKIT_500 = (
+#: What every route may answer, besides its own codes.
+_COMMON = (
+    errors.INVALID_REQUEST,
+    errors.MISSING_TOKEN,
+    errors.UNAUTHORIZED,
+    errors.FORBIDDEN,
+    errors.PARTICIPANT_NOT_FOUND,
     errors.LIVEKIT_NOT_CONFIGURED,
     errors.LIVEKIT_AUTH_FAILED,
     errors.LIVEKIT_UNAVAILABLE,
+    errors.LIVEKIT_BUSY,
+    errors.INTERNAL_ERROR,
 )
-_CALLER = {
-    401: (errors.MISSING_TOKEN, errors.UNAUTHORIZED),
-    403: (errors.FORBIDDEN,),
-}
+#: What routes that read a JSON body may answer besides.
+_BODY = (errors.PAYLOAD_TOO_LARGE, errors.UNSUPPORTED_MEDIA_TYPE)
 
 #: The example of INVALID_REQUEST: validation errors name the fields.
 _INVALID_EXAMPLE = "Invalid request: check room_name."
@@ -47,6 +53,8 @@ _STATUS_MEANING: dict[int, str] = {
     415: "The body was not sent as JSON (`Content-Type: application/json`).",
     500: "LiveKit is not configured, rejected the server's credentials, refused the action, "
     "or the extension failed.",
+    503: "LiveKit is unavailable, or too many requests are waiting on it: try again after the "
+    "`Retry-After` seconds.",
 }
 
 
@@ -61,7 +69,7 @@ class _Route:
     description: str
     success: type[Schema]
     success_description: str
-    errors: dict[int, tuple[errors.ErrorCode, ...]]
+    errors: tuple[errors.ErrorCode, ...]
     body: type[Schema] | None = None
     query: type[Schema] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -82,14 +90,7 @@ ROUTES: tuple[_Route, ...] = (
         body=schemas.RemoveParticipantRequest,
         success=schemas.RemoveParticipantResponse,
         success_description="LiveKit removed the participant.",
-        errors={
-            400: (errors.INVALID_REQUEST,),
-            **_CALLER,
-            404: (errors.PARTICIPANT_NOT_FOUND,),
-            413: (errors.PAYLOAD_TOO_LARGE,),
-            415: (errors.UNSUPPORTED_MEDIA_TYPE,),
-            500: _LIVEKIT_500 + (errors.REMOVAL_FAILED, errors.INTERNAL_ERROR),
-        },
+        errors=(*_COMMON, *_BODY, errors.REMOVAL_FAILED),
     ),
     _Route(
         method="post",
@@ -104,14 +105,7 @@ ROUTES: tuple[_Route, ...] = (
         body=schemas.MuteTrackRequest,
         success=schemas.MuteTrackResponse,
         success_description="LiveKit changed the track; `muted` is the state LiveKit reports.",
-        errors={
-            400: (errors.INVALID_REQUEST,),
-            **_CALLER,
-            404: (errors.PARTICIPANT_NOT_FOUND, errors.TRACK_NOT_FOUND),
-            413: (errors.PAYLOAD_TOO_LARGE,),
-            415: (errors.UNSUPPORTED_MEDIA_TYPE,),
-            500: _LIVEKIT_500 + (errors.REMOTE_UNMUTE_DISABLED, errors.MUTE_FAILED, errors.INTERNAL_ERROR),
-        },
+        errors=(*_COMMON, *_BODY, errors.TRACK_NOT_FOUND, errors.REMOTE_UNMUTE_DISABLED, errors.MUTE_FAILED),
     ),
     _Route(
         method="get",
@@ -125,12 +119,7 @@ ROUTES: tuple[_Route, ...] = (
         query=schemas.ListParticipantsQuery,
         success=schemas.ListParticipantsResponse,
         success_description="The room's participants, enums as lower-case strings.",
-        errors={
-            400: (errors.INVALID_REQUEST,),
-            **_CALLER,
-            404: (errors.PARTICIPANT_NOT_FOUND,),
-            500: _LIVEKIT_500 + (errors.LIST_FAILED, errors.INTERNAL_ERROR),
-        },
+        errors=(*_COMMON, errors.LIST_FAILED),
     ),
 )
 
@@ -175,11 +164,26 @@ def _error_response(status: int, codes: tuple[errors.ErrorCode, ...]) -> dict[st
         "content": {"application/json": {"schema": schema, "examples": examples}},
     }
     headers = {name for error in codes for name, _ in error.headers}
-    if "WWW-Authenticate" in headers:
-        response["headers"] = {
-            "WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}
-        }
+    documented = {name: _HEADERS[name] for name in sorted(headers)}
+    if documented:
+        response["headers"] = documented
     return response
+
+
+_HEADERS = {
+    "WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "Seconds to wait before trying again (the breaker's remaining cooldown, else 1).",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+}
+
+
+def _by_status(codes: tuple[errors.ErrorCode, ...]) -> dict[int, tuple[errors.ErrorCode, ...]]:
+    grouped: dict[int, list[errors.ErrorCode]] = {}
+    for error in sorted(codes, key=errors.ALL.index):
+        grouped.setdefault(error.status, []).append(error)
+    return {status: tuple(grouped[status]) for status in sorted(grouped)}
 
 
 def _operation(route: _Route) -> dict[str, Any]:
@@ -194,7 +198,10 @@ def _operation(route: _Route) -> dict[str, Any]:
                 "description": route.success_description,
                 "content": {"application/json": {"schema": route.success}},
             },
-            **{str(status): _error_response(status, codes) for status, codes in route.errors.items()},
+            **{
+                str(status): _error_response(status, codes)
+                for status, codes in _by_status(route.errors).items()
+            },
         },
     }
     if route.body is not None:

@@ -32,6 +32,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import errors, operations, signals
 from .auth import AuthContext, known_caller, resolve_caller
+from .client import RoomCalls
 from .config import MAX_BODY_BYTES
 from .errors import ModerationError
 from .schemas import (
@@ -78,7 +79,7 @@ class _Record:
     action: str
     started: float
     target: Mapping[str, Any] = field(default_factory=dict)
-    calls: list[str] = field(default_factory=list)
+    calls: RoomCalls | None = None
     outcome: str | None = None
     status: int | None = None
     answered: float | None = None
@@ -165,7 +166,7 @@ def _finish(exc: BaseException | None) -> None:
         "participant_identity": record.target.get("participant_identity"),
         "track_sid": record.target.get("track_sid"),
         "outcome": record.outcome,
-        "livekit_calls": list(record.calls),
+        "livekit_calls": [] if record.calls is None else list(record.calls.made),
         "duration_ms": duration_ms,
     }
     if record.acted:
@@ -179,7 +180,7 @@ def _finish(exc: BaseException | None) -> None:
             fields["participant_identity"],
             fields["track_sid"],
             record.outcome,
-            ",".join(record.calls) or "-",
+            ",".join(fields["livekit_calls"]) or "-",
             extra={
                 "moderation_action": record.action,
                 "moderation_auth_id": auth_id,
@@ -271,13 +272,14 @@ def _validate(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
     return valid
 
 
-def _moderate(state: ModerationState, operation: Any) -> Any:
-    """Run one LiveKit operation for the current request."""
+def _livekit(state: ModerationState) -> RoomCalls:
+    """The LiveKit calls of the current request (recorded for the audit line)."""
     record = _record()
     record.acted = True
     if state.client is None:
         raise errors.LIVEKIT_NOT_CONFIGURED()
-    return state.client.run(operation, record.calls)
+    record.calls = state.client.calls()
+    return record.calls
 
 
 @_moderation_view
@@ -287,7 +289,7 @@ def remove_participant() -> Response:
     body = _validate(_REMOVE, _read_json_object())
     auth_id = _caller().auth_id
     room_name, identity = body["room_name"], body["participant_identity"]
-    _moderate(state, lambda lk: operations.remove_participant(lk, auth_id, room_name, identity))
+    _livekit(state).run(operations.remove_participant, auth_id, room_name, identity)
     _record().outcome = "removed"
     signals.notify(
         signals.participant_removed,
@@ -306,9 +308,8 @@ def mute_track() -> Response:
     body = _validate(_MUTE, _read_json_object())
     auth_id = _caller().auth_id
     room_name, identity, track_sid = body["room_name"], body["participant_identity"], body["track_sid"]
-    muted: bool = _moderate(
-        state,
-        lambda lk: operations.set_track_muted(lk, auth_id, room_name, identity, track_sid, body["muted"]),
+    muted = _livekit(state).run(
+        operations.set_track_muted, auth_id, room_name, identity, track_sid, body["muted"]
     )
     outcome = "muted" if muted else "unmuted"
     _record().outcome = outcome
@@ -352,7 +353,7 @@ def list_participants() -> Response:
     query = _validate(_LIST, request.args.to_dict(flat=True))
     auth_id = _caller().auth_id
     room_name = query["room_name"]
-    participants = _moderate(state, lambda lk: operations.list_participants(lk, auth_id, room_name))
+    participants = _livekit(state).run(operations.list_participants, auth_id, room_name)
     _record().outcome = "listed"
     return jsonify(room_name=room_name, participants=[_participant_json(p) for p in participants])
 

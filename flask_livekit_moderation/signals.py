@@ -27,6 +27,9 @@ Every signal is sent with the app as sender and these keyword arguments:
   ``livekit_calls`` (the LiveKit methods called, in order), ``duration_ms`` and ``status``
   (the HTTP status answered). The audit log record carries the same fields as attributes
   named ``moderation_<field>``. Use it for metrics.
+- ``livekit_breaker_changed``: the app's LiveKit circuit breaker changed state in this
+  process: ``state`` and ``previous`` (``"closed"``, ``"open"``, ``"half_open"``),
+  ``failures`` (consecutive unavailable outcomes) and ``retry_after`` (seconds, when open).
 """
 
 import logging
@@ -43,6 +46,7 @@ participant_removed = _signals.signal("livekit-moderation.participant-removed")
 track_mute_changed = _signals.signal("livekit-moderation.track-mute-changed")
 moderation_refused = _signals.signal("livekit-moderation.moderation-refused")
 moderation_finished = _signals.signal("livekit-moderation.moderation-finished")
+livekit_breaker_changed = _signals.signal("livekit-moderation.livekit-breaker-changed")
 
 
 def notify(signal: NamedSignal, **data: Any) -> None:
@@ -59,4 +63,10 @@ def notify(signal: NamedSignal, **data: Any) -> None:
             logger.exception("receiver of %s raised", signal.name)
 
 
-__all__ = ["moderation_finished", "moderation_refused", "participant_removed", "track_mute_changed"]
+__all__ = [
+    "livekit_breaker_changed",
+    "moderation_finished",
+    "moderation_refused",
+    "participant_removed",
+    "track_mute_changed",
+]

@@ -519,7 +519,7 @@ def test_moderation_finished_once_per_request_whatever_the_outcome(finished, roo
         ("list", 200, "listed"),
         ("mute", 200, "muted"),
         ("mute", 404, "TRACK_NOT_FOUND"),
-        ("list", 500, "LIVEKIT_UNAVAILABLE"),
+        ("list", 503, "LIVEKIT_UNAVAILABLE"),
     ]
     first = sent[0]
     assert first["auth_id"] == "tenant-a" and first["room_name"] == "room-a"

@@ -208,6 +208,9 @@ class Outcome:
     status: int
     code: str | None
     calls: list[str]
+    #: A call made beside a room check that refused: cancelled at once, so LiveKit may or
+    #: may not have seen it.
+    maybe: str | None = None
 
 
 MASKED = "PARTICIPANT_NOT_FOUND"
@@ -220,15 +223,18 @@ def predict(stage: Stage, route: str, caller: str | None, data: dict[str, Any]) 
     allowed = caller is None or (room in SEED and owner == caller)
     tenant = [] if caller is None else ["ListRooms"]
     if route == "list":
-        calls = sorted(tenant + ["ListParticipants"])
-        return Outcome(200, None, calls) if allowed else Outcome(404, MASKED, calls)
+        if not allowed:
+            return Outcome(404, MASKED, tenant, maybe="ListParticipants")
+        return Outcome(200, None, sorted(tenant + ["ListParticipants"]))
     if route == "remove":
         if not allowed:
             return Outcome(404, MASKED, tenant)
         calls = sorted(tenant + ["RemoveParticipant"])
         return Outcome(200, None, calls) if identity in identities else Outcome(404, MASKED, calls)
     prechecks = sorted(tenant + ["GetParticipant"])
-    if not allowed or identity not in identities:
+    if not allowed:
+        return Outcome(404, MASKED, tenant, maybe="GetParticipant")
+    if identity not in identities:
         return Outcome(404, MASKED, prechecks)
     if data["track_sid"] not in stage.tracks[(room, identity)]:
         return Outcome(404, "TRACK_NOT_FOUND", prechecks)
@@ -242,7 +248,13 @@ def check_outcome(stage: Stage, route: str, caller: str | None, data: dict[str, 
     body = check_shape(answer, stage.emulator)
     expected = predict(stage, route, caller, data)
     assert (answer.status, body.get("code")) == (expected.status, expected.code), body
-    assert sorted(stage.emulator.call_names()) == expected.calls
+    seen = sorted(stage.emulator.call_names())
+    allowed = (
+        [expected.calls]
+        if expected.maybe is None
+        else [expected.calls, sorted([*expected.calls, expected.maybe])]
+    )
+    assert seen in allowed, (seen, expected)
     if answer.status != 200:
         return
     room = data["room_name"]

@@ -1,5 +1,8 @@
-"""LiveKit failing in every way we know: each route answers its documented 500 in time, never
+"""LiveKit failing in every way we know: each route answers its documented error in time, never
 performs half an action, and the next request after the fault clears succeeds.
+
+The scenes here turn the circuit breaker off (each fault is one request's story);
+``tests/test_outage.py`` covers the breaker and the bulkhead.
 
 Faults come from the stand-in's fault injection (errors, garbage, dropped connections, hangs,
 going down, per-method latency); two more are real sockets defined here: a proxy that cuts
@@ -18,6 +21,7 @@ import pytest
 import requests
 from conftest import TENANTS, TOKEN_A, ServedApp, owned_by
 
+from flask_livekit_moderation import errors
 from flask_livekit_moderation.testing import LiveKitEmulator
 
 #: LIVEKIT_MODERATION_TIMEOUT for these tests, seconds.
@@ -222,7 +226,7 @@ class Scene:
 def _scene(
     make_served: Callable[..., ServedApp], emulator: LiveKitEmulator, caller: str, **config: object
 ) -> Scene:
-    config = {"LIVEKIT_MODERATION_TIMEOUT": TIMEOUT, **config}
+    config = {"LIVEKIT_MODERATION_TIMEOUT": TIMEOUT, "LIVEKIT_MODERATION_BREAKER_FAILURES": 0, **config}
     if caller == "tenant":
         served = make_served(
             emulator, LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS, **config
@@ -231,9 +235,12 @@ def _scene(
     return Scene(make_served(emulator, **config), emulator, None)
 
 
-def _assert_500(answer: requests.Response, code: str, what: str) -> None:
-    assert answer.status_code == 500, f"{what}: {answer.status_code} {answer.text}"
+def _assert_error(answer: requests.Response, code: str, what: str) -> None:
+    status = errors.BY_CODE[code].status
+    assert answer.status_code == status, f"{what}: {answer.status_code} {answer.text}"
     assert answer.headers["Content-Type"] == "application/json", what
+    if status == 503:
+        assert answer.headers["Retry-After"] == "1", what  # the breaker is off: retry soon
     body = answer.json()
     assert body["code"] == code, f"{what}: {body}"
     assert isinstance(body["error"], str) and body["error"], what
@@ -248,7 +255,8 @@ FAULTS: dict[str, tuple[Callable[[LiveKitEmulator, str], None], str | None]] = {
     "503-unavailable": (lambda e, m: e.fail_next(m, code="unavailable"), "LIVEKIT_UNAVAILABLE"),
     "502-bad-gateway": (lambda e, m: e.fail_next(m, code="unavailable", status=502), "LIVEKIT_UNAVAILABLE"),
     "garbage-200": (lambda e, m: e.garbage_next(m), "LIVEKIT_UNAVAILABLE"),
-    "connection-dropped": (lambda e, m: e.drop_next(m), "LIVEKIT_UNAVAILABLE"),
+    # Dropped twice: once on the pooled connection, once more on the fresh one it retries on.
+    "connection-dropped": (lambda e, m: e.drop_next(m, 2), "LIVEKIT_UNAVAILABLE"),
     "hang-past-timeout": (lambda e, m: e.hang_next(m, seconds=None), "LIVEKIT_UNAVAILABLE"),
     "401-unauthenticated": (lambda e, m: e.fail_next(m, code="unauthenticated"), "LIVEKIT_AUTH_FAILED"),
     "403-permission-denied": (lambda e, m: e.fail_next(m, code="permission_denied"), None),
@@ -257,7 +265,7 @@ FAULTS: dict[str, tuple[Callable[[LiveKitEmulator, str], None], str | None]] = {
 
 
 @pytest.mark.parametrize("caller", ["tenant", "anonymous"])
-def test_a_fault_on_any_call_is_the_documented_500_and_the_next_request_works(
+def test_a_fault_on_any_call_is_the_documented_error_and_the_next_request_works(
     make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulator, caller: str
 ) -> None:
     scene = _scene(make_served, livekit_emulator, caller)
@@ -270,7 +278,7 @@ def test_a_fault_on_any_call_is_the_documented_500_and_the_next_request_works(
 
                 answer, elapsed = scene.timed(route)
 
-                _assert_500(answer, code or REFUSAL_CODE[route], what)
+                _assert_error(answer, code or REFUSAL_CODE[route], what)
                 assert elapsed < DEADLINE, f"{what}: answered after {elapsed:.2f}s"
                 if fault == "hang-past-timeout":
                     assert elapsed >= TIMEOUT, f"{what}: answered before the timeout ({elapsed:.2f}s)"
@@ -308,7 +316,7 @@ def test_livekit_down_then_back_up(
             finally:
                 livekit_emulator.come_up()
             for answer, elapsed in (first, second):
-                _assert_500(answer, "LIVEKIT_UNAVAILABLE", what)
+                _assert_error(answer, "LIVEKIT_UNAVAILABLE", what)
                 assert elapsed < DEADLINE, what
             scene.unchanged(what)
             scene.succeeds(route, f"{caller} {route} after coming back up")
@@ -324,7 +332,7 @@ def test_nothing_listening_at_the_livekit_url(
         scene.seed()
         for route in ROUTES:
             answer, elapsed = scene.timed(route)
-            _assert_500(answer, "LIVEKIT_UNAVAILABLE", f"{caller} {route}")
+            _assert_error(answer, "LIVEKIT_UNAVAILABLE", f"{caller} {route}")
             assert elapsed < DEADLINE
         assert livekit_emulator.calls == []
 
@@ -352,7 +360,7 @@ def test_livekit_accepting_connections_but_never_answering(
 
     assert len(results) == len(CALLERS) * len(ROUTES)
     for what, (answer, elapsed) in results.items():
-        _assert_500(answer, "LIVEKIT_UNAVAILABLE", what)
+        _assert_error(answer, "LIVEKIT_UNAVAILABLE", what)
         assert TIMEOUT <= elapsed < DEADLINE, f"{what}: {elapsed:.2f}s"
     scenes["tenant"].unchanged("silent LiveKit")
 
@@ -373,7 +381,7 @@ def test_answer_cut_mid_way_is_unavailable_and_the_pool_recovers(
 
                 answer, elapsed = scene.timed(route)
 
-                _assert_500(answer, "LIVEKIT_UNAVAILABLE", what)
+                _assert_error(answer, "LIVEKIT_UNAVAILABLE", what)
                 assert elapsed < DEADLINE, what
                 assert method in livekit_emulator.call_names(), what
                 mutating = MUTATING[route]
@@ -403,7 +411,7 @@ def test_livekit_rejecting_the_configured_credentials(
                 what = f"{caller} {route} with a wrong {name}"
                 livekit_emulator.clear_calls()
                 answer, elapsed = scene.timed(route)
-                _assert_500(answer, "LIVEKIT_AUTH_FAILED", what)
+                _assert_error(answer, "LIVEKIT_AUTH_FAILED", what)
                 assert elapsed < DEADLINE, what
                 assert WRONG_SECRET not in answer.text
                 calls = livekit_emulator.calls
@@ -461,7 +469,7 @@ def test_listrooms_slow_past_the_timeout_fails_tenants_but_not_anonymous_callers
             answer, elapsed = scene.timed(route)
 
             if caller == "tenant":
-                _assert_500(answer, "LIVEKIT_UNAVAILABLE", what)
+                _assert_error(answer, "LIVEKIT_UNAVAILABLE", what)
                 assert TIMEOUT <= elapsed < DEADLINE, f"{what}: {elapsed:.2f}s"
                 action = MUTATING[route]
                 assert action is None or action not in livekit_emulator.call_names(), what
@@ -490,7 +498,7 @@ def test_the_action_slow_past_the_timeout_after_fast_prechecks(
 
         answer, elapsed = scene.timed(route)
 
-        _assert_500(answer, "LIVEKIT_UNAVAILABLE", what)
+        _assert_error(answer, "LIVEKIT_UNAVAILABLE", what)
         assert TIMEOUT <= elapsed < DEADLINE, f"{what}: {elapsed:.2f}s"
         prechecks = [call for call in livekit_emulator.calls if call.method != slow]
         assert prechecks and all(call.duration < TIMEOUT for call in prechecks), what

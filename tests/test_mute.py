@@ -7,6 +7,7 @@ import time
 import pytest
 from conftest import TOKEN_A, owned_by
 
+from flask_livekit_moderation import errors
 from flask_livekit_moderation.testing import LiveKitEmulator
 
 MASKED_404 = {"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"}
@@ -149,14 +150,14 @@ def test_every_mute_field_is_required(anon, livekit_emulator, missing):
         ("unauthenticated", "LIVEKIT_AUTH_FAILED"),
     ],
 )
-def test_mute_refusals_are_500_with_their_code(anon, livekit_emulator, code, expected):
+def test_mute_refusals_answer_their_code(anon, livekit_emulator, code, expected):
     livekit_emulator.add_room("room-1")
     mic = _mic(livekit_emulator.add_participant("room-1", "alice"))
     livekit_emulator.fail_next("MutePublishedTrack", code=code)
 
     answer = anon.mute("room-1", "alice", mic, True)
 
-    assert answer.status_code == 500 and answer.json()["code"] == expected
+    assert (answer.status_code, answer.json()["code"]) == (errors.BY_CODE[expected].status, expected)
     assert all(not t.muted for t in livekit_emulator.participant("room-1", "alice").tracks)
 
 
@@ -167,5 +168,5 @@ def test_a_failed_precheck_never_mutes(tenants, livekit_emulator):
 
     answer = tenants.mute("room-a", "alice", mic, True, TOKEN_A)
 
-    assert answer.status_code == 500 and answer.json()["code"] == "LIVEKIT_UNAVAILABLE"
+    assert answer.status_code == 503 and answer.json()["code"] == "LIVEKIT_UNAVAILABLE"
     assert "MutePublishedTrack" not in livekit_emulator.call_names()

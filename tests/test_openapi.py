@@ -7,7 +7,9 @@ validated against the schema documented for its status.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +73,7 @@ class Apps:
     unconfigured: ServedApp
     wrong_secret: ServedApp
     failing_resolver: ServedApp
+    one_slot: ServedApp
 
 
 def _failing_resolver_app(emulator: Any) -> Flask:
@@ -98,7 +101,22 @@ def apps(make_served: Callable[..., ServedApp], livekit_emulator: Any) -> Iterat
             unconfigured=make_served(LIVEKIT_URL="", LIVEKIT_API_KEY="", LIVEKIT_API_SECRET=""),
             wrong_secret=make_served(LIVEKIT_API_SECRET="not-the-secret-0123456789abcdefghijklmn"),
             failing_resolver=stack.enter_context(serve(_failing_resolver_app(livekit_emulator))),
+            one_slot=make_served(LIVEKIT_MODERATION_MAX_CONCURRENCY=1),
         )
+
+
+def _while_busy(emu: Any, send: Callable[[], requests.Response]) -> requests.Response:
+    """``send`` while another request holds the app's only LiveKit slot: LIVEKIT_BUSY."""
+    emu.set_latency(0.5)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            holder = pool.submit(send)
+            time.sleep(0.2)
+            refused = send()
+            assert holder.result().status_code != 503
+    finally:
+        emu.set_latency(0)
+    return refused
 
 
 def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:
@@ -123,8 +141,9 @@ def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:
     for code in ("unavailable", "internal", "permission_denied", "invalid_argument"):
         emu.fail_next("RemoveParticipant", code=code)
         answers.append(remove(apps.anon))
-    emu.drop_next("RemoveParticipant")
+    emu.drop_next("RemoveParticipant", 2)  # the pooled connection, then the fresh one
     answers.append(remove(apps.anon))
+    answers.append(_while_busy(emu, lambda: remove(apps.one_slot, "nobody")))
     answers.append(remove(apps.anon))  # finally succeeds
     return answers
 
@@ -150,6 +169,7 @@ def _provoke_mute(apps: Apps, emu: Any, track_sid: str) -> list[requests.Respons
     answers += [mute(apps.unconfigured), mute(apps.wrong_secret), mute(apps.failing_resolver, token="x")]
     answers.append(mute(apps.failing_resolver, token="forbidden"))
     answers.append(mute(apps.anon, muted=False))  # remote unmute is off: LiveKit's default
+    answers.append(_while_busy(emu, lambda: mute(apps.one_slot)))
     for method, code in (
         ("GetParticipant", "unavailable"),
         ("GetParticipant", "permission_denied"),
@@ -180,6 +200,7 @@ def _provoke_list(apps: Apps, emu: Any) -> list[requests.Response]:
         answers.append(listing(apps.anon))
     emu.garbage_next("ListParticipants")
     answers.append(listing(apps.anon))
+    answers.append(_while_busy(emu, lambda: listing(apps.one_slot)))
     answers += [
         listing(apps.anon),
         listing(apps.anon, "no-such-room"),

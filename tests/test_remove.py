@@ -8,6 +8,8 @@ import logging
 import pytest
 from conftest import TOKEN_A, TOKEN_B, owned_by
 
+from flask_livekit_moderation import errors
+
 MASKED_404 = {"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"}
 JSON = {"Content-Type": "application/json"}
 
@@ -251,14 +253,14 @@ def test_chunked_bodies_over_64_kib_are_413(anon, livekit_emulator):
         ("unauthenticated", "LIVEKIT_AUTH_FAILED"),
     ],
 )
-def test_livekit_refusals_are_500_with_their_code(anon, livekit_emulator, code, expected):
+def test_livekit_refusals_answer_their_code(anon, livekit_emulator, code, expected):
     livekit_emulator.add_room("room-1")
     livekit_emulator.add_participant("room-1", "alice")
     livekit_emulator.fail_next("RemoveParticipant", code=code)
 
     answer = anon.remove("room-1", "alice")
 
-    assert answer.status_code == 500
+    assert answer.status_code == errors.BY_CODE[expected].status
     assert answer.json()["code"] == expected
     assert livekit_emulator.participant("room-1", "alice") is not None
 

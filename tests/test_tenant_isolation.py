@@ -387,4 +387,4 @@ def test_tokens_and_secrets_never_reach_logs_through_either_transport(
             track_sid = _audio_sid(livekit_emulator, "room-a")
     livekit_emulator.fail_next("ListParticipants", code="internal")
     outcomes.add(tenant_app.participants("room-a", SECRET_A).status_code)
-    assert outcomes == {200, 401, 404, 500}
+    assert outcomes == {200, 401, 404, 503}
