@@ -28,17 +28,16 @@ POST      reset                       clears rooms, calls and faults -> ``{"ok":
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format
 
-from .state import UnknownRoomError
+from .faults import Fault, FaultPlan
+from .records import CallLog
+from .state import EmulatorState, UnknownRoomError
 
-if TYPE_CHECKING:
-    from .emulator import LiveKitEmulator
-
-__all__ = ["handle_control"]
+__all__ = ["ControlRoutes"]
 
 
 class _BadRequest(Exception):
@@ -49,13 +48,7 @@ def _ok(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status)
 
 
-def _authorized(emu: LiveKitEmulator, request: web.BaseRequest) -> bool:
-    header = request.headers.get("Authorization", "")
-    expected = "Bearer " + emu.api_secret
-    return hmac.compare_digest(header.encode(), expected.encode())
-
-
-async def _body(request: web.BaseRequest) -> dict:
+async def _body(request: web.BaseRequest) -> dict[str, Any]:
     try:
         data = await request.json()
     except ValueError:
@@ -65,103 +58,118 @@ async def _body(request: web.BaseRequest) -> dict:
     return data
 
 
-async def handle_control(emu: LiveKitEmulator, request: web.BaseRequest, route: str) -> web.Response:
-    """Serve one ``/_emulator/<route>`` request."""
-    verb = request.method
-    if route == "health" and verb == "GET":
-        return _ok({"ok": True})
-    if not _authorized(emu, request):
-        return _ok({"error": "control routes need 'Authorization: Bearer <api_secret>'"}, 401)
-    try:
-        return await _route(emu, request, verb, route)
-    except _BadRequest as exc:
-        return _ok({"error": str(exc)}, 400)
-    except (UnknownRoomError, ValueError, TypeError, KeyError) as exc:
-        return _ok({"error": str(exc)}, 400)
+class ControlRoutes:
+    """Serves ``/_emulator/<route>`` over the stand-in's parts."""
 
+    def __init__(self, state: EmulatorState, faults: FaultPlan, calls: CallLog, api_secret: str) -> None:
+        self.state = state
+        self.faults = faults
+        self.calls = calls
+        self.api_secret = api_secret
 
-async def _route(emu: LiveKitEmulator, request: web.BaseRequest, verb: str, route: str) -> web.Response:
-    if route == "rooms" and verb == "POST":
-        data = await _body(request)
-        specs = data["rooms"] if "rooms" in data else [data]
-        made = [emu.add_room(str(s["name"]), str(s.get("metadata", ""))) for s in specs]
-        return _ok({"rooms": [{"name": r.name, "sid": r.sid} for r in made]})
-    if route == "rooms" and verb == "GET":
-        rooms = [
-            {
-                "name": r.name,
-                "sid": r.sid,
-                "metadata": r.metadata,
-                "num_participants": r.num_participants,
-                "num_publishers": r.num_publishers,
-            }
-            for r in emu.rooms()
-        ]
-        return _ok({"rooms": rooms})
-    if route == "participants" and verb == "POST":
-        data = await _body(request)
-        room = str(data["room"])
-        identities = data["identities"]
-        if not isinstance(identities, list):
-            raise _BadRequest("identities must be a list")
-        tracks = data.get("tracks")
-        added = emu.add_participants(
-            room, [str(i) for i in identities], tracks=tracks, metadata=str(data.get("metadata", ""))
-        )
-        room_proto = emu.room(room)
-        return _ok(
-            {"room": room, "added": len(added), "count": room_proto.num_participants if room_proto else 0}
-        )
-    if route == "participants" and verb == "GET":
-        room = request.query.get("room", "")
-        people = emu.participants(room)
-        out: dict[str, Any] = {"room": room, "count": len(people), "identities": [p.identity for p in people]}
-        if request.query.get("full") in ("1", "true"):
-            out["participants"] = [
-                json_format.MessageToDict(p, preserving_proto_field_name=True) for p in people
+    def _authorized(self, request: web.BaseRequest) -> bool:
+        header = request.headers.get("Authorization", "")
+        expected = "Bearer " + self.api_secret
+        return hmac.compare_digest(header.encode(), expected.encode())
+
+    async def handle(self, request: web.BaseRequest, route: str) -> web.StreamResponse:
+        """Serve one ``/_emulator/<route>`` request."""
+        verb = request.method
+        if route == "health" and verb == "GET":
+            return _ok({"ok": True})
+        if not self._authorized(request):
+            return _ok({"error": "control routes need 'Authorization: Bearer <api_secret>'"}, 401)
+        try:
+            return await self._route(request, verb, route)
+        except _BadRequest as exc:
+            return _ok({"error": str(exc)}, 400)
+        except (UnknownRoomError, ValueError, TypeError, KeyError) as exc:
+            return _ok({"error": str(exc)}, 400)
+
+    async def _route(self, request: web.BaseRequest, verb: str, route: str) -> web.Response:
+        state = self.state
+        if route == "rooms" and verb == "POST":
+            data = await _body(request)
+            specs = data["rooms"] if "rooms" in data else [data]
+            made = [state.add_room(str(s["name"]), str(s.get("metadata", ""))) for s in specs]
+            return _ok({"rooms": [{"name": r.name, "sid": r.sid} for r in made]})
+        if route == "rooms" and verb == "GET":
+            rooms = [
+                {
+                    "name": r.name,
+                    "sid": r.sid,
+                    "metadata": r.metadata,
+                    "num_participants": r.num_participants,
+                    "num_publishers": r.num_publishers,
+                }
+                for r in state.rooms_list()
             ]
-        return _ok(out)
-    if route == "calls" and verb == "GET":
-        counts = emu.call_counts()
-        out = {"total": sum(counts.values()), "counts": counts}
-        if request.query.get("records") in ("1", "true"):
-            out["calls"] = [c.to_json() for c in emu.calls]
-        return _ok(out)
-    if route == "calls" and verb == "DELETE":
-        n = sum(emu.call_counts().values())
-        emu.clear_calls()
-        return _ok({"cleared": n})
-    if route == "latency" and verb == "POST":
-        data = await _body(request)
-        seconds = float(data["seconds"]) if "seconds" in data else float(data["ms"]) / 1000.0
-        emu.set_latency(seconds, method=data.get("method"))
-        return _ok({"ok": True})
-    if route == "faults" and verb == "POST":
-        data = await _body(request)
-        kind, method, n = data["kind"], str(data["method"]), int(data.get("n", 1))
-        if kind == "fail":
-            emu.fail_next(
-                method,
-                n,
-                code=data.get("code", "internal"),
-                status=data.get("status"),
-                msg=data.get("msg", "injected failure"),
+            return _ok({"rooms": rooms})
+        if route == "participants" and verb == "POST":
+            data = await _body(request)
+            room = str(data["room"])
+            identities = data["identities"]
+            if not isinstance(identities, list):
+                raise _BadRequest("identities must be a list")
+            added = state.add_participants(
+                room,
+                [str(i) for i in identities],
+                tracks=data.get("tracks"),
+                metadata=str(data.get("metadata", "")),
             )
-        elif kind == "garbage":
-            emu.garbage_next(method, n)
-        elif kind == "drop":
-            emu.drop_next(method, n)
-        elif kind == "hang":
-            emu.hang_next(method, n, seconds=data.get("seconds"))
-        else:
-            raise _BadRequest(f"unknown fault kind {kind!r}")
-        return _ok({"pending": emu.faults.pending()})
-    if route == "faults" and verb == "DELETE":
-        emu.clear_faults()
-        return _ok({"ok": True})
-    if route == "reset" and verb == "POST":
-        emu.clear()
-        emu.clear_calls()
-        emu.clear_faults()
-        return _ok({"ok": True})
-    return _ok({"error": f"no control route {verb} /_emulator/{route}"}, 404)
+            room_proto = state.room(room)
+            return _ok(
+                {"room": room, "added": len(added), "count": room_proto.num_participants if room_proto else 0}
+            )
+        if route == "participants" and verb == "GET":
+            room = request.query.get("room", "")
+            people = state.participants_of(room)
+            out: dict[str, Any] = {
+                "room": room,
+                "count": len(people),
+                "identities": [p.identity for p in people],
+            }
+            if request.query.get("full") in ("1", "true"):
+                out["participants"] = [
+                    json_format.MessageToDict(p, preserving_proto_field_name=True) for p in people
+                ]
+            return _ok(out)
+        if route == "calls" and verb == "GET":
+            counts = self.calls.counts()
+            out = {"total": sum(counts.values()), "counts": counts}
+            if request.query.get("records") in ("1", "true"):
+                out["calls"] = [c.to_json() for c in self.calls.records()]
+            return _ok(out)
+        if route == "calls" and verb == "DELETE":
+            return _ok({"cleared": self.calls.clear()})
+        if route == "latency" and verb == "POST":
+            data = await _body(request)
+            seconds = float(data["seconds"]) if "seconds" in data else float(data["ms"]) / 1000.0
+            self.faults.set_latency(seconds, method=data.get("method"))
+            return _ok({"ok": True})
+        if route == "faults" and verb == "POST":
+            data = await _body(request)
+            kind, method, n = data["kind"], str(data["method"]), int(data.get("n", 1))
+            if kind == "fail":
+                fault = Fault.fail(
+                    code=data.get("code", "internal"),
+                    status=data.get("status"),
+                    msg=data.get("msg", "injected failure"),
+                )
+            elif kind in ("garbage", "drop"):
+                fault = Fault(kind)
+            elif kind == "hang":
+                fault = Fault("hang", seconds=data.get("seconds"))
+            else:
+                raise _BadRequest(f"unknown fault kind {kind!r}")
+            self.faults.push(method, fault, n)
+            return _ok({"pending": self.faults.pending()})
+        if route == "faults" and verb == "DELETE":
+            self.faults.clear()
+            return _ok({"ok": True})
+        if route == "reset" and verb == "POST":
+            state.clear()
+            self.calls.clear()
+            self.faults.clear()
+            return _ok({"ok": True})
+        return _ok({"error": f"no control route {verb} /_emulator/{route}"}, 404)

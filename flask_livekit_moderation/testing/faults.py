@@ -12,29 +12,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["TWIRP_STATUS", "Fault", "FaultPlan"]
+from .twirp import TWIRP_STATUS
 
-#: Twirp error code -> HTTP status (twitchtv/twirp errors.go ServerHTTPStatusFromErrorCode).
-TWIRP_STATUS: dict[str, int] = {
-    "canceled": 408,
-    "unknown": 500,
-    "invalid_argument": 400,
-    "malformed": 400,
-    "deadline_exceeded": 408,
-    "not_found": 404,
-    "bad_route": 404,
-    "already_exists": 409,
-    "permission_denied": 403,
-    "unauthenticated": 401,
-    "resource_exhausted": 429,
-    "failed_precondition": 412,
-    "aborted": 409,
-    "out_of_range": 400,
-    "unimplemented": 501,
-    "internal": 500,
-    "unavailable": 503,
-    "dataloss": 500,
-}
+__all__ = ["Fault", "FaultPlan"]
 
 FaultKind = Literal["fail", "garbage", "drop", "hang"]
 
@@ -54,6 +34,13 @@ class Fault:
     status: int = 500
     msg: str = ""
     seconds: float | None = None
+
+    @classmethod
+    def fail(cls, code: str = "internal", status: int | None = None, msg: str = "injected failure") -> Fault:
+        """A twirp error answer; ``status`` defaults to twirp's status for ``code``."""
+        return cls(
+            "fail", code=code, status=TWIRP_STATUS.get(code, 500) if status is None else status, msg=msg
+        )
 
 
 class FaultPlan:

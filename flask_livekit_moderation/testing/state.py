@@ -18,8 +18,12 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+from google.protobuf.message import Message
 from livekit.protocol import models
+
+_M = TypeVar("_M", bound=Message)
 
 __all__ = [
     "MAX_NAME_BYTES",
@@ -27,6 +31,7 @@ __all__ = [
     "TrackLike",
     "TrackSpec",
     "UnknownRoomError",
+    "copy_message",
 ]
 
 #: LiveKit's default ``limit.max_room_name_length`` and
@@ -70,8 +75,8 @@ class TrackSpec:
         """Build the ``TrackInfo`` with a fresh ``TR_`` SID."""
         return models.TrackInfo(
             sid=new_sid("TR_"),
-            type=_enum(self.type, _TRACK_TYPES, "track type"),
-            source=_enum(self.source, _TRACK_SOURCES, "track source"),
+            type=models.TrackType.Name(_enum(self.type, _TRACK_TYPES, "track type")),
+            source=models.TrackSource.Name(_enum(self.source, _TRACK_SOURCES, "track source")),
             name=self.name,
             muted=self.muted,
         )
@@ -103,8 +108,33 @@ def _as_spec(track: TrackLike) -> TrackSpec:
     if isinstance(track, TrackSpec):
         return track
     if isinstance(track, dict):
-        return TrackSpec(**track)
-    return TrackSpec(*track)  # type: ignore[arg-type]
+        unknown = set(track) - _SPEC_FIELDS
+        if unknown:
+            raise ValueError(f"unknown track field(s) {sorted(unknown)}; expected {sorted(_SPEC_FIELDS)}")
+        fields: dict[str, object] = dict(track)
+    else:
+        items = list(track)
+        if not 1 <= len(items) <= len(_SPEC_ORDER):
+            raise ValueError(f"a track is 1 to 4 values {_SPEC_ORDER}, got {len(items)}: {items!r}")
+        fields = dict(zip(_SPEC_ORDER, items, strict=False))
+    if "type" not in fields:
+        raise ValueError("a track needs a 'type'")
+    return TrackSpec(
+        type=_str_or_int(fields["type"], "type"),
+        source=_str_or_int(fields.get("source", "unknown"), "source"),
+        name=str(fields.get("name", "")),
+        muted=bool(fields.get("muted", False)),
+    )
+
+
+_SPEC_ORDER = ("type", "source", "name", "muted")
+_SPEC_FIELDS = frozenset(_SPEC_ORDER)
+
+
+def _str_or_int(value: object, field: str) -> str | int:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"track {field} must be a name or an enum number, got {value!r}")
 
 
 def _check_name(kind: str, value: str) -> None:
@@ -165,7 +195,7 @@ class EmulatorState:
                 room = self.new_room_locked(name, metadata, **kwargs)
             else:
                 room.metadata = metadata
-            return _copy(room)
+            return copy_message(room)
 
     def remove_room(self, name: str) -> bool:
         """Delete a room and its participants; False if it did not exist."""
@@ -185,16 +215,16 @@ class EmulatorState:
             if room is None:
                 raise UnknownRoomError(f"room {name!r} does not exist; add_room() it first")
             room.metadata = metadata
-            return _copy(room)
+            return copy_message(room)
 
     def rooms_list(self) -> list[models.Room]:
         with self.lock:
-            return [_copy(r) for r in self.rooms.values()]
+            return [copy_message(r) for r in self.rooms.values()]
 
     def room(self, name: str) -> models.Room | None:
         with self.lock:
             room = self.rooms.get(name)
-            return None if room is None else _copy(room)
+            return None if room is None else copy_message(room)
 
     # ---------------------------------------------------------- participants
     def add_participants(
@@ -244,7 +274,7 @@ class EmulatorState:
                     self._count_locked(room_proto, old, -1)
                 members[p.identity] = p
                 self._count_locked(room_proto, p, +1)
-            return [_copy(p) for p in built]
+            return [copy_message(p) for p in built]
 
     @staticmethod
     def _count_locked(room: models.Room, p: models.ParticipantInfo, delta: int) -> None:
@@ -269,7 +299,7 @@ class EmulatorState:
 
     def participants_of(self, room: str) -> list[models.ParticipantInfo]:
         with self.lock:
-            return [_copy(p) for p in self.participants.get(room, {}).values()]
+            return [copy_message(p) for p in self.participants.get(room, {}).values()]
 
     def participant_locked(self, room: str, identity: str) -> models.ParticipantInfo | None:
         """The live participant, or None; hold :attr:`lock` while using it."""
@@ -278,7 +308,7 @@ class EmulatorState:
     def participant(self, room: str, identity: str) -> models.ParticipantInfo | None:
         with self.lock:
             p = self.participant_locked(room, identity)
-            return None if p is None else _copy(p)
+            return None if p is None else copy_message(p)
 
     def clear(self) -> None:
         with self.lock:
@@ -286,7 +316,8 @@ class EmulatorState:
             self.participants.clear()
 
 
-def _copy(msg):  # type: ignore[no-untyped-def]
+def copy_message(msg: _M) -> _M:
+    """A deep copy of a protobuf message (what the store hands out)."""
     clone = type(msg)()
     clone.CopyFrom(msg)
     return clone
