@@ -43,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=100_000,
         help="call records kept for /_emulator/calls (counts are always complete); 0 = all",
     )
+    parser.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=75.0,
+        metavar="SECONDS",
+        help="idle keep-alive connections are closed after SECONDS (fractions allowed, e.g. 0.05)",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -60,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mute_unknown_delay=args.mute_unknown_delay_ms / 1000.0,
         enable_remote_unmute=args.enable_remote_unmute,
         max_calls=args.max_calls or None,
+        keepalive_timeout=args.keepalive_timeout,
     )
     emulator.start()
     try:

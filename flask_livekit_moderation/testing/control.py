@@ -18,8 +18,10 @@ GET       calls[?records=1]           -> ``{"total", "counts": {method: n}[, "ca
                                       (records: the newest ``--max-calls`` only; counts: all)
 DELETE    calls                       -> ``{"cleared": n}``
 POST      latency                     ``{"seconds"| "ms", "method"?}`` -> ``{"ok": true}``
-POST      faults                      ``{"kind": "fail"|"garbage"|"drop"|"hang", "method", "n"?, "code"?,
-                                      "status"?, "msg"?, "seconds"?}`` -> ``{"pending": {method: n}}``
+POST      faults                      ``{"kind": "fail"|"garbage"|"drop"|"hang"|"redirect"|"answer", "method",
+                                      "n"?, "code"?, "status"?, "msg"?, "seconds"?, "location"?, "body"?
+                                      | "body_base64"?, "content_type"?}`` -> ``{"pending": {method: n}}``
+POST      black_hole                  ``{"on": true|false}`` -> ``{"black_hole": bool}``
 DELETE    faults                      -> ``{"ok": true}``
 POST      reset                       clears rooms, calls and faults -> ``{"ok": true}``
 ========  ==========================  =============================================
@@ -27,6 +29,8 @@ POST      reset                       clears rooms, calls and faults -> ``{"ok":
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from typing import Any
 
@@ -35,6 +39,7 @@ from google.protobuf import json_format
 
 from .faults import Fault, FaultPlan
 from .records import CallLog
+from .server import HttpServer
 from .state import EmulatorState, UnknownRoomError
 
 __all__ = ["ControlRoutes"]
@@ -61,7 +66,10 @@ async def _body(request: web.BaseRequest) -> dict[str, Any]:
 class ControlRoutes:
     """Serves ``/_emulator/<route>`` over the stand-in's parts."""
 
-    def __init__(self, state: EmulatorState, faults: FaultPlan, calls: CallLog, api_secret: str) -> None:
+    def __init__(
+        self, state: EmulatorState, faults: FaultPlan, calls: CallLog, server: HttpServer, api_secret: str
+    ) -> None:
+        self.server = server
         self.state = state
         self.faults = faults
         self.calls = calls
@@ -83,7 +91,7 @@ class ControlRoutes:
             return await self._route(request, verb, route)
         except _BadRequest as exc:
             return _ok({"error": str(exc)}, 400)
-        except (UnknownRoomError, ValueError, TypeError, KeyError) as exc:
+        except (UnknownRoomError, ValueError, TypeError, KeyError, binascii.Error) as exc:
             return _ok({"error": str(exc)}, 400)
 
     async def _route(self, request: web.BaseRequest, verb: str, route: str) -> web.Response:
@@ -160,10 +168,31 @@ class ControlRoutes:
                 fault = Fault(kind)
             elif kind == "hang":
                 fault = Fault("hang", seconds=data.get("seconds"))
+            elif kind == "redirect":
+                fault = Fault.redirect(
+                    str(data.get("location", "http://127.0.0.1:9/elsewhere")), int(data.get("status", 302))
+                )
+            elif kind == "answer":
+                if "body_base64" in data:
+                    body = base64.b64decode(str(data["body_base64"]), validate=True)
+                else:
+                    body = str(data.get("body", "")).encode()
+                fault = Fault.answer(
+                    int(data.get("status", 200)),
+                    body,
+                    str(data.get("content_type", "application/protobuf")),
+                )
             else:
                 raise _BadRequest(f"unknown fault kind {kind!r}")
             self.faults.push(method, fault, n)
             return _ok({"pending": self.faults.pending()})
+        if route == "black_hole" and verb == "POST":
+            data = await _body(request)
+            on = data.get("on")
+            if not isinstance(on, bool):
+                raise _BadRequest("'on' must be true or false")
+            await (self.server.start_black_hole() if on else self.server.end_black_hole())
+            return _ok({"black_hole": self.server.black_hole_open})
         if route == "faults" and verb == "DELETE":
             self.faults.clear()
             return _ok({"ok": True})

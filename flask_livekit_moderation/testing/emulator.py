@@ -43,6 +43,8 @@ class LiveKitEmulator:
     :param enable_remote_unmute: LiveKit's ``room.enable_remote_unmute`` (off by default).
     :param max_calls: keep only the newest N call records (None = all); per-method
         counts (:meth:`call_counts`) always cover every call.  Long soak runs need it.
+    :param keepalive_timeout: seconds after which the server closes an idle
+        keep-alive connection, as a real server's keep-alive timer does.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class LiveKitEmulator:
         mute_unknown_delay: float = 1.0,
         enable_remote_unmute: bool = False,
         max_calls: int | None = None,
+        keepalive_timeout: float = 75.0,
     ) -> None:
         self.api_key: str = api_key or "APIemu" + secrets.token_hex(6)
         self.api_secret: str = api_secret or secrets.token_urlsafe(32)
@@ -63,9 +66,17 @@ class LiveKitEmulator:
         self.service = RoomService(self.state, mute_unknown_delay, enable_remote_unmute)
         self._calls = CallLog(max_calls)
         self._server = HttpServer(
-            self.service, TokenChecker(self.api_key, self.api_secret), self.faults, self._calls, host, port
+            self.service,
+            TokenChecker(self.api_key, self.api_secret),
+            self.faults,
+            self._calls,
+            host,
+            port,
+            keepalive_timeout,
         )
-        self._server.control = ControlRoutes(self.state, self.faults, self._calls, self.api_secret).handle
+        self._server.control = ControlRoutes(
+            self.state, self.faults, self._calls, self._server, self.api_secret
+        ).handle
 
     # ------------------------------------------------------------ settings
     @property
@@ -95,6 +106,11 @@ class LiveKitEmulator:
     @enable_remote_unmute.setter
     def enable_remote_unmute(self, enabled: bool) -> None:
         self.service.enable_remote_unmute = bool(enabled)
+
+    @property
+    def keepalive_timeout(self) -> float:
+        """Seconds an idle keep-alive connection stays open (fixed once started)."""
+        return self._server.keepalive_timeout
 
     @property
     def max_calls(self) -> int | None:
@@ -263,6 +279,44 @@ class LiveKitEmulator:
         """Next ``n`` calls to ``method`` wait ``seconds`` (None: until stop) and then
         are answered normally."""
         self.faults.push(method, Fault("hang", seconds=seconds), n)
+
+    def redirect_next(
+        self, method: str, n: int = 1, location: str = "http://127.0.0.1:9/elsewhere", status: int = 302
+    ) -> None:
+        """Next ``n`` calls to ``method`` answer ``status`` (3xx) with a ``Location``
+        header and an empty body; the handler does not run (``fault="redirect"``)."""
+        self.faults.push(method, Fault.redirect(location, status), n)
+
+    def answer_next(
+        self,
+        method: str,
+        n: int = 1,
+        status: int = 200,
+        body: bytes = b"",
+        content_type: str = "application/protobuf",
+    ) -> None:
+        """Next ``n`` calls to ``method`` answer exactly ``body`` with ``status`` and
+        ``content_type``; the handler does not run (``fault="answer"``)."""
+        self.faults.push(method, Fault.answer(status, body, content_type), n)
+
+    def start_black_hole(self) -> None:
+        """From now on every twirp request (any method) is read but never answered;
+        control routes keep working.  Ends with :meth:`end_black_hole`."""
+        self._server.run(self._server.start_black_hole())
+
+    def end_black_hole(self) -> None:
+        """Close the held connections without an answer; they are recorded with
+        ``status=None, fault="black_hole"``.  Later calls are served again."""
+        self._server.run(self._server.end_black_hole())
+
+    @contextlib.contextmanager
+    def black_hole(self) -> Iterator[LiveKitEmulator]:
+        """``with emu.black_hole(): ...`` — calls inside the block never get an answer."""
+        self.start_black_hole()
+        try:
+            yield self
+        finally:
+            self.end_black_hole()
 
     def clear_faults(self) -> None:
         """Drop queued faults and restore the constructor's latency."""

@@ -51,8 +51,12 @@ class HttpServer:
         calls: CallLog,
         host: str = "127.0.0.1",
         port: int = 0,
+        keepalive_timeout: float = 75.0,
     ) -> None:
+        if keepalive_timeout <= 0:
+            raise ValueError("keepalive_timeout must be > 0")
         self.service = service
+        self.keepalive_timeout = float(keepalive_timeout)
         self.tokens = tokens
         self.faults = faults
         self.calls = calls
@@ -64,6 +68,8 @@ class HttpServer:
         self._web_server: web.Server | None = None
         self._listener: asyncio.AbstractServer | None = None
         self._stopping: asyncio.Event | None = None
+        # Set while a black hole is open; set() ends it and releases the held calls.
+        self._hole: asyncio.Event | None = None
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -105,7 +111,12 @@ class HttpServer:
 
     async def _bootstrap(self) -> None:
         self._stopping = asyncio.Event()
-        self._web_server = web.Server(self._dispatch, access_log=None)
+        # aiohttp's keep-alive timer closes an idle connection after keepalive_timeout,
+        # as a real server does (Go's http.Server IdleTimeout); a pooled client
+        # connection can then be stale when it is reused.
+        self._web_server = web.Server(
+            self._dispatch, access_log=None, keepalive_timeout=self.keepalive_timeout
+        )
         await self._listen()
 
     async def _listen(self) -> None:
@@ -162,9 +173,47 @@ class HttpServer:
         if self._listener is None:
             await self._listen()
 
+    # ---------------------------------------------------------- black hole
+    @property
+    def black_hole_open(self) -> bool:
+        """True while twirp requests are swallowed."""
+        return self._hole is not None
+
+    async def start_black_hole(self) -> None:
+        """From now on accept and read every twirp request but never answer it."""
+        if self._hole is None:
+            self._hole = asyncio.Event()
+
+    async def end_black_hole(self) -> None:
+        """Close the held connections without an answer; later calls are served."""
+        hole, self._hole = self._hole, None
+        if hole is not None:
+            hole.set()
+
+    async def _swallow(self, request: web.BaseRequest, hole: asyncio.Event) -> web.StreamResponse:
+        started = time.monotonic()
+        method = request.path.rsplit("/", 1)[-1]
+        assert self._stopping is not None
+        try:
+            await request.read()
+            ends = [asyncio.ensure_future(hole.wait()), asyncio.ensure_future(self._stopping.wait())]
+            try:
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in ends:
+                    waiter.cancel()
+            if request.transport is not None:
+                request.transport.close()
+        finally:
+            self._record(method, None, None, None, None, started, "", "black_hole")
+        return web.Response()  # never written: the transport is gone
+
     # ------------------------------------------------------------- routing
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
+        hole = self._hole
+        if hole is not None and path.startswith("/twirp/"):
+            return await self._swallow(request, hole)
         if path.startswith(TWIRP_PREFIX):
             return await self._twirp(request, path[len(TWIRP_PREFIX) :])
         if path.startswith(CONTROL_PREFIX) and self.control is not None:
@@ -257,6 +306,14 @@ class HttpServer:
         if fault.kind == "garbage":
             self._record(method, None, None, 200, None, started, "", fault)
             return web.Response(body=_GARBAGE, content_type="application/protobuf")
+        if fault.kind == "redirect":
+            self._record(method, None, None, fault.status, None, started, "", fault)
+            return web.Response(status=fault.status, headers={"Location": fault.location})
+        if fault.kind == "answer":
+            self._record(method, None, None, fault.status, None, started, "", fault)
+            return web.Response(
+                status=fault.status, body=fault.body, headers={"Content-Type": fault.content_type}
+            )
         # drop
         if request.transport is not None:
             request.transport.close()
@@ -286,7 +343,7 @@ class HttpServer:
         code: str | None,
         started: float,
         message: str,
-        fault: Fault | None,
+        fault: Fault | str | None,
     ) -> None:
         self.calls.add(
             CallRecord(
@@ -298,7 +355,7 @@ class HttpServer:
                 started,
                 time.monotonic(),
                 message,
-                None if fault is None else fault.kind,
+                fault.kind if isinstance(fault, Fault) else fault,
             )
         )
 
