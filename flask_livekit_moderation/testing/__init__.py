@@ -6,10 +6,22 @@ routes used when it runs as a separate process
 (``python -m flask_livekit_moderation.testing``).
 """
 
-from .emulator import LiveKitEmulator
+from .emulator import SHUFFLE_ENV, LiveKitEmulator
 from .faults import Fault
 from .records import CallRecord
-from .state import TrackSpec, UnknownRoomError
+from .seeds import SeedError
+from .state import PublishNotAllowedError, TrackSpec, UnknownParticipantError, UnknownRoomError
 from .twirp import TWIRP_STATUS
 
-__all__ = ["TWIRP_STATUS", "CallRecord", "Fault", "LiveKitEmulator", "TrackSpec", "UnknownRoomError"]
+__all__ = [
+    "SHUFFLE_ENV",
+    "TWIRP_STATUS",
+    "CallRecord",
+    "Fault",
+    "LiveKitEmulator",
+    "PublishNotAllowedError",
+    "SeedError",
+    "TrackSpec",
+    "UnknownParticipantError",
+    "UnknownRoomError",
+]

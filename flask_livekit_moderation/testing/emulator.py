@@ -15,8 +15,10 @@ assembles the parts and offers the test-facing API:
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from livekit.protocol import models
 
@@ -24,11 +26,20 @@ from .control import ControlRoutes
 from .faults import Fault, FaultPlan
 from .records import CallLog, CallRecord
 from .roomservice import RoomService
+from .seeds import apply_seed
 from .server import HttpServer
-from .state import EmulatorState, TrackLike
+from .state import DEFAULT_DEPARTURE_TIMEOUT, DEFAULT_EMPTY_TIMEOUT, EmulatorState, TrackLike, TrackSpec
 from .tokens import TokenChecker
 
-__all__ = ["LiveKitEmulator"]
+__all__ = ["SHUFFLE_ENV", "LiveKitEmulator"]
+
+#: Environment variable: "1" makes every emulator created without ``shuffle=`` shuffle.
+SHUFFLE_ENV = "LIVEKIT_EMULATOR_SHUFFLE"
+
+
+def shuffle_from_env() -> bool:
+    """Whether :data:`SHUFFLE_ENV` asks for shuffled list answers."""
+    return os.environ.get(SHUFFLE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class LiveKitEmulator:
@@ -45,6 +56,12 @@ class LiveKitEmulator:
         counts (:meth:`call_counts`) always cover every call.  Long soak runs need it.
     :param keepalive_timeout: seconds after which the server closes an idle
         keep-alive connection, as a real server's keep-alive timer does.
+    :param empty_timeout: seconds before a room nobody joined closes (LiveKit: 300);
+        ``add_room`` / CreateRoom can set it per room.
+    :param departure_timeout: seconds a room lives on after its last participant left
+        (LiveKit: 20); per room too.
+    :param shuffle: answer ListRooms / ListParticipants in a random order, as LiveKit's
+        Go maps do.  None (default): on when ``LIVEKIT_EMULATOR_SHUFFLE=1``.
     """
 
     def __init__(
@@ -58,12 +75,20 @@ class LiveKitEmulator:
         enable_remote_unmute: bool = False,
         max_calls: int | None = None,
         keepalive_timeout: float = 75.0,
+        empty_timeout: float = DEFAULT_EMPTY_TIMEOUT,
+        departure_timeout: float = DEFAULT_DEPARTURE_TIMEOUT,
+        shuffle: bool | None = None,
     ) -> None:
         self.api_key: str = api_key or "APIemu" + secrets.token_hex(6)
         self.api_secret: str = api_secret or secrets.token_urlsafe(32)
         self.faults = FaultPlan(latency)
-        self.state = EmulatorState()
-        self.service = RoomService(self.state, mute_unknown_delay, enable_remote_unmute)
+        self.state = EmulatorState(empty_timeout, departure_timeout)
+        self.service = RoomService(
+            self.state,
+            mute_unknown_delay,
+            enable_remote_unmute,
+            shuffle_from_env() if shuffle is None else shuffle,
+        )
         self._calls = CallLog(max_calls)
         self._server = HttpServer(
             self.service,
@@ -74,9 +99,10 @@ class LiveKitEmulator:
             port,
             keepalive_timeout,
         )
-        self._server.control = ControlRoutes(
-            self.state, self.faults, self._calls, self._server, self.api_secret
-        ).handle
+        self._control = ControlRoutes(
+            self.state, self.service, self.faults, self._calls, self._server, self.api_secret
+        )
+        self._server.control = self._control.handle
 
     # ------------------------------------------------------------ settings
     @property
@@ -108,6 +134,15 @@ class LiveKitEmulator:
         self.service.enable_remote_unmute = bool(enabled)
 
     @property
+    def shuffle(self) -> bool:
+        """Whether list answers come in a random order."""
+        return self.service.shuffle
+
+    @shuffle.setter
+    def shuffle(self, on: bool) -> None:
+        self.service.shuffle = bool(on)
+
+    @property
     def keepalive_timeout(self) -> float:
         """Seconds an idle keep-alive connection stays open (fixed once started)."""
         return self._server.keepalive_timeout
@@ -134,12 +169,15 @@ class LiveKitEmulator:
 
     def start(self) -> LiveKitEmulator:
         """Start listening (blocks until the socket is bound); returns self."""
+        self.state.reopen()
         self._server.start()
         return self
 
     def stop(self, timeout: float = 0.25) -> None:
-        """Stop the server; in-flight calls get ``timeout`` seconds to finish."""
+        """Stop the server; in-flight calls get ``timeout`` seconds to finish.
+        Rooms stop closing by timeout."""
         self._server.stop(timeout)
+        self.state.close()
 
     def __enter__(self) -> LiveKitEmulator:
         return self.start()
@@ -167,11 +205,28 @@ class LiveKitEmulator:
             self.come_up()
 
     # ------------------------------------------------------------ state API
-    def add_room(self, name: str, metadata: str = "", **kwargs: int) -> models.Room:
-        """Create room ``name`` (sid ``RM_...``); kwargs: ``empty_timeout``,
-        ``departure_timeout``, ``max_participants``.  Adding an existing room only
-        replaces its metadata.  Returns a copy of the ``Room``."""
-        return self.state.add_room(name, metadata, **kwargs)
+    def add_room(
+        self,
+        name: str,
+        metadata: str | None = None,
+        *,
+        empty_timeout: float | None = None,
+        departure_timeout: float | None = None,
+        max_participants: int | None = None,
+    ) -> models.Room:
+        """Create room ``name`` (sid ``RM_...``, ``room_started``), as CreateRoom does.
+
+        For an existing room only the fields given change (its metadata, and so its
+        ``auth_id``, stays unless ``metadata`` is given).  Timeouts default to the
+        emulator's.  Returns a copy of the ``Room``.
+        """
+        return self.state.add_room(
+            name,
+            metadata,
+            empty_timeout=empty_timeout,
+            departure_timeout=departure_timeout,
+            max_participants=max_participants,
+        )[0]
 
     def add_participant(
         self,
@@ -180,15 +235,25 @@ class LiveKitEmulator:
         name: str = "",
         tracks: Sequence[TrackLike] | None = None,
         metadata: str = "",
+        permission: models.ParticipantPermission | None = None,
     ) -> models.ParticipantInfo:
-        """Put an ACTIVE participant (sid ``PA_...``) into an existing room.
+        """The participant joins an existing room (sid ``PA_...``, state ACTIVE):
+        ``participant_joined``, then ``track_published`` per track.
 
-        ``tracks``: one ``TrackSpec`` / ``(type, source[, name[, muted]])`` tuple / dict
-        per published track, each getting a ``TR_...`` SID; default one microphone
-        AUDIO and one camera VIDEO track; ``[]`` for a non-publisher.  Raises
-        ``UnknownRoomError`` (a ``KeyError``) when the room was not added first.
+        ``tracks``: one ``TrackSpec`` / ``(type, source[, name[, muted[, sid]]])`` tuple /
+        dict per published track (``TR_...`` SID unless given); default one microphone
+        AUDIO and one camera VIDEO track; ``[]`` for a non-publisher.  ``permission``:
+        default what a plain join token grants (publish, subscribe, publish data).  The
+        same identity joining again replaces the old session (which leaves).  Raises
+        ``UnknownRoomError`` (a ``KeyError``) when the room was not added first and
+        ``PublishNotAllowedError`` when ``permission`` forbids a track's source.
         """
-        return self.state.add_participants(room, [identity], name=name, tracks=tracks, metadata=metadata)[0]
+        return self.state.add_participants(
+            room, [identity], name=name, tracks=tracks, metadata=metadata, permission=permission
+        )[0]
+
+    join = add_participant
+    """Alias of :meth:`add_participant` that reads naturally: ``emu.join("r", "banned")``."""
 
     def add_participants(
         self,
@@ -196,17 +261,53 @@ class LiveKitEmulator:
         identities: Sequence[str],
         tracks: Sequence[TrackLike] | None = None,
         metadata: str = "",
+        permission: models.ParticipantPermission | None = None,
     ) -> list[models.ParticipantInfo]:
         """Bulk form of :meth:`add_participant` (one lock acquisition)."""
-        return self.state.add_participants(room, identities, tracks=tracks, metadata=metadata)
+        return self.state.add_participants(
+            room, identities, tracks=tracks, metadata=metadata, permission=permission
+        )
 
-    def remove_room(self, name: str) -> bool:
-        """Delete a room and its participants; False if unknown."""
-        return self.state.remove_room(name)
+    def leave(self, room: str, identity: str) -> bool:
+        """The participant leaves (``participant_left``; an emptied room closes after its
+        ``departure_timeout``); False if unknown."""
+        return self.state.remove_participant(room, identity)
 
     def remove_participant(self, room: str, identity: str) -> bool:
-        """Make a participant leave; False if unknown."""
+        """Same as :meth:`leave`."""
         return self.state.remove_participant(room, identity)
+
+    def remove_room(self, name: str) -> bool:
+        """Close a room as DeleteRoom does (participants leave, ``room_finished``);
+        False if unknown."""
+        return self.state.remove_room(name)
+
+    def publish_track(
+        self,
+        room: str,
+        identity: str,
+        type: str | int,
+        source: str | int,
+        name: str = "",
+        sid: str | None = None,
+        muted: bool = False,
+    ) -> models.TrackInfo:
+        """The participant's client publishes a new track (``track_published``).
+
+        Raises ``PublishNotAllowedError`` when its permission forbids ``source``,
+        ``UnknownRoomError`` / ``UnknownParticipantError`` for unknown names.
+        """
+        return self.state.publish_track(room, identity, TrackSpec(type, source, name, muted, sid))
+
+    def unpublish_track(self, room: str, identity: str, sid: str) -> bool:
+        """The participant's client unpublishes track ``sid`` (``track_unpublished``);
+        False when it has no such track."""
+        return self.state.unpublish_track(room, identity, sid)
+
+    def seed(self, seed: dict[str, Any]) -> dict[str, Any]:
+        """Create the rooms, participants and tracks of a seed document (see
+        ``seeds.py``); returns their SIDs.  Raises ``SeedError`` naming a bad field."""
+        return apply_seed(self.state, seed)
 
     def set_room_metadata(self, name: str, metadata: str) -> models.Room:
         """Replace a room's metadata (raises ``UnknownRoomError`` if absent)."""
@@ -229,7 +330,7 @@ class LiveKitEmulator:
         return self.state.participant(room, identity)
 
     def clear(self) -> None:
-        """Remove all rooms and participants (calls and faults are kept)."""
+        """Forget all rooms and participants without any event (calls and faults are kept)."""
         self.state.clear()
 
     # ---------------------------------------------------------- call record

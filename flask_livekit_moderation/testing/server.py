@@ -33,6 +33,9 @@ __all__ = ["CONTROL_PREFIX", "TWIRP_PREFIX", "ControlHandler", "HttpServer"]
 TWIRP_PREFIX = "/twirp/livekit.RoomService/"
 CONTROL_PREFIX = "/_emulator/"
 _GARBAGE = b"\xff" * 16  # an over-long varint: no protobuf message decodes it
+#: pkg/config/config.go ``limit.max_api_request_body_size`` default (10 MiB).
+MAX_API_REQUEST_BODY_SIZE = 10 << 20
+_TOO_LARGE = "request body too large"  # pkg/service/utils.go ErrRequestBodyTooLarge
 
 #: Serves one ``/_emulator/<route>`` request.
 ControlHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
@@ -195,7 +198,7 @@ class HttpServer:
         method = request.path.rsplit("/", 1)[-1]
         assert self._stopping is not None
         try:
-            await request.read()
+            await _read_body(request)
             ends = [asyncio.ensure_future(hole.wait()), asyncio.ensure_future(self._stopping.wait())]
             try:
                 await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
@@ -211,13 +214,19 @@ class HttpServer:
     # ------------------------------------------------------------- routing
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
+        if path.startswith(CONTROL_PREFIX) and self.control is not None:
+            return await self.control(request, path[len(CONTROL_PREFIX) :])
+        # server.go middlewares, in order: RemoveDoubleSlashes, RequestBodyLimiter
+        # (413 on a declared size over the limit), APIKeyAuthMiddleware, then the mux.
+        if path.startswith("//"):
+            path = path[1:]
+        if (request.content_length or 0) > MAX_API_REQUEST_BODY_SIZE:
+            return web.Response(status=413, text=_TOO_LARGE)
         hole = self._hole
         if hole is not None and path.startswith("/twirp/"):
             return await self._swallow(request, hole)
         if path.startswith(TWIRP_PREFIX):
-            return await self._twirp(request, path[len(TWIRP_PREFIX) :])
-        if path.startswith(CONTROL_PREFIX) and self.control is not None:
-            return await self.control(request, path[len(CONTROL_PREFIX) :])
+            return await self._twirp(request, path, path[len(TWIRP_PREFIX) :])
         # server.go: the auth middleware wraps every route, then the mux answers.
         try:
             self._authenticate(request)
@@ -236,13 +245,13 @@ class HttpServer:
             request.headers.get("Authorization", ""), request.query.get("access_token", "")
         )
 
-    async def _twirp(self, request: web.BaseRequest, method: str) -> web.StreamResponse:
+    async def _twirp(self, request: web.BaseRequest, path: str, method: str) -> web.StreamResponse:
         started = time.monotonic()
         req_msg: Message | None = None
         grants: VideoGrants | None = None
         fault: Fault | None = None
         try:
-            body = await request.read()
+            body = await _read_body(request)
             latency = self.faults.latency_for(method)
             if latency:
                 await asyncio.sleep(latency)
@@ -268,13 +277,9 @@ class HttpServer:
             if handler is None:
                 if method in UNMODELLED:
                     raise TwirpError("unimplemented", f"{method} is not modelled by LiveKitEmulator")
-                raise bad_route(f'no handler for path "{request.path}"', request.method, request.path)
+                raise bad_route(f'no handler for path "{path}"', request.method, path)
             req_msg, as_json = decode_request(
-                request.headers.get("Content-Type", ""),
-                body,
-                REQUEST_TYPES[method],
-                request.method,
-                request.path,
+                request.headers.get("Content-Type", ""), body, REQUEST_TYPES[method], request.method, path
             )
             answer = handler(req_msg, grants)
             self._record(method, req_msg, grants, 200, None, started, "", fault)
@@ -369,3 +374,18 @@ class HttpServer:
         except asyncio.TimeoutError:
             return
         raise asyncio.CancelledError
+
+
+async def _read_body(request: web.BaseRequest) -> bytes | None:
+    """The whole body, or None when it is over the limit (http.MaxBytesReader lets
+    the twirp decoder fail with "failed to read request body")."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(1 << 16)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size <= MAX_API_REQUEST_BODY_SIZE:
+            chunks.append(chunk)
+    return None if size > MAX_API_REQUEST_BODY_SIZE else b"".join(chunks)

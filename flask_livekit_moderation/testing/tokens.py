@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import jwt
-from livekit.api import TokenVerifier, VideoGrants
+from livekit.api import VideoGrants
 
 __all__ = [
     "ERR_INVALID_API_KEY",
@@ -45,7 +45,7 @@ class TokenChecker:
 
     def __init__(self, api_key: str, api_secret: str) -> None:
         self.api_key = api_key
-        self._verifier = TokenVerifier(api_key, api_secret)
+        self._secret = api_secret
         # livekit-api mints one token per call but the JWT only changes once a
         # second, so most calls present a token already verified.
         self._cache: dict[str, tuple[VideoGrants, float]] = {}
@@ -87,7 +87,15 @@ class TokenChecker:
         if iss != self.api_key:
             raise AuthError(ERR_INVALID_API_KEY)
         try:
-            claims = self._verifier.verify(token)
+            # auth/verifier.go Verify: HS256 only, leeway 1 min, exp required.  golang-jwt
+            # checks iat only WithIssuedAt() and aud only WithAudience(), neither set there.
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                leeway=_JWT_LEEWAY,
+                options={"require": ["exp"], "verify_aud": False, "verify_iat": False, "verify_iss": False},
+            )
         except jwt.InvalidAlgorithmError:
             raise AuthError(
                 f"{ERR_INVALID_TOKEN}: token signature is invalid: signing method {alg} is invalid"
@@ -98,7 +106,7 @@ class TokenChecker:
             ) from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"{ERR_INVALID_TOKEN}: {_claims_error(unverified, exc)}") from None
-        grants = claims.video or VideoGrants()
+        grants = _video_grants(claims.get("video"))
         if len(self._cache) > _CACHE_LIMIT:
             self._cache.clear()
         self._cache[token] = (grants, float(unverified["exp"]))
@@ -120,3 +128,16 @@ def _claims_error(claims: dict[str, Any], exc: Exception) -> str:
     if not errs:  # a PyJWT-only rule (e.g. iat in the future); say what PyJWT said
         errs.append(str(exc))
     return "token has invalid claims: " + ", ".join(errs)
+
+
+def _video_grants(video: object) -> VideoGrants:
+    """The ``video`` claim (camelCase keys) as livekit-api's ``VideoGrants``."""
+    if not isinstance(video, dict):
+        return VideoGrants()
+    known = VideoGrants.__dataclass_fields__
+    fields = {}
+    for key, value in video.items():
+        snake = "".join("_" + c.lower() if c.isupper() else c for c in str(key))
+        if snake in known:
+            fields[snake] = value
+    return VideoGrants(**fields)

@@ -7,6 +7,7 @@ here knows about rooms or participants.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format
@@ -78,28 +79,71 @@ def error_response(err: TwirpError, status: int | None = None) -> web.Response:
 
 
 def decode_request(
-    content_type: str, body: bytes, msg_type: type[Message], verb: str, path: str
+    content_type: str, body: bytes | None, msg_type: type[Message], verb: str, path: str
 ) -> tuple[Message, bool]:
-    """Decode a request body the way ``serve<Method>`` does; returns (message, is_json)."""
+    """Decode a request body the way ``serve<Method>`` does; returns (message, is_json).
+
+    ``body`` None means it could not be read whole (over the size limit).  An empty
+    protobuf body is a valid empty message (``proto.Unmarshal``); an empty JSON body
+    is not (``json.Decoder.Decode`` meets EOF).
+    """
     kind = content_type.split(";", 1)[0].strip().lower()
+    if kind in ("application/protobuf", "application/json") and body is None:
+        raise TwirpError("malformed", "failed to read request body")  # handleRequestBodyError
     if kind == "application/protobuf":
+        assert body is not None
         try:
             return msg_type.FromString(body), False
         except DecodeError:
             raise TwirpError("malformed", "the protobuf request could not be decoded") from None
     if kind == "application/json":
+        assert body is not None
         try:
-            return json_format.Parse(body or b"{}", msg_type(), ignore_unknown_fields=True), True
+            return json_format.Parse(body, msg_type(), ignore_unknown_fields=True), True
         except (json_format.ParseError, UnicodeDecodeError):
             raise TwirpError("malformed", "the json request could not be decoded") from None
     raise bad_route(f'unexpected Content-Type: "{content_type}"', verb, path)
 
 
+def protojson(msg: Message) -> dict[str, Any]:
+    """``protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}`` as a dict:
+    like json_format with every field printed, plus ``null`` for each unset singular
+    message field outside a oneof (google.golang.org/protobuf encoding/protojson)."""
+    out = json_format.MessageToDict(
+        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    _add_nulls(msg, out)
+    return out
+
+
+def _add_nulls(msg: Message, out: dict[str, Any]) -> None:
+    for fd in msg.DESCRIPTOR.fields:
+        if fd.message_type is None:
+            continue
+        if fd.message_type.GetOptions().map_entry:
+            value_fd = fd.message_type.fields_by_name["value"]
+            if value_fd.message_type is not None:
+                for key, value in getattr(msg, fd.name).items():
+                    _add_nulls(value, out[fd.name][str(key)])
+            continue
+        if fd.is_repeated:
+            for value, encoded in zip(getattr(msg, fd.name), out.get(fd.name, []), strict=False):
+                if isinstance(encoded, dict):
+                    _add_nulls(value, encoded)
+            continue
+        if fd.containing_oneof is not None:
+            continue
+        if not msg.HasField(fd.name):
+            out[fd.name] = None
+        elif isinstance(out.get(fd.name), dict) and not fd.message_type.full_name.startswith(
+            "google.protobuf."
+        ):
+            _add_nulls(getattr(msg, fd.name), out[fd.name])
+
+
 def encode_answer(answer: Message, as_json: bool) -> web.Response:
     """A 200 answer in the request's encoding."""
     if as_json:
-        payload = json_format.MessageToJson(
-            answer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        ).encode()
+        payload = json.dumps(protojson(answer)).encode()
         return web.Response(body=payload, content_type="application/json")
     return web.Response(body=answer.SerializeToString(), content_type="application/protobuf")
