@@ -171,6 +171,7 @@ def test_settings_change_at_run_time(emu: LiveKitEmulator) -> None:
         "enable_remote_unmute": True,
         "mute_unknown_delay": 0.05,
         "shuffle": False,
+        "webhook_urls": [],
     }
     assert room_call(emu, lambda r: r.mute_published_track(unmute)).track.muted is False
     started = time.monotonic()

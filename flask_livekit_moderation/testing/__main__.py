@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"answer ListRooms/ListParticipants in random order (default: on if {SHUFFLE_ENV}=1)",
     )
+    parser.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="send LiveKit webhooks to URL (repeatable)",
+    )
     parser.add_argument("--seed", metavar="FILE", help="JSON seed of rooms, participants and tracks (below)")
     return parser
 
@@ -127,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         empty_timeout=args.empty_timeout,
         departure_timeout=args.departure_timeout,
         shuffle=args.shuffle,
+        webhook_urls=args.webhook,
     )
     if seed is not None:
         try:

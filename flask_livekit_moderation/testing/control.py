@@ -24,7 +24,7 @@ POST      leave        ``{"room", "identity"}``: the participant leaves -> ``{"l
 POST      tracks       ``{"room", "identity", "type", "source"?, "name"?, "muted"?, "sid"?}``: the
                        participant publishes a track -> the TrackInfo (403 when not allowed)
 POST      unpublish    ``{"room", "identity", "sid"}``: the participant unpublishes it -> ``{"ok": true}``
-GET       settings     -> ``{"enable_remote_unmute", "mute_unknown_delay", "shuffle", ...}``
+GET       settings     -> ``{"enable_remote_unmute", "mute_unknown_delay", "shuffle", "webhook_urls"}``
 POST      settings     any of those fields -> the settings after the change
 GET       calls        ``[?records=1]`` -> ``{"total", "counts": {method: n}[, "calls": [...]]}``
 DELETE    calls        -> ``{"cleared": n}``
@@ -34,16 +34,20 @@ POST      faults       ``{"kind": "fail"|"garbage"|"drop"|"hang"|"redirect"|"ans
                        "body_base64"?, "content_type"?}`` -> ``{"pending": {method: n}}``
 DELETE    faults       -> ``{"ok": true}``
 POST      black_hole   ``{"on": true|false}`` -> ``{"black_hole": bool}``
+GET       webhooks     ``[?wait=SECONDS]`` -> ``{"deliveries": [{"id", "event", "room", "url", "status",
+                       "attempts", "delivered", "error"}]}`` (``wait``: until none is pending)
 POST      reset        clears rooms, calls and faults -> ``{"ok": true}``
 ========  ===========  ===============================================================
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -62,6 +66,7 @@ from .state import (
     UnknownParticipantError,
     UnknownRoomError,
 )
+from .webhooks import WebhookSender
 
 __all__ = ["ControlRoutes"]
 
@@ -129,7 +134,9 @@ class ControlRoutes:
         calls: CallLog,
         server: HttpServer,
         api_secret: str,
+        webhooks: WebhookSender,
     ) -> None:
+        self.webhooks = webhooks
         self.state = state
         self.service = service
         self.faults = faults
@@ -150,6 +157,7 @@ class ControlRoutes:
                 lambda: self.service.shuffle,
                 lambda v: setattr(self.service, "shuffle", _as(v, bool, "shuffle")),
             ),
+            "webhook_urls": (lambda: self.webhooks.urls, self._set_webhook_urls),
         }
         self.routes: dict[tuple[str, str], Route] = {
             ("POST", "seed"): self._seed,
@@ -169,6 +177,7 @@ class ControlRoutes:
             ("POST", "faults"): self._add_fault,
             ("DELETE", "faults"): self._clear_faults,
             ("POST", "black_hole"): self._black_hole,
+            ("GET", "webhooks"): self._webhook_deliveries,
             ("POST", "reset"): self._reset,
         }
 
@@ -377,6 +386,24 @@ class ControlRoutes:
         on = field(await _body(request), "on", bool)
         await (self.server.start_black_hole() if on else self.server.end_black_hole())
         return _ok({"black_hole": self.server.black_hole_open})
+
+    def _set_webhook_urls(self, value: object) -> None:
+        urls = _as(value, list, "webhook_urls")
+        if not all(isinstance(u, str) for u in urls):
+            raise _BadRequest("webhook_urls: expected a list of strings")
+        try:
+            self.webhooks.urls = urls
+        except ValueError as exc:
+            raise _BadRequest(f"webhook_urls: {exc}") from None
+
+    async def _webhook_deliveries(self, request: web.BaseRequest) -> web.Response:
+        if request.query.get("wait"):
+            try:
+                timeout = float(request.query["wait"])
+            except ValueError:
+                raise _BadRequest("wait: expected seconds") from None
+            await asyncio.get_running_loop().run_in_executor(None, self.webhooks.wait, timeout)
+        return _ok({"deliveries": [asdict(d) for d in self.webhooks.deliveries()]})
 
     async def _reset(self, request: web.BaseRequest) -> web.Response:
         self.state.clear()

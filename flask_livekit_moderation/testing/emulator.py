@@ -30,6 +30,7 @@ from .seeds import apply_seed
 from .server import HttpServer
 from .state import DEFAULT_DEPARTURE_TIMEOUT, DEFAULT_EMPTY_TIMEOUT, EmulatorState, TrackLike, TrackSpec
 from .tokens import TokenChecker
+from .webhooks import WebhookDelivery, WebhookSender
 
 __all__ = ["SHUFFLE_ENV", "LiveKitEmulator"]
 
@@ -62,6 +63,9 @@ class LiveKitEmulator:
         (LiveKit: 20); per room too.
     :param shuffle: answer ListRooms / ListParticipants in a random order, as LiveKit's
         Go maps do.  None (default): on when ``LIVEKIT_EMULATOR_SHUFFLE=1``.
+    :param webhook_urls: where LiveKit-format webhooks go (``room_started``,
+        ``room_finished``, ``participant_joined``, ``participant_left``,
+        ``track_published``, ``track_unpublished``); changeable via :attr:`webhook_urls`.
     """
 
     def __init__(
@@ -78,11 +82,15 @@ class LiveKitEmulator:
         empty_timeout: float = DEFAULT_EMPTY_TIMEOUT,
         departure_timeout: float = DEFAULT_DEPARTURE_TIMEOUT,
         shuffle: bool | None = None,
+        webhook_urls: Sequence[str] = (),
     ) -> None:
         self.api_key: str = api_key or "APIemu" + secrets.token_hex(6)
         self.api_secret: str = api_secret or secrets.token_urlsafe(32)
         self.faults = FaultPlan(latency)
         self.state = EmulatorState(empty_timeout, departure_timeout)
+        self._webhooks = WebhookSender(self.api_key, self.api_secret)
+        self._webhooks.urls = webhook_urls
+        self.state.on_event = self._webhooks.enqueue
         self.service = RoomService(
             self.state,
             mute_unknown_delay,
@@ -100,7 +108,7 @@ class LiveKitEmulator:
             keepalive_timeout,
         )
         self._control = ControlRoutes(
-            self.state, self.service, self.faults, self._calls, self._server, self.api_secret
+            self.state, self.service, self.faults, self._calls, self._server, self.api_secret, self._webhooks
         )
         self._server.control = self._control.handle
 
@@ -132,6 +140,27 @@ class LiveKitEmulator:
     @enable_remote_unmute.setter
     def enable_remote_unmute(self, enabled: bool) -> None:
         self.service.enable_remote_unmute = bool(enabled)
+
+    @property
+    def webhook_urls(self) -> list[str]:
+        """Where webhooks go (a copy); assign a new list to change it at run time."""
+        return self._webhooks.urls
+
+    @webhook_urls.setter
+    def webhook_urls(self, urls: Sequence[str]) -> None:
+        self._webhooks.urls = urls
+
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Each finished webhook delivery (event, url, status, attempts, ...), in order."""
+        return self._webhooks.deliveries()
+
+    def wait_webhooks(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued webhook was delivered or gave up; False on timeout."""
+        return self._webhooks.wait(timeout)
+
+    def clear_webhook_deliveries(self) -> None:
+        """Forget finished deliveries."""
+        self._webhooks.clear()
 
     @property
     def shuffle(self) -> bool:
