@@ -91,6 +91,7 @@ class LiveKitEmulator:
         self._webhooks = WebhookSender(self.api_key, self.api_secret)
         self._webhooks.urls = webhook_urls
         self.state.on_event = self._webhooks.enqueue
+        self.state.events_wanted = lambda: self._webhooks.active
         self.service = RoomService(
             self.state,
             mute_unknown_delay,

@@ -266,6 +266,8 @@ class EmulatorState:
         self.departure_timeout = float(departure_timeout)
         #: Called (under the lock, so in order) with each event a webhook would report.
         self.on_event: EventSink | None = None
+        #: Whether anyone wants events now; building them costs on the hot paths.
+        self.events_wanted: Callable[[], bool] = lambda: True
         # dicts keep insertion order; LiveKit's lists are map-ordered (the service
         # can shuffle them), so callers must not rely on any order.
         self.rooms: dict[str, models.Room] = {}
@@ -285,7 +287,7 @@ class EmulatorState:
         track: models.TrackInfo | None = None,
     ) -> None:
         sink = self.on_event
-        if sink is None:
+        if sink is None or not self.events_wanted():
             return
         ev = WebhookEvent(event=event)
         ev.room.CopyFrom(room)

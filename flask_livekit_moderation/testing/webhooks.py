@@ -105,6 +105,11 @@ class WebhookSender:
                 raise ValueError(f"webhook url must be http(s)://host[:port]/path, got {url!r}")
         self._urls = tuple(urls)
 
+    @property
+    def active(self) -> bool:
+        """True when events have somewhere to go."""
+        return bool(self._urls)
+
     def enqueue(self, event: WebhookEvent) -> None:
         """Queue ``event`` for every URL (telemetry NotifyEvent sets ``id`` and ``createdAt``)."""
         urls = self._urls
