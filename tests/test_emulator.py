@@ -115,7 +115,11 @@ def test_create_room_creates_once_and_limits_the_name(emu: LiveKitEmulator) -> N
     assert again.sid == made.sid
     assert emu.room("new") is not None
     err = twirp_error(emu, lambda r: r.create_room(rp.CreateRoomRequest(name="x" * 257)))
-    assert (err.status, err.code, err.message) == (400, "invalid_argument", "room name length exceeds limits")
+    assert (err.status, err.code, err.message) == (
+        400,
+        "invalid_argument",
+        "twirp error unknown: room name length exceeds limits: max length 256",
+    )
     assert room_call(emu, lambda r: r.create_room(rp.CreateRoomRequest(name="y" * 256))).name == "y" * 256
 
 
@@ -125,7 +129,11 @@ def test_delete_room(emu: LiveKitEmulator) -> None:
     room_call(emu, lambda r: r.delete_room(rp.DeleteRoomRequest(room="gone")))
     assert emu.room("gone") is None and emu.participants("gone") == []
     err = twirp_error(emu, lambda r: r.delete_room(rp.DeleteRoomRequest(room="gone")))
-    assert (err.status, err.code, err.message) == (404, "not_found", "requested room does not exist")
+    assert (err.status, err.code, err.message) == (
+        404,
+        "not_found",
+        "twirp error unknown: requested room does not exist",
+    )
 
 
 def test_list_participants_unknown_room_is_an_empty_200(emu: LiveKitEmulator) -> None:
@@ -152,7 +160,11 @@ def test_get_participant_lists_tracks_and_unknowns_are_not_found(emu: LiveKitEmu
         err = twirp_error(
             emu, lambda r, room=room, identity=identity: r.get_participant(remove_req(room, identity))
         )
-        assert (err.status, err.code, err.message) == (404, "not_found", "participant does not exist")
+        assert (err.status, err.code, err.message) == (
+            404,
+            "not_found",
+            "twirp error unknown: participant does not exist",
+        )
 
 
 def test_remove_participant(emu: LiveKitEmulator) -> None:
@@ -167,7 +179,11 @@ def test_remove_participant(emu: LiveKitEmulator) -> None:
         err = twirp_error(
             emu, lambda r, room=room, identity=identity: r.remove_participant(remove_req(room, identity))
         )
-        assert (err.status, err.code, err.message) == (404, "not_found", "participant does not exist")
+        assert (err.status, err.code, err.message) == (
+            404,
+            "not_found",
+            "twirp error unknown: participant does not exist",
+        )
 
 
 def test_mute_known_track_answers_the_new_track_info(emu: LiveKitEmulator) -> None:
@@ -207,7 +223,11 @@ def test_mute_unknown_participant_is_a_delayed_503(emu: LiveKitEmulator, room: s
         ),
     )
     assert time.monotonic() - started >= 0.3
-    assert (err.status, err.code, err.message) == (503, "unavailable", "no response from servers")
+    assert (err.status, err.code, err.message) == (
+        503,
+        "unavailable",
+        "twirp error unknown: no response from servers",
+    )
 
 
 def test_mute_delay_does_not_block_other_calls(emu: LiveKitEmulator) -> None:
@@ -236,7 +256,11 @@ def test_unmute_is_refused_unless_enabled_and_only_for_known_participants(emu: L
     mic = emu.add_participant("r", "alice", tracks=[TrackSpec("audio", "microphone", muted=True)]).tracks[0]
     unmute = rp.MuteRoomTrackRequest(room="r", identity="alice", track_sid=mic.sid, muted=False)
     err = twirp_error(emu, lambda r: r.mute_published_track(unmute))
-    assert (err.status, err.code, err.message) == (412, "failed_precondition", "remote unmute not enabled")
+    assert (err.status, err.code, err.message) == (
+        412,
+        "failed_precondition",
+        "twirp error unknown: remote unmute not enabled",
+    )
     assert emu.participant("r", "alice").tracks[0].muted is True  # type: ignore[union-attr]
     # roommanager.go looks the participant up first: an unknown one still times out.
     err = twirp_error(
@@ -265,7 +289,11 @@ def test_update_participant(emu: LiveKitEmulator) -> None:
     err = twirp_error(
         emu, lambda r: r.update_participant(rp.UpdateParticipantRequest(room="r", identity="bob"))
     )
-    assert (err.status, err.code, err.message) == (404, "not_found", "participant does not exist")
+    assert (err.status, err.code, err.message) == (
+        404,
+        "not_found",
+        "twirp error unknown: participant does not exist",
+    )
 
 
 def test_update_room_metadata(emu: LiveKitEmulator) -> None:
@@ -278,7 +306,11 @@ def test_update_room_metadata(emu: LiveKitEmulator) -> None:
     err = twirp_error(
         emu, lambda r: r.update_room_metadata(rp.UpdateRoomMetadataRequest(room="nowhere", metadata="x"))
     )
-    assert (err.status, err.code, err.message) == (404, "not_found", "requested room does not exist")
+    assert (err.status, err.code, err.message) == (
+        404,
+        "not_found",
+        "twirp error unknown: requested room does not exist",
+    )
 
 
 # -------------------------------------------------------------------- auth
@@ -409,8 +441,9 @@ def test_routing_and_decoding_errors(emu: LiveKitEmulator) -> None:
         400,
         {"code": "malformed", "msg": "the protobuf request could not be decoded"},
     )
+    # An empty protobuf body is an empty request (room ""), so the grant check fails.
     status, _, body = raw_post(emu, "SendData", b"", auth)
-    assert (status, json.loads(body)["code"]) == (501, "unimplemented")
+    assert (status, json.loads(body)["code"]) == (401, "unauthenticated")
     status, _, body = raw_post(emu, "", b"", auth, path="/twirp/livekit.Nope/X")
     assert (status, json.loads(body)["code"]) == (404, "bad_route")
     # Auth runs before routing on a real server.
@@ -572,7 +605,7 @@ def test_call_record_order_grants_and_statuses(emu: LiveKitEmulator) -> None:
     assert list(calls[0].request.names) == ["r"] and calls[0].grants.room_list is True  # type: ignore[union-attr]
     assert calls[2].request == remove_req("r", "alice")
     assert calls[2].grants.room_admin is True and calls[2].grants.room == "r"  # type: ignore[union-attr]
-    assert calls[3].message == "participant does not exist"
+    assert calls[3].message == "twirp error unknown: participant does not exist"
     for earlier, later in zip(calls, calls[1:], strict=False):
         assert earlier.started <= earlier.finished <= later.started
     emu.clear_calls()
@@ -725,7 +758,8 @@ def test_control_routes_in_process(emu: LiveKitEmulator) -> None:
         url, secret, "POST", "rooms", {"rooms": [{"name": "a", "metadata": "m"}, {"name": "b"}]}
     )
     assert status == 200 and [r["name"] for r in made["rooms"]] == ["a", "b"]
-    assert control(url, secret, "POST", "participants", {"room": "nowhere", "identities": ["x"]})[0] == 400
+    status, answer = control(url, secret, "POST", "participants", {"room": "nowhere", "identities": ["x"]})
+    assert status == 404 and "nowhere" in answer["error"]
     status, added = control(
         url, secret, "POST", "participants", {"room": "a", "identities": [f"u{i}" for i in range(1000)]}
     )

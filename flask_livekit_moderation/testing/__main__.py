@@ -1,12 +1,8 @@
 """Run the LiveKit stand-in as its own process.
 
-``python -m flask_livekit_moderation.testing --port N --api-key K --api-secret S
-[--host H] [--latency-ms L] [--mute-unknown-delay-ms D] [--enable-remote-unmute]
-[--max-calls N]``
-
-Once listening it prints one JSON line ``{"url", "api_key", "api_secret"}`` on
-stdout and serves until SIGTERM or SIGINT.  Seed and inspect it through the
-``/_emulator/`` control routes (see ``control.py``).
+``python -m flask_livekit_moderation.testing [--port N] [--api-key K] [--api-secret S] ...``
+(``--help`` lists every option).  Once listening it prints one JSON line
+``{"url", "api_key", "api_secret"}`` on stdout and serves until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -18,12 +14,36 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from .emulator import LiveKitEmulator
+from . import control, seeds
+from .emulator import SHUFFLE_ENV, LiveKitEmulator
+from .seeds import SeedError
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _epilog() -> str:
+    """Seed format and control routes, taken from the modules that implement them."""
+    seed_doc = (seeds.__doc__ or "").split("\n", 4)[-1]
+    routes = [
+        line
+        for line in (control.__doc__ or "").splitlines()
+        if line[:1] in ("G", "P", "D", " ") and line.strip()
+    ]
+    routes = [line for line in routes if not line.startswith("They") and "``GET /_emulator" not in line]
+    return (
+        "Seeding: --seed FILE loads a JSON seed before the JSON line is printed.\n"
+        + seed_doc
+        + "\nControl routes under /_emulator/ (JSON; 'Authorization: Bearer <api_secret>' except health):\n"
+        + "\n".join(line for line in routes if not line.startswith("=="))
+        + f"\n\n{SHUFFLE_ENV}=1 turns --shuffle on for every stand-in started without an explicit choice.\n"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m flask_livekit_moderation.testing``."""
     parser = argparse.ArgumentParser(
-        prog="python -m flask_livekit_moderation.testing", description=__doc__.split("\n\n")[0]
+        prog="python -m flask_livekit_moderation.testing",
+        description="A LiveKit RoomService stand-in over real HTTP. " + (__doc__ or "").split("\n\n")[1],
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = any free port (default)")
@@ -34,16 +54,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--mute-unknown-delay-ms",
         type=float,
         default=1000.0,
-        help="wait before MutePublishedTrack on an unknown participant answers 503",
+        help="wait before a call to an unknown participant/room topic answers 503 (default 1000)",
     )
-    parser.add_argument("--enable-remote-unmute", action="store_true")
+    parser.add_argument(
+        "--enable-remote-unmute", action="store_true", help="LiveKit's room.enable_remote_unmute"
+    )
     parser.add_argument(
         "--max-calls",
         type=int,
         default=100_000,
         help="call records kept for /_emulator/calls (counts are always complete); 0 = all",
     )
+    parser.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=75.0,
+        metavar="SECONDS",
+        help="idle keep-alive connections are closed after SECONDS (fractions allowed, e.g. 0.05)",
+    )
+    parser.add_argument(
+        "--empty-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="a room nobody joined closes after SECONDS (LiveKit default 300)",
+    )
+    parser.add_argument(
+        "--departure-timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="a room closes SECONDS after its last participant left (LiveKit default 20)",
+    )
+    parser.add_argument(
+        "--shuffle",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"answer ListRooms/ListParticipants in random order (default: on if {SHUFFLE_ENV}=1)",
+    )
+    parser.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="send LiveKit webhooks to URL (repeatable)",
+    )
+    parser.add_argument("--seed", metavar="FILE", help="JSON seed of rooms, participants and tracks (below)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the stand-in until SIGTERM/SIGINT; returns the exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    seed = None
+    if args.seed:
+        try:
+            with open(args.seed, encoding="utf-8") as f:
+                seed = json.load(f)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--seed {args.seed}: {exc}")
 
     stop = threading.Event()
     # Handlers go in before we announce readiness, so a SIGTERM sent right after
@@ -60,7 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         mute_unknown_delay=args.mute_unknown_delay_ms / 1000.0,
         enable_remote_unmute=args.enable_remote_unmute,
         max_calls=args.max_calls or None,
+        keepalive_timeout=args.keepalive_timeout,
+        empty_timeout=args.empty_timeout,
+        departure_timeout=args.departure_timeout,
+        shuffle=args.shuffle,
+        webhook_urls=args.webhook,
     )
+    if seed is not None:
+        try:
+            emulator.seed(seed)
+        except SeedError as exc:
+            parser.error(f"--seed {args.seed}: {exc}")
     emulator.start()
     try:
         print(

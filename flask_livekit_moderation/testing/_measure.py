@@ -30,7 +30,7 @@ from .emulator import LiveKitEmulator
 ROOM = "measure-room"
 
 
-def _control(url: str, secret: str, route: str, body: dict) -> Any:
+def _control(url: str, secret: str, route: str, body: dict[str, Any]) -> Any:
     req = urllib.request.Request(
         f"{url}/_emulator/{route}",
         data=json.dumps(body).encode(),
@@ -53,10 +53,10 @@ async def _drive(url: str, key: str, secret: str, pairs: int, warmup: int) -> li
     return timings
 
 
-def measure(pairs: int = 2000, in_process: bool = False, warmup: int = 100) -> dict[str, float]:
+def measure(pairs: int = 2000, in_process: bool = False, warmup: int = 100) -> dict[str, float | str]:
     """Return percentiles (ms) of the pair time; see the module docstring."""
     identities = [f"user-{i}" for i in range(pairs + warmup)]
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[str] | None = None
     emu: LiveKitEmulator | None = None
     try:
         if in_process:

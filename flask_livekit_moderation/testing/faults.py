@@ -12,31 +12,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["TWIRP_STATUS", "Fault", "FaultPlan"]
+from .twirp import TWIRP_STATUS
 
-#: Twirp error code -> HTTP status (twitchtv/twirp errors.go ServerHTTPStatusFromErrorCode).
-TWIRP_STATUS: dict[str, int] = {
-    "canceled": 408,
-    "unknown": 500,
-    "invalid_argument": 400,
-    "malformed": 400,
-    "deadline_exceeded": 408,
-    "not_found": 404,
-    "bad_route": 404,
-    "already_exists": 409,
-    "permission_denied": 403,
-    "unauthenticated": 401,
-    "resource_exhausted": 429,
-    "failed_precondition": 412,
-    "aborted": 409,
-    "out_of_range": 400,
-    "unimplemented": 501,
-    "internal": 500,
-    "unavailable": 503,
-    "dataloss": 500,
-}
+__all__ = ["Fault", "FaultPlan"]
 
-FaultKind = Literal["fail", "garbage", "drop", "hang"]
+FaultKind = Literal["fail", "garbage", "drop", "hang", "redirect", "answer"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +26,10 @@ class Fault:
     ``fail``: answer twirp error ``code``/``msg`` with ``status``;
     ``garbage``: answer 200 with a body that is not protobuf;
     ``drop``: close the connection without answering;
-    ``hang``: wait ``seconds`` (``None`` = until the emulator stops), then answer normally.
+    ``hang``: wait ``seconds`` (``None`` = until the emulator stops), then answer normally;
+    ``redirect``: answer ``status`` (3xx) with a ``Location: location`` header, empty body;
+    ``answer``: answer ``status`` with exactly ``body`` as ``content_type``.
+    ``redirect`` and ``answer`` replace the handler: the state is not touched.
     """
 
     kind: FaultKind
@@ -54,6 +37,32 @@ class Fault:
     status: int = 500
     msg: str = ""
     seconds: float | None = None
+    location: str = ""
+    body: bytes = b""
+    content_type: str = ""
+
+    @classmethod
+    def fail(cls, code: str = "internal", status: int | None = None, msg: str = "injected failure") -> Fault:
+        """A twirp error answer; ``status`` defaults to twirp's status for ``code``."""
+        return cls(
+            "fail", code=code, status=TWIRP_STATUS.get(code, 500) if status is None else status, msg=msg
+        )
+
+    @classmethod
+    def redirect(cls, location: str = "http://127.0.0.1:9/elsewhere", status: int = 302) -> Fault:
+        """A 3xx answer pointing at ``location``."""
+        if not 300 <= status <= 399:
+            raise ValueError(f"a redirect status is 3xx, got {status}")
+        return cls("redirect", status=status, location=location)
+
+    @classmethod
+    def answer(
+        cls, status: int = 200, body: bytes = b"", content_type: str = "application/protobuf"
+    ) -> Fault:
+        """Exactly these bytes, whatever the call asked."""
+        if not 100 <= status <= 599:
+            raise ValueError(f"an HTTP status is 100..599, got {status}")
+        return cls("answer", status=status, body=bytes(body), content_type=content_type)
 
 
 class FaultPlan:

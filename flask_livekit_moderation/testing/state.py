@@ -1,43 +1,80 @@
-"""Rooms and participants held by the LiveKit stand-in.
+"""Rooms and participants held by the LiveKit stand-in, and how they change.
 
-The store mirrors what a single-node LiveKit server keeps in its ``LocalStore``
-(livekit/livekit ``pkg/service/localstore.go``): rooms by name, and per room the
-participants by identity.  Everything here is guarded by one ``threading.Lock``
-that is only held for short, non-blocking critical sections, because the store is
-touched both by the emulator's event-loop thread and by test threads.
+The store mirrors what a single-node LiveKit server keeps (livekit/livekit
+``pkg/service/localstore.go`` for the store, ``pkg/rtc/room.go`` and
+``pkg/rtc/participant.go`` for the life of rooms, participants and tracks):
 
-Protos handed out are always copies, so a test can never mutate live state by
-accident and a caller never sees a half-updated message.
+- rooms close by themselves (``room.go`` ``CloseIfEmpty``): ``departure_timeout``
+  after the last participant left, ``empty_timeout`` after creation when nobody
+  ever joined (defaults 20 s / 300 s, ``pkg/config/config.go``);
+- a permission update REPLACES the whole permission (livekit/protocol
+  ``auth/grants.go`` ``UpdateFromPermission``) and unpublishes the tracks whose
+  source is no longer allowed (``participant.go`` ``SetPermission``);
+- every change that LiveKit reports by webhook is handed to :attr:`EmulatorState.on_event`
+  as a ``WebhookEvent`` (``pkg/telemetry/events.go`` decides what each carries).
+
+Everything is guarded by one ``threading.Lock`` held only for short, non-blocking
+sections (the event callback only queues).  Protos handed out are copies.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 import secrets
 import string
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+from google.protobuf.message import Message
 from livekit.protocol import models
+from livekit.protocol.webhook import WebhookEvent
 
 __all__ = [
+    "DEFAULT_DEPARTURE_TIMEOUT",
+    "DEFAULT_EMPTY_TIMEOUT",
     "MAX_NAME_BYTES",
     "EmulatorState",
+    "PublishNotAllowedError",
     "TrackLike",
     "TrackSpec",
+    "UnknownParticipantError",
     "UnknownRoomError",
+    "copy_message",
+    "default_permission",
 ]
+
+_M = TypeVar("_M", bound=Message)
 
 #: LiveKit's default ``limit.max_room_name_length`` and
 #: ``limit.max_participant_identity_length`` (pkg/config/config.go).
 MAX_NAME_BYTES = 256
+#: pkg/config/config.go defaults: ``room.empty_timeout`` and ``room.departure_timeout``.
+DEFAULT_EMPTY_TIMEOUT = 300.0
+DEFAULT_DEPARTURE_TIMEOUT = 20.0
 
 _SID_ALPHABET = string.ascii_letters + string.digits
 
 # Lower-case protobuf enum names, as users write them: "audio", "screen_share", ...
 _TRACK_TYPES = {name.lower(): number for name, number in models.TrackType.items()}
 _TRACK_SOURCES = {name.lower(): number for name, number in models.TrackSource.items()}
+
+#: Fields of ParticipantPermission that VideoGrant.ToPermission fills (auth/grants.go).
+_PERMISSION_FIELDS = (
+    "can_subscribe",
+    "can_publish",
+    "can_publish_data",
+    "can_publish_sources",
+    "hidden",
+    "recorder",
+    "can_update_metadata",
+    "agent",
+    "can_subscribe_metrics",
+    "can_manage_agent_session",
+)
 
 
 class UnknownRoomError(KeyError):
@@ -47,9 +84,27 @@ class UnknownRoomError(KeyError):
         return str(self.args[0]) if self.args else "unknown room"
 
 
+class UnknownParticipantError(KeyError):
+    """Raised when a helper names a participant that is not in the room."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown participant"
+
+
+class PublishNotAllowedError(PermissionError):
+    """The participant's permission forbids publishing a track of that source."""
+
+
 def new_sid(prefix: str) -> str:
     """A LiveKit-looking SID: prefix plus 12 random characters (like ``utils.NewGuid``)."""
     return prefix + "".join(secrets.choice(_SID_ALPHABET) for _ in range(12))
+
+
+def default_permission() -> models.ParticipantPermission:
+    """What a participant joining with a plain ``roomJoin`` token gets: VideoGrant's
+    getters default can_publish and can_subscribe to true, can_publish_data to
+    can_publish, no source list (= every source) and the rest false (auth/grants.go)."""
+    return models.ParticipantPermission(can_subscribe=True, can_publish=True, can_publish_data=True)
 
 
 @dataclass(frozen=True)
@@ -59,33 +114,39 @@ class TrackSpec:
     ``type`` is ``"audio"``, ``"video"`` or ``"data"``; ``source`` is ``"microphone"``,
     ``"camera"``, ``"screen_share"``, ``"screen_share_audio"`` or ``"unknown"``
     (case-insensitive; the ``livekit.protocol.models`` enum ints are accepted too).
+    ``sid`` fixes the track SID (default: a fresh ``TR_...``).
     """
 
     type: str | int
     source: str | int = "unknown"
     name: str = ""
     muted: bool = False
+    sid: str | None = None
 
     def to_proto(self) -> models.TrackInfo:
-        """Build the ``TrackInfo`` with a fresh ``TR_`` SID."""
+        """Build the ``TrackInfo`` (a fresh ``TR_`` SID unless :attr:`sid` is set)."""
+        if self.sid is not None and not self.sid:
+            raise ValueError("a fixed track sid must not be empty")
         return models.TrackInfo(
-            sid=new_sid("TR_"),
-            type=_enum(self.type, _TRACK_TYPES, "track type"),
-            source=_enum(self.source, _TRACK_SOURCES, "track source"),
+            sid=self.sid or new_sid("TR_"),
+            type=models.TrackType.Name(_enum(self.type, _TRACK_TYPES, "track type")),
+            source=models.TrackSource.Name(_enum(self.source, _TRACK_SOURCES, "track source")),
             name=self.name,
             muted=self.muted,
         )
 
 
 #: What ``add_participant(tracks=...)`` accepts per track: a ``TrackSpec``, a
-#: ``(type, source)`` / ``(type, source, name)`` / ``(type, source, name, muted)`` tuple,
-#: or a dict with those keys.
+#: ``(type, source[, name[, muted[, sid]]])`` tuple, or a dict with those keys.
 TrackLike = TrackSpec | Sequence[object] | dict[str, object]
 
 DEFAULT_TRACKS: tuple[TrackSpec, ...] = (
     TrackSpec("audio", "microphone", name="microphone"),
     TrackSpec("video", "camera", name="camera"),
 )
+
+_SPEC_ORDER = ("type", "source", "name", "muted", "sid")
+_SPEC_FIELDS = frozenset(_SPEC_ORDER)
 
 
 def _enum(value: str | int, table: dict[str, int], what: str) -> int:
@@ -99,12 +160,40 @@ def _enum(value: str | int, table: dict[str, int], what: str) -> int:
         raise ValueError(f"unknown {what}: {value!r} (expected one of {sorted(table)})") from None
 
 
-def _as_spec(track: TrackLike) -> TrackSpec:
+def _str_or_int(value: object, name: str) -> str | int:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"track {name} must be a name or an enum number, got {value!r}")
+
+
+def as_spec(track: TrackLike) -> TrackSpec:
+    """A :class:`TrackSpec` from any :data:`TrackLike`; ValueError names what is wrong."""
     if isinstance(track, TrackSpec):
         return track
     if isinstance(track, dict):
-        return TrackSpec(**track)
-    return TrackSpec(*track)  # type: ignore[arg-type]
+        unknown = set(track) - _SPEC_FIELDS
+        if unknown:
+            raise ValueError(f"unknown track field(s) {sorted(unknown)}; expected {list(_SPEC_ORDER)}")
+        fields: dict[str, object] = dict(track)
+    elif isinstance(track, (str, bytes)):
+        raise ValueError(f"a track is a list or an object, got {track!r}")
+    else:
+        items = list(track)
+        if not 1 <= len(items) <= len(_SPEC_ORDER):
+            raise ValueError(f"a track is 1 to 5 values {list(_SPEC_ORDER)}, got {len(items)}: {items!r}")
+        fields = dict(zip(_SPEC_ORDER, items, strict=False))
+    if "type" not in fields:
+        raise ValueError("a track needs a 'type'")
+    sid = fields.get("sid")
+    if sid is not None and not isinstance(sid, str):
+        raise ValueError(f"track sid must be a string, got {sid!r}")
+    return TrackSpec(
+        type=_str_or_int(fields["type"], "type"),
+        source=_str_or_int(fields.get("source", "unknown"), "source"),
+        name=str(fields.get("name", "")),
+        muted=bool(fields.get("muted", False)),
+        sid=sid,
+    )
 
 
 def _check_name(kind: str, value: str) -> None:
@@ -116,66 +205,195 @@ def _check_name(kind: str, value: str) -> None:
         raise ValueError(f"{kind} exceeds {MAX_NAME_BYTES} bytes: {value[:40]!r}...")
 
 
+def can_publish_source(permission: models.ParticipantPermission, source: int) -> bool:
+    """VideoGrant.GetCanPublishSource: can_publish, and the source listed (empty = all)."""
+    if not permission.can_publish:
+        return False
+    return not permission.can_publish_sources or source in permission.can_publish_sources
+
+
+def _source_names(permission: models.ParticipantPermission) -> list[str]:
+    return [models.TrackSource.Name(s) for s in permission.can_publish_sources]
+
+
+def replaced_permission(requested: models.ParticipantPermission) -> models.ParticipantPermission:
+    """The permission a participant ends up with after UpdateParticipant(permission=requested):
+    UpdateFromPermission copies every field into the grant, ToPermission reads them back."""
+    out = models.ParticipantPermission()
+    for name in _PERMISSION_FIELDS:
+        if name == "can_publish_sources":
+            out.can_publish_sources.extend(requested.can_publish_sources)
+        else:
+            setattr(out, name, getattr(requested, name))
+    return out
+
+
+@dataclass
+class _Life:
+    """What CloseIfEmpty needs of a room (monotonic clock, seconds)."""
+
+    empty_timeout: float
+    departure_timeout: float
+    created: float
+    joined: bool = False
+    left_at: float | None = None
+    deadline: float | None = None
+
+
+EventSink = Callable[[WebhookEvent], None]
+
+
 class EmulatorState:
     """Thread-safe room/participant store behind the emulator.
 
     Methods ending in ``_locked`` are not public: they assume the caller holds
     ``self.lock`` and are used by the request handlers to do one lookup-and-change
     atomically.
+
+    :param empty_timeout: default seconds before a room nobody joined closes.
+    :param departure_timeout: default seconds a room stays after its last participant left.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        empty_timeout: float = DEFAULT_EMPTY_TIMEOUT,
+        departure_timeout: float = DEFAULT_DEPARTURE_TIMEOUT,
+    ) -> None:
+        if empty_timeout <= 0 or departure_timeout <= 0:
+            raise ValueError("room timeouts must be > 0")
         self.lock = threading.Lock()
-        # dicts keep insertion order, so listings are deterministic (LiveKit's are
-        # map-ordered, i.e. unspecified; callers must not rely on any order).
+        self.empty_timeout = float(empty_timeout)
+        self.departure_timeout = float(departure_timeout)
+        #: Called (under the lock, so in order) with each event a webhook would report.
+        self.on_event: EventSink | None = None
+        #: Whether anyone wants events now; building them costs on the hot paths.
+        self.events_wanted: Callable[[], bool] = lambda: True
+        # dicts keep insertion order; LiveKit's lists are map-ordered (the service
+        # can shuffle them), so callers must not rely on any order.
         self.rooms: dict[str, models.Room] = {}
         self.participants: dict[str, dict[str, models.ParticipantInfo]] = {}
+        self._life: dict[str, _Life] = {}
+        self._deadlines: list[tuple[float, str]] = []
+        self._wake = threading.Condition(self.lock)
+        self._closer: threading.Thread | None = None
+        self._closed = False
+
+    # --------------------------------------------------------------- events
+    def _emit_locked(
+        self,
+        event: str,
+        room: models.Room,
+        participant: models.ParticipantInfo | None = None,
+        track: models.TrackInfo | None = None,
+    ) -> None:
+        sink = self.on_event
+        if sink is None or not self.events_wanted():
+            return
+        ev = WebhookEvent(event=event)
+        ev.room.CopyFrom(room)
+        if participant is not None:
+            ev.participant.CopyFrom(participant)
+        if track is not None:
+            ev.track.CopyFrom(track)
+        sink(ev)
+
+    @staticmethod
+    def _short_room(room: models.Room) -> models.Room:
+        # room.go eventRoom(): track events carry only sid and name by default.
+        return models.Room(sid=room.sid, name=room.name)
+
+    @staticmethod
+    def _short_participant(p: models.ParticipantInfo) -> models.ParticipantInfo:
+        # telemetry TrackPublished/TrackUnpublished: only sid and identity.
+        return models.ParticipantInfo(sid=p.sid, identity=p.identity)
 
     # ----------------------------------------------------------------- rooms
     def new_room_locked(
         self,
         name: str,
         metadata: str = "",
-        empty_timeout: int = 300,
-        departure_timeout: int = 20,
+        empty_timeout: float = 0,
+        departure_timeout: float = 0,
         max_participants: int = 0,
     ) -> models.Room:
+        """Create a room (0 timeouts = the stand-in's defaults) and send ``room_started``."""
         now = time.time()
+        empty = float(empty_timeout) or self.empty_timeout
+        departure = float(departure_timeout) or self.departure_timeout
         room = models.Room(
             sid=new_sid("RM_"),
             name=name,
             metadata=metadata,
-            # LiveKit defaults (pkg/config/config.go: EmptyTimeout 5 min, DepartureTimeout 20 s)
-            empty_timeout=empty_timeout or 300,
-            departure_timeout=departure_timeout or 20,
+            # The proto carries whole seconds; a fractional stand-in timeout rounds up there.
+            empty_timeout=math.ceil(empty),
+            departure_timeout=math.ceil(departure),
             max_participants=max_participants,
             creation_time=int(now),
             creation_time_ms=int(now * 1000),
         )
         self.rooms[name] = room
         self.participants[name] = {}
+        self._life[name] = _Life(empty, departure, time.monotonic())
+        self._schedule_locked(name)
+        self._emit_locked("room_started", room)
         return room
 
-    def add_room(self, name: str, metadata: str = "", **kwargs: int) -> models.Room:
-        """Create a room (or replace the metadata of an existing one); returns a copy."""
+    def add_room(
+        self,
+        name: str,
+        metadata: str | None = None,
+        *,
+        empty_timeout: float | None = None,
+        departure_timeout: float | None = None,
+        max_participants: int | None = None,
+    ) -> tuple[models.Room, bool]:
+        """Create a room, or change only the given fields of an existing one.
+
+        Returns a copy of the room and whether it was created.
+        """
         _check_name("room name", name)
+        for what, value in (("empty_timeout", empty_timeout), ("departure_timeout", departure_timeout)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{what} must be > 0")
         with self.lock:
             room = self.rooms.get(name)
             if room is None:
-                room = self.new_room_locked(name, metadata, **kwargs)
-            else:
+                room = self.new_room_locked(
+                    name, metadata or "", empty_timeout or 0, departure_timeout or 0, max_participants or 0
+                )
+                return copy_message(room), True
+            life = self._life[name]
+            if metadata is not None:
                 room.metadata = metadata
-            return _copy(room)
+            if max_participants is not None:
+                room.max_participants = max_participants
+            if empty_timeout is not None:
+                life.empty_timeout = float(empty_timeout)
+                room.empty_timeout = math.ceil(empty_timeout)
+            if departure_timeout is not None:
+                life.departure_timeout = float(departure_timeout)
+                room.departure_timeout = math.ceil(departure_timeout)
+            self._schedule_locked(name)
+            return copy_message(room), False
 
     def remove_room(self, name: str) -> bool:
-        """Delete a room and its participants; False if it did not exist."""
+        """Close a room as DeleteRoom does; False if it did not exist."""
         with self.lock:
             return self.delete_room_locked(name)
 
     def delete_room_locked(self, name: str) -> bool:
-        if self.rooms.pop(name, None) is None:
+        """Room.Close: every participant leaves, then ``room_finished``."""
+        room = self.rooms.get(name)
+        if room is None:
             return False
+        for identity in list(self.participants.get(name, {})):
+            self._leave_locked(name, identity, schedule=False)
+        del self.rooms[name]
         self.participants.pop(name, None)
+        life = self._life.pop(name, None)
+        if life is not None:
+            life.deadline = None
+        self._emit_locked("room_finished", room)
         return True
 
     def set_room_metadata(self, name: str, metadata: str) -> models.Room:
@@ -185,16 +403,70 @@ class EmulatorState:
             if room is None:
                 raise UnknownRoomError(f"room {name!r} does not exist; add_room() it first")
             room.metadata = metadata
-            return _copy(room)
+            return copy_message(room)
 
     def rooms_list(self) -> list[models.Room]:
         with self.lock:
-            return [_copy(r) for r in self.rooms.values()]
+            return [copy_message(r) for r in self.rooms.values()]
 
     def room(self, name: str) -> models.Room | None:
         with self.lock:
             room = self.rooms.get(name)
-            return None if room is None else _copy(room)
+            return None if room is None else copy_message(room)
+
+    # ------------------------------------------------------- closing rooms
+    def _schedule_locked(self, name: str) -> None:
+        """Arm (or disarm) the room's CloseIfEmpty deadline."""
+        life = self._life.get(name)
+        if life is None:
+            return
+        if self.participants.get(name):
+            life.deadline = None
+            return
+        if life.joined and life.left_at is not None:
+            deadline = life.left_at + life.departure_timeout
+        else:
+            deadline = life.created + life.empty_timeout
+        if life.deadline == deadline:
+            return
+        life.deadline = deadline
+        heapq.heappush(self._deadlines, (deadline, name))
+        if self._closer is None and not self._closed:
+            self._closer = threading.Thread(
+                target=self._close_idle_rooms, name="LiveKitEmulator:rooms", daemon=True
+            )
+            self._closer.start()
+        self._wake.notify()
+
+    def _close_idle_rooms(self) -> None:
+        # RoomManager.CloseIdleRooms polls every second; waking at the deadline is the
+        # same rule without the up-to-1 s slack, so short test timeouts are exact.
+        with self.lock:
+            while not self._closed and self._deadlines:
+                deadline, name = self._deadlines[0]
+                now = time.monotonic()
+                if now < deadline:
+                    self._wake.wait(deadline - now)
+                    continue
+                heapq.heappop(self._deadlines)
+                life = self._life.get(name)
+                if life is not None and life.deadline == deadline and not self.participants.get(name):
+                    self.delete_room_locked(name)
+            self._closer = None
+
+    def close(self) -> None:
+        """Stop closing rooms by timeout (the server stopped)."""
+        with self.lock:
+            self._closed = True
+            self._wake.notify()
+
+    def reopen(self) -> None:
+        """Close rooms by timeout again after :meth:`close`."""
+        with self.lock:
+            self._closed = False
+            for name in list(self._life):
+                self._life[name].deadline = None
+                self._schedule_locked(name)
 
     # ---------------------------------------------------------- participants
     def add_participants(
@@ -205,16 +477,28 @@ class EmulatorState:
         name: str = "",
         tracks: Sequence[TrackLike] | None = None,
         metadata: str = "",
+        permission: models.ParticipantPermission | None = None,
     ) -> list[models.ParticipantInfo]:
-        """Add many participants in one critical section (fast seeding)."""
-        specs = DEFAULT_TRACKS if tracks is None else tuple(_as_spec(t) for t in tracks)
+        """Join many participants in one critical section (fast seeding): each sends
+        ``participant_joined`` and then ``track_published`` per track."""
+        specs = DEFAULT_TRACKS if tracks is None else tuple(as_spec(t) for t in tracks)
+        perm = default_permission() if permission is None else replaced_permission(permission)
         ids = list(identities)
         for identity in ids:
             _check_name("participant identity", identity)
+        for spec in specs:
+            source = _enum(spec.source, _TRACK_SOURCES, "track source")
+            if not can_publish_source(perm, source):
+                raise PublishNotAllowedError(
+                    f"permission forbids publishing source {models.TrackSource.Name(source)}"
+                )
         now = time.time()
         built = []
         for identity in ids:
             track_infos = [s.to_proto() for s in specs]
+            sids = [t.sid for t in track_infos]
+            if len(set(sids)) != len(sids):
+                raise ValueError(f"duplicate track sid in {sids}")
             built.append(
                 models.ParticipantInfo(
                     sid=new_sid("PA_"),
@@ -226,10 +510,8 @@ class EmulatorState:
                     joined_at=int(now),
                     joined_at_ms=int(now * 1000),
                     version=1,
-                    permission=models.ParticipantPermission(
-                        can_subscribe=True, can_publish=True, can_publish_data=True
-                    ),
-                    is_publisher=bool(track_infos),
+                    permission=perm,
+                    is_publisher=bool(track_infos) and perm.can_publish,
                     kind=models.ParticipantInfo.Kind.STANDARD,
                 )
             )
@@ -238,13 +520,24 @@ class EmulatorState:
             if room_proto is None:
                 raise UnknownRoomError(f"room {room!r} does not exist; add_room() it first")
             members = self.participants[room]
+            life = self._life[room]
             for p in built:
-                old = members.get(p.identity)
-                if old is not None:  # same identity rejoining replaces the old session
-                    self._count_locked(room_proto, old, -1)
+                if p.identity in members:  # same identity rejoining: the old session is closed
+                    self._leave_locked(room, p.identity, schedule=False)
                 members[p.identity] = p
                 self._count_locked(room_proto, p, +1)
-            return [_copy(p) for p in built]
+                life.joined = True
+                # telemetry ParticipantActive: participant_joined carries the full room;
+                # the client publishes its tracks after joining.
+                joined = copy_message(p)
+                del joined.tracks[:]
+                self._emit_locked("participant_joined", room_proto, joined)
+                for track in p.tracks:
+                    self._emit_locked(
+                        "track_published", self._short_room(room_proto), self._short_participant(p), track
+                    )
+            self._schedule_locked(room)
+            return [copy_message(p) for p in built]
 
     @staticmethod
     def _count_locked(room: models.Room, p: models.ParticipantInfo, delta: int) -> None:
@@ -252,24 +545,38 @@ class EmulatorState:
         if p.is_publisher:
             room.num_publishers += delta
 
-    def remove_participant_locked(self, room: str, identity: str) -> bool:
+    def _leave_locked(self, room: str, identity: str, schedule: bool = True) -> bool:
         members = self.participants.get(room)
         if not members:
             return False
         p = members.pop(identity, None)
         if p is None:
             return False
-        self._count_locked(self.rooms[room], p, -1)
+        room_proto = self.rooms[room]
+        self._count_locked(room_proto, p, -1)
+        life = self._life[room]
+        life.left_at = time.monotonic()
+        gone = copy_message(p)
+        gone.state = models.ParticipantInfo.State.DISCONNECTED
+        # roommanager.go: ParticipantLeft after the store update (room counts already lower).
+        self._emit_locked("participant_left", room_proto, gone)
+        if schedule:
+            self._schedule_locked(room)
         return True
 
+    def remove_participant_locked(self, room: str, identity: str) -> bool:
+        """The participant leaves (``participant_left``); the departure timeout starts
+        when the room is then empty."""
+        return self._leave_locked(room, identity)
+
     def remove_participant(self, room: str, identity: str) -> bool:
-        """Remove one participant; False if the room or identity is unknown."""
+        """Make one participant leave; False if the room or identity is unknown."""
         with self.lock:
-            return self.remove_participant_locked(room, identity)
+            return self._leave_locked(room, identity)
 
     def participants_of(self, room: str) -> list[models.ParticipantInfo]:
         with self.lock:
-            return [_copy(p) for p in self.participants.get(room, {}).values()]
+            return [copy_message(p) for p in self.participants.get(room, {}).values()]
 
     def participant_locked(self, room: str, identity: str) -> models.ParticipantInfo | None:
         """The live participant, or None; hold :attr:`lock` while using it."""
@@ -278,15 +585,98 @@ class EmulatorState:
     def participant(self, room: str, identity: str) -> models.ParticipantInfo | None:
         with self.lock:
             p = self.participant_locked(room, identity)
-            return None if p is None else _copy(p)
+            return None if p is None else copy_message(p)
+
+    def _live_participant_locked(self, room: str, identity: str) -> models.ParticipantInfo:
+        if room not in self.rooms:
+            raise UnknownRoomError(f"room {room!r} does not exist")
+        p = self.participant_locked(room, identity)
+        if p is None:
+            raise UnknownParticipantError(f"participant {identity!r} is not in room {room!r}")
+        return p
+
+    # ---------------------------------------------------------------- tracks
+    def publish_track(self, room: str, identity: str, spec: TrackLike) -> models.TrackInfo:
+        """The participant's client publishes a track (``track_published``); raises
+        :class:`PublishNotAllowedError` when its permission forbids the source."""
+        track = as_spec(spec).to_proto()
+        with self.lock:
+            p = self._live_participant_locked(room, identity)
+            if not can_publish_source(p.permission, track.source):
+                raise PublishNotAllowedError(
+                    f"{identity!r} may not publish source {models.TrackSource.Name(track.source)}"
+                    f" (permission: can_publish={p.permission.can_publish},"
+                    f" can_publish_sources={_source_names(p.permission)})"
+                )
+            if any(t.sid == track.sid for t in p.tracks):
+                raise ValueError(f"track sid {track.sid!r} is already published by {identity!r}")
+            p.tracks.append(track)
+            room_proto = self.rooms[room]
+            if not p.is_publisher:
+                p.is_publisher = True
+                room_proto.num_publishers += 1
+            p.version += 1
+            self._emit_locked(
+                "track_published", self._short_room(room_proto), self._short_participant(p), track
+            )
+            return copy_message(track)
+
+    def unpublish_track(self, room: str, identity: str, sid: str) -> bool:
+        """The participant's client unpublishes a track (``track_unpublished``); False
+        when it has no track ``sid``."""
+        with self.lock:
+            p = self._live_participant_locked(room, identity)
+            for i, track in enumerate(p.tracks):
+                if track.sid == sid:
+                    self._unpublish_locked(room, p, i)
+                    p.version += 1
+                    return True
+            return False
+
+    def _unpublish_locked(self, room: str, p: models.ParticipantInfo, index: int) -> None:
+        track = copy_message(p.tracks[index])
+        del p.tracks[index]
+        self._emit_locked(
+            "track_unpublished", self._short_room(self.rooms[room]), self._short_participant(p), track
+        )
+
+    def set_permission_locked(
+        self, room: str, p: models.ParticipantInfo, requested: models.ParticipantPermission
+    ) -> bool:
+        """participant.go SetPermission: replace the permission; unpublish the tracks it
+        no longer allows; returns False (nothing done) when it is unchanged."""
+        new = replaced_permission(requested)
+        if new == p.permission:  # VideoGrant.MatchesPermission
+            return False
+        p.permission.CopyFrom(new)
+        keep_data = new.can_publish_data
+        for i in reversed(range(len(p.tracks))):
+            track = p.tracks[i]
+            if track.type == models.TrackType.DATA:
+                allowed = keep_data
+            else:
+                allowed = can_publish_source(new, track.source)
+            if not allowed:
+                self._unpublish_locked(room, p, i)
+        # isPublisher = canPublish && the publisher transport is up (it is once it published).
+        was = p.is_publisher
+        p.is_publisher = was and new.can_publish
+        if was != p.is_publisher:
+            self.rooms[room].num_publishers -= 1
+        return True
 
     def clear(self) -> None:
+        """Forget every room and participant, with no events."""
         with self.lock:
             self.rooms.clear()
             self.participants.clear()
+            for life in self._life.values():
+                life.deadline = None
+            self._life.clear()
 
 
-def _copy(msg):  # type: ignore[no-untyped-def]
+def copy_message(msg: _M) -> _M:
+    """A deep copy of a protobuf message (what the store hands out)."""
     clone = type(msg)()
     clone.CopyFrom(msg)
     return clone
