@@ -255,6 +255,12 @@ class HttpServer:
             latency = self.faults.latency_for(method)
             if latency:
                 await asyncio.sleep(latency)
+                if request.transport is None or request.transport.is_closing():
+                    # Go's net/http cancels the request's context when the client goes away,
+                    # and LiveKit's handlers stop on it: a call abandoned during its round trip
+                    # does no work (and nobody is left to answer).
+                    self._record(method, None, None, None, "canceled", started, "client went away", fault)
+                    return web.Response(status=499)
             fault = self.faults.take(method)
             if fault is not None:
                 injected = await self._inject(request, method, fault, started)
