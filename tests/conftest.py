@@ -1,100 +1,43 @@
-"""Shared fixtures: the Flask app under test, served over real HTTP, against the stand-in.
+"""Shared fixtures: a bare Flask app, and host apps served over real HTTP against the stand-in.
 
-The ``livekit_emulator`` fixture comes from the package's own pytest plugin.
+The ``livekit_emulator`` fixture comes from the package's own pytest plugin; plain helpers
+are in :mod:`tests.helpers`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 from typing import Any
 
-import hypothesis_profiles  # noqa: F401  (registers --hypothesis-profile=soak)
 import pytest
-import requests
 from flask import Flask
-from werkzeug.serving import make_server
 
-from example_app import create_app
 from flask_livekit_moderation.testing import LiveKitEmulator
-
-#: Two tenants and their caller secrets, used across the suite.
-TENANTS = [
-    {"id": "tenant-a", "secret": "secret-a-0123456789"},
-    {"id": "tenant-b", "secret": "secret-b-0123456789"},
-]
-TOKEN_A = TENANTS[0]["secret"]
-TOKEN_B = TENANTS[1]["secret"]
+from tests import hypothesis_profiles  # noqa: F401  (registers --hypothesis-profile=soak)
+from tests.helpers import TENANTS, ServedApp, host_app, livekit_config, serve
 
 
-@dataclass
-class ServedApp:
-    """A Flask app served by a threaded werkzeug server on 127.0.0.1, and an HTTP session."""
-
-    app: Flask
-    url: str
-    session: requests.Session = field(default_factory=requests.Session)
-
-    def request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
-        headers = dict(kwargs.pop("headers", None) or {})
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        kwargs.setdefault("timeout", 30)
-        return self.session.request(method, self.url + path, headers=headers, **kwargs)
-
-    def remove(self, room: str, identity: str, token: str | None = None, **kwargs: Any) -> requests.Response:
-        body = {"room_name": room, "participant_identity": identity}
-        return self.request("DELETE", "/livekit/participant", token, json=body, **kwargs)
-
-    def mute(
-        self, room: str, identity: str, track_sid: str, muted: bool, token: str | None = None, **kwargs: Any
-    ) -> requests.Response:
-        body = {"room_name": room, "participant_identity": identity, "track_sid": track_sid, "muted": muted}
-        return self.request("POST", "/livekit/participant/mute", token, json=body, **kwargs)
-
-    def participants(self, room: str, token: str | None = None, **kwargs: Any) -> requests.Response:
-        return self.request("GET", "/livekit/participants", token, params={"room_name": room}, **kwargs)
-
-
-@contextmanager
-def serve(app: Flask) -> Iterator[ServedApp]:
-    """Serve ``app`` on a free port with a threaded server for the duration of the block."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    served = ServedApp(app=app, url=f"http://127.0.0.1:{server.server_port}")
-    try:
-        yield served
-    finally:
-        served.session.close()
-        server.shutdown()
-        thread.join(5)
-
-
-def livekit_config(emulator: LiveKitEmulator) -> dict[str, Any]:
-    """The app.config keys that point the extension at ``emulator``."""
-    return {
-        "LIVEKIT_URL": emulator.url,
-        "LIVEKIT_API_KEY": emulator.api_key,
-        "LIVEKIT_API_SECRET": emulator.api_secret,
-        "LIVEKIT_MODERATION_TIMEOUT": 3,
-    }
+@pytest.fixture
+def app(livekit_emulator: LiveKitEmulator) -> Flask:
+    """A bare Flask app configured for the test's stand-in; the test adds the extension."""
+    app = Flask("host")
+    app.config.update(TESTING=True, **livekit_config(livekit_emulator))
+    return app
 
 
 @pytest.fixture
 def make_served(livekit_emulator: LiveKitEmulator) -> Iterator[Callable[..., ServedApp]]:
-    """Build the example host app with extra config and serve it; stopped after the test.
+    """Build a bare host app with the extension and extra config, and serve it.
 
     The app talks to the test's ``livekit_emulator`` unless another ``emulator`` is given.
     """
     stack = ExitStack()
 
     def factory(emulator: LiveKitEmulator | None = None, **config: Any) -> ServedApp:
-        target = livekit_emulator if emulator is None else emulator
-        app = create_app({"TESTING": True, **livekit_config(target), **config})
-        return stack.enter_context(serve(app))
+        return stack.enter_context(
+            serve(host_app(livekit_emulator if emulator is None else emulator, **config))
+        )
 
     with stack:
         yield factory
@@ -102,7 +45,7 @@ def make_served(livekit_emulator: LiveKitEmulator) -> Iterator[Callable[..., Ser
 
 @pytest.fixture
 def anon(make_served: Callable[..., ServedApp]) -> ServedApp:
-    """The app with auth off: every caller is anonymous."""
+    """The app with auth off: every caller may moderate every room."""
     return make_served()
 
 
@@ -110,8 +53,3 @@ def anon(make_served: Callable[..., ServedApp]) -> ServedApp:
 def tenants(make_served: Callable[..., ServedApp]) -> ServedApp:
     """The app with auth required and the two tenants of TENANTS."""
     return make_served(LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS)
-
-
-def owned_by(auth_id: str) -> str:
-    """Room metadata naming ``auth_id`` as the owner."""
-    return f'{{"auth_id": "{auth_id}"}}'

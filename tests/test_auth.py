@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import TENANTS, TOKEN_A, TOKEN_B, livekit_config, owned_by, serve
 from flask import Flask, jsonify
 
-from flask_livekit_moderation import ALL_ROOMS, LiveKitModeration, current_auth
+from flask_livekit_moderation import ALL_ROOMS, LiveKitModeration, current_auth, room_metadata
+from tests.helpers import TENANTS, TOKEN_A, TOKEN_B, livekit_config, serve
 
 
 @pytest.fixture
 def rooms(livekit_emulator):
-    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
-    livekit_emulator.add_room("room-b", metadata=owned_by("tenant-b"))
+    livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
+    livekit_emulator.add_room("room-b", metadata=room_metadata("tenant-b"))
     for room in ("room-a", "room-b"):
         livekit_emulator.add_participants(room, ["p1", "p2", "p3", "p4"])
     return livekit_emulator

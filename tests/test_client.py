@@ -11,9 +11,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import livekit_config, serve
 
 from example_app import create_app
+from tests.helpers import livekit_config, serve
 
 
 def _loop_threads() -> list[threading.Thread]:

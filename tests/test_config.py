@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import livekit_config, serve
 from flask import Flask
 
 from flask_livekit_moderation import ConfigurationError, LiveKitModeration
+from tests.helpers import livekit_config, serve
 
 
 def test_auth_required_without_any_way_to_authenticate_fails_at_start():

@@ -17,9 +17,9 @@ import jwt
 import pytest
 from livekit.api import LiveKitAPI, TwirpError
 from livekit.protocol import room as rp
-from test_emulator import admin_token, raw_post, remove_req, room_call, token, twirp_error
 
 from flask_livekit_moderation.testing import SHUFFLE_ENV, LiveKitEmulator
+from tests.test_emulator import admin_token, raw_post, remove_req, room_call, token, twirp_error
 
 PREFIX = "twirp error unknown: "
 DELAY = 0.3

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from livekit.api import LiveKitAPI
 from livekit.protocol import room as rp
-from test_emulator import control, remove_req, room_call, twirp_error
 
 from flask_livekit_moderation.testing import (
     LiveKitEmulator,
@@ -24,6 +23,7 @@ from flask_livekit_moderation.testing import (
     SeedError,
     UnknownParticipantError,
 )
+from tests.test_emulator import control, remove_req, room_call, twirp_error
 
 
 @pytest.fixture

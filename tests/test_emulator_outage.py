@@ -19,9 +19,9 @@ import pytest
 from google.protobuf.message import DecodeError
 from livekit.api import LiveKitAPI, TwirpError
 from livekit.protocol import room as rp
-from test_emulator import control, remove_req, room_call
 
 from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.test_emulator import control, remove_req, room_call
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from livekit.api import TokenVerifier, WebhookReceiver
 from livekit.protocol import models
 from livekit.protocol import room as rp
 from livekit.protocol.models import ParticipantPermission, TrackSource
-from test_emulator import remove_req, room_call
-from test_emulator_webhooks import Receiver, receiver  # noqa: F401 - pytest fixture
 
 from flask_livekit_moderation.testing import LiveKitEmulator, PublishNotAllowedError
+from tests.test_emulator import remove_req, room_call
+from tests.test_emulator_webhooks import Receiver, receiver  # noqa: F401 - pytest fixture
 
 
 @pytest.fixture

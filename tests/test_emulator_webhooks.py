@@ -16,9 +16,9 @@ import pytest
 from livekit.api import TokenVerifier, WebhookReceiver
 from livekit.protocol import room as rp
 from livekit.protocol.webhook import WebhookEvent
-from test_emulator import control, remove_req, room_call
 
 from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.test_emulator import control, remove_req, room_call
 
 
 @dataclass

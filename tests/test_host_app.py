@@ -13,7 +13,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from conftest import TENANTS, TOKEN_A, TOKEN_B, livekit_config, owned_by, serve
 from flask import Blueprint, Flask, abort, jsonify, request, session
 from werkzeug.exceptions import Forbidden, Unauthorized
 
@@ -22,23 +21,23 @@ from flask_livekit_moderation import (
     LiveKitModeration,
     ModerationError,
     current_auth,
+    room_metadata,
     signals,
 )
 from flask_livekit_moderation.testing import LiveKitEmulator
-
-MASKED_404 = {"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"}
+from tests.helpers import MASKED_404, TENANTS, TOKEN_A, TOKEN_B, livekit_config, serve
 
 
 @pytest.fixture
 def rooms(livekit_emulator: LiveKitEmulator) -> LiveKitEmulator:
-    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
-    livekit_emulator.add_room("room-b", metadata=owned_by("tenant-b"))
+    livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
+    livekit_emulator.add_room("room-b", metadata=room_metadata("tenant-b"))
     for room in ("room-a", "room-b"):
         livekit_emulator.add_participants(room, ["p1", "p2", "p3"])
     return livekit_emulator
 
 
-def host_app(emulator: LiveKitEmulator, **config: object) -> Flask:
+def bare_host(emulator: LiveKitEmulator, **config: object) -> Flask:
     app = Flask("host")
     app.config.update(livekit_config(emulator), **config)
     return app
@@ -52,7 +51,7 @@ def tenants_config() -> dict[str, object]:
 
 
 def test_two_instances_mount_on_one_app_with_their_own_settings(rooms):
-    app = host_app(rooms, **tenants_config())
+    app = bare_host(rooms, **tenants_config())
     public = LiveKitModeration(app)
     admin = LiveKitModeration(
         app, name="livekit_admin", url_prefix="/admin", auth_resolver=lambda t: ALL_ROOMS
@@ -86,7 +85,7 @@ def test_two_instances_mount_on_one_app_with_their_own_settings(rooms):
 
 
 def test_init_app_twice_on_one_app_is_a_clear_error(livekit_emulator):
-    app = host_app(livekit_emulator)
+    app = bare_host(livekit_emulator)
     moderation = LiveKitModeration(app)
     with pytest.raises(RuntimeError, match="already initialised on this app"):
         moderation.init_app(app)
@@ -95,7 +94,7 @@ def test_init_app_twice_on_one_app_is_a_clear_error(livekit_emulator):
 
 
 def test_nested_under_a_host_blueprint_its_hooks_prefix_and_handlers_apply(rooms):
-    app = host_app(rooms, **tenants_config())
+    app = bare_host(rooms, **tenants_config())
     api = Blueprint("api", __name__)
     seen = []
 
@@ -140,7 +139,7 @@ def test_nested_under_a_host_blueprint_its_hooks_prefix_and_handlers_apply(rooms
 
 
 def test_a_parent_already_registered_is_refused(livekit_emulator):
-    app = host_app(livekit_emulator)
+    app = bare_host(livekit_emulator)
     api = Blueprint("api", __name__)
     app.register_blueprint(api)
     with pytest.raises(RuntimeError, match="already registered"):
@@ -150,12 +149,12 @@ def test_a_parent_already_registered_is_refused(livekit_emulator):
 def test_cors_on_one_app_never_reaches_another(rooms):
     from flask_cors import CORS
 
-    browser_app = host_app(rooms)
+    browser_app = bare_host(rooms)
     admin = Blueprint("admin", __name__)
     CORS(admin, origins=["https://console.example"])
     LiveKitModeration().init_app(browser_app, parent=admin)
     browser_app.register_blueprint(admin)
-    plain_app = host_app(rooms)
+    plain_app = bare_host(rooms)
     LiveKitModeration(plain_app)
 
     origin = {"Origin": "https://console.example"}
@@ -181,7 +180,7 @@ def login_app(emulator: LiveKitEmulator) -> Flask:
             self.id = user_id
             self.tenant = users[user_id]
 
-    app = host_app(emulator, SECRET_KEY="test-secret", LIVEKIT_MODERATION_AUTH_REQUIRED=True)
+    app = bare_host(emulator, SECRET_KEY="test-secret", LIVEKIT_MODERATION_AUTH_REQUIRED=True)
     login = LoginManager(app)
     login.user_loader(lambda user_id: User(user_id) if user_id in users else None)
 
@@ -223,7 +222,7 @@ def test_a_flask_login_session_moderates_its_own_rooms_only(rooms):
 
 
 def test_a_plain_session_app_with_an_async_loader(rooms):
-    app = host_app(rooms, SECRET_KEY="s", LIVEKIT_MODERATION_AUTH_REQUIRED=True)
+    app = bare_host(rooms, SECRET_KEY="s", LIVEKIT_MODERATION_AUTH_REQUIRED=True)
 
     @app.post("/pick/<tenant>")
     def pick(tenant):
@@ -241,14 +240,14 @@ def test_a_plain_session_app_with_an_async_loader(rooms):
 
 
 def test_auth_required_with_only_a_request_loader_starts(livekit_emulator):
-    app = host_app(livekit_emulator, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
+    app = bare_host(livekit_emulator, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
     LiveKitModeration(app, request_loader=lambda req: None)
     assert "livekit_moderation" in app.blueprints
 
 
 def test_auth_off_warns_at_start(livekit_emulator, caplog):
     with caplog.at_level(logging.WARNING, "flask_livekit_moderation"):
-        LiveKitModeration(host_app(livekit_emulator))
+        LiveKitModeration(bare_host(livekit_emulator))
     assert any("every caller" in r.getMessage() and "every room" in r.getMessage() for r in caplog.records)
 
 
@@ -262,7 +261,7 @@ def test_current_auth_in_app_hooks_resolves_once_per_request(rooms):
         asked.append(token)
         return {"tok-a": "tenant-a"}.get(token)
 
-    app = host_app(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
+    app = bare_host(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
     seen = []
 
     @app.before_request
@@ -291,7 +290,7 @@ def test_current_auth_in_app_hooks_resolves_once_per_request(rooms):
 def test_flask_limiter_limits_per_tenant(rooms):
     from flask_limiter import Limiter
 
-    app = host_app(rooms, **tenants_config())
+    app = bare_host(rooms, **tenants_config())
 
     def tenant_key():
         caller = current_auth()
@@ -312,7 +311,7 @@ def test_flask_limiter_limits_per_tenant(rooms):
 
 @pytest.mark.parametrize("registered", ["before", "after"])
 def test_the_hosts_moderation_error_handler_renders_the_errors(rooms, registered):
-    app = host_app(rooms, **tenants_config())
+    app = bare_host(rooms, **tenants_config())
 
     def problem(exc: ModerationError):
         return jsonify(
@@ -343,7 +342,7 @@ def test_resolver_exceptions_propagate_when_testing(rooms):
     def resolve(token):
         raise LookupError("token store is down")
 
-    app = host_app(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True, TESTING=True)
+    app = bare_host(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True, TESTING=True)
     LiveKitModeration(app, auth_resolver=resolve)
     client = app.test_client()
     with pytest.raises(LookupError, match="token store is down"):
@@ -365,7 +364,7 @@ def test_werkzeug_unauthorized_and_forbidden_from_a_resolver(rooms):
             raise Forbidden()
         return "tenant-a"
 
-    app = host_app(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
+    app = bare_host(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
     LiveKitModeration(app, auth_resolver=resolve)
     with serve(app) as served:
         expired = served.remove("room-a", "p1", "expired")
@@ -387,7 +386,7 @@ def test_a_natural_resolver_that_raises_keyerror_never_logs_the_token(rooms, cap
     def resolve(token):
         return tenants[token]  # KeyError(token) for an unknown token
 
-    app = host_app(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
+    app = bare_host(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
     LiveKitModeration(app, auth_resolver=resolve)
     with caplog.at_level(logging.DEBUG), serve(app) as served:
         answer = served.remove("room-a", "p1", secret_token)
@@ -412,7 +411,7 @@ def test_a_jwt_resolver_answers_401_for_an_expired_token(rooms):
     from flask_jwt_extended import JWTManager, create_access_token, decode_token
     from jwt import ExpiredSignatureError
 
-    app = host_app(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True, JWT_SECRET_KEY="k" * 32)
+    app = bare_host(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True, JWT_SECRET_KEY="k" * 32)
     JWTManager(app)
 
     def resolve(token):
@@ -432,7 +431,7 @@ def test_a_jwt_resolver_answers_401_for_an_expired_token(rooms):
 
 
 def test_a_resolver_returning_something_else_is_a_500(rooms):
-    app = host_app(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
+    app = bare_host(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
     LiveKitModeration(app, auth_resolver=lambda token: 42)
     with serve(app) as served:
         answer = served.remove("room-a", "p1", "t")
@@ -451,7 +450,7 @@ def test_500_apps_created_and_dropped_keep_file_descriptors_bounded(livekit_emul
     gc.collect()
     before = _open_fds()
     for index in range(500):
-        app = host_app(livekit_emulator)
+        app = bare_host(livekit_emulator)
         LiveKitModeration(app)
         with app.test_client() as client:
             assert client.get("/livekit/participants?room_name=room-1").status_code == 200
@@ -465,7 +464,7 @@ def test_500_apps_created_and_dropped_keep_file_descriptors_bounded(livekit_emul
 
 def test_close_releases_the_connections_and_the_app_keeps_working(livekit_emulator):
     livekit_emulator.add_room("room-1")
-    app = host_app(livekit_emulator)
+    app = bare_host(livekit_emulator)
     moderation = LiveKitModeration(app)
     client = app.test_client()
     assert client.get("/livekit/participants?room_name=room-1").status_code == 200
@@ -481,7 +480,7 @@ def test_close_releases_the_connections_and_the_app_keeps_working(livekit_emulat
 
 @pytest.fixture
 def finished(rooms) -> Iterator[tuple[Flask, list[dict[str, object]]]]:
-    app = host_app(rooms, **tenants_config())
+    app = bare_host(rooms, **tenants_config())
     LiveKitModeration(app)
     sent: list[dict[str, object]] = []
 

@@ -20,14 +20,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from conftest import TENANTS, TOKEN_A, TOKEN_B, ServedApp, owned_by
 from hypothesis import assume, currently_in_test_context, event, given
 from hypothesis import strategies as st
-from hypothesis_profiles import hostile
 from werkzeug.http import parse_options_header
 
-from flask_livekit_moderation import errors
+from flask_livekit_moderation import errors, room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.helpers import TENANTS, TOKEN_A, TOKEN_B, ServedApp
+from tests.hypothesis_profiles import hostile
 
 MAX_BODY = 64 * 1024
 MAX_NAME = 256
@@ -110,7 +110,7 @@ class Stage:
         self.emulator.clear_faults()
         self.tracks.clear()
         for room, (owner, identities) in SEED.items():
-            self.emulator.add_room(room, metadata=owned_by(owner) if owner else "")
+            self.emulator.add_room(room, metadata=room_metadata(owner) if owner else "")
             for info in self.emulator.add_participants(room, list(identities)):
                 self.tracks[(room, info.identity)] = [track.sid for track in info.tracks]
         self.emulator.clear_calls()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-from conftest import TOKEN_A, owned_by
+import json
 
-MASKED_404 = b'{"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"}'
+import pytest
+
+from flask_livekit_moderation import room_metadata
+from tests.helpers import MASKED_404, TOKEN_A
+
+MASKED_BODY = json.dumps(MASKED_404).encode()
 
 
 def _expected(participant) -> dict:
@@ -84,7 +88,7 @@ def test_anonymous_unknown_room_is_an_empty_list(anon, livekit_emulator):
 
 
 def test_tenant_lists_its_own_room(tenants, livekit_emulator):
-    seeded = _seed(livekit_emulator, "room-a", owned_by("tenant-a"))
+    seeded = _seed(livekit_emulator, "room-a", room_metadata("tenant-a"))
 
     answer = tenants.participants("room-a", TOKEN_A)
 
@@ -94,7 +98,7 @@ def test_tenant_lists_its_own_room(tenants, livekit_emulator):
 
 
 def test_tenant_token_in_the_query_string_is_not_a_room_parameter(tenants, livekit_emulator):
-    _seed(livekit_emulator, "room-a", owned_by("tenant-a"))
+    _seed(livekit_emulator, "room-a", room_metadata("tenant-a"))
 
     answer = tenants.request(
         "GET", "/livekit/participants", params={"room_name": "room-a", "api_key": TOKEN_A}
@@ -105,7 +109,7 @@ def test_tenant_token_in_the_query_string_is_not_a_room_parameter(tenants, livek
 
 
 def test_tenant_calls_list_rooms_and_list_participants_at_once(tenants, livekit_emulator):
-    _seed(livekit_emulator, "room-a", owned_by("tenant-a"))
+    _seed(livekit_emulator, "room-a", room_metadata("tenant-a"))
     livekit_emulator.clear_calls()
     livekit_emulator.set_latency(0.3)
 
@@ -123,7 +127,7 @@ def test_tenant_calls_list_rooms_and_list_participants_at_once(tenants, livekit_
 
 @pytest.mark.parametrize(
     "metadata",
-    [None, owned_by("tenant-b"), "", '{"topic": "no owner"}', "not json", owned_by("Tenant-A")],
+    [None, room_metadata("tenant-b"), "", '{"topic": "no owner"}', "not json", room_metadata("Tenant-A")],
     ids=["unknown", "foreign", "orphan-empty", "orphan-no-auth-id", "orphan-not-json", "case-differs"],
 )
 def test_tenant_refusals_are_the_same_masked_404(tenants, livekit_emulator, metadata):
@@ -135,17 +139,17 @@ def test_tenant_refusals_are_the_same_masked_404(tenants, livekit_emulator, meta
     removal = tenants.remove("no-such-room", "nobody", TOKEN_A)
 
     assert answer.status_code == 404
-    assert answer.content == MASKED_404 == removal.content
+    assert answer.content == MASKED_BODY == removal.content
     assert answer.headers["Content-Type"] == removal.headers["Content-Type"]
 
 
 def test_a_foreign_room_stays_masked_when_listing_fails(tenants, livekit_emulator):
-    _seed(livekit_emulator, "room-b", owned_by("tenant-b"))
+    _seed(livekit_emulator, "room-b", room_metadata("tenant-b"))
     livekit_emulator.fail_next("ListParticipants", code="unavailable")
 
     answer = tenants.participants("room-b", TOKEN_A)
 
-    assert answer.status_code == 404 and answer.content == MASKED_404
+    assert answer.status_code == 404 and answer.content == MASKED_BODY
 
 
 def test_list_failures_are_500_or_503(anon, livekit_emulator):

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import pytest
 import requests
-from conftest import TENANTS, TOKEN_A, ServedApp, owned_by
 
-from flask_livekit_moderation import errors
+from flask_livekit_moderation import errors, room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.helpers import TENANTS, TOKEN_A, ServedApp
 
 #: LIVEKIT_MODERATION_TIMEOUT for these tests, seconds.
 TIMEOUT = 0.5
@@ -185,7 +185,7 @@ class Scene:
     def seed(self) -> None:
         self.emulator.clear()
         self.emulator.clear_faults()
-        self.emulator.add_room("room-a", metadata=owned_by("tenant-a"))
+        self.emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
         self.emulator.add_participants("room-a", ["alice", "bob"])
         alice = self.emulator.participant("room-a", "alice")
         assert alice is not None

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TOKEN_A, TOKEN_B
 from hypothesis import given
 from hypothesis import strategies as st
 from livekit.protocol.models import Room
 
 import flask_livekit_moderation
 from flask_livekit_moderation import RoomMetadataError, may_access, room_metadata, room_owner
+from tests.helpers import TOKEN_A, TOKEN_B
 
 
 def test_it_is_exported_with_its_error():

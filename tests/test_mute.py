@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import TOKEN_A, owned_by
 
-from flask_livekit_moderation import errors
+from flask_livekit_moderation import errors, room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
-
-MASKED_404 = {"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"}
+from tests.helpers import MASKED_404, TOKEN_A
 
 
 def _mic(participant):
@@ -40,7 +38,7 @@ def test_anonymous_mute_gets_the_participant_then_mutes(anon, livekit_emulator):
 
 
 def test_tenant_prechecks_run_concurrently(tenants, livekit_emulator):
-    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
+    livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
     mic = _mic(livekit_emulator.add_participant("room-a", "alice"))
     livekit_emulator.set_latency(0.3)
 
@@ -83,7 +81,7 @@ def test_unknown_track_is_404_and_nothing_is_muted(anon, livekit_emulator):
 
 
 def test_foreign_room_is_masked_and_nothing_is_muted(tenants, livekit_emulator):
-    livekit_emulator.add_room("room-b", metadata=owned_by("tenant-b"))
+    livekit_emulator.add_room("room-b", metadata=room_metadata("tenant-b"))
     mic = _mic(livekit_emulator.add_participant("room-b", "bob"))
 
     answer = tenants.mute("room-b", "bob", mic, True, TOKEN_A)
@@ -162,7 +160,7 @@ def test_mute_refusals_answer_their_code(anon, livekit_emulator, code, expected)
 
 
 def test_a_failed_precheck_never_mutes(tenants, livekit_emulator):
-    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
+    livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
     mic = _mic(livekit_emulator.add_participant("room-a", "alice"))
     livekit_emulator.fail_next("ListRooms", code="unavailable")
 

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import TENANTS, TOKEN_A, ServedApp, livekit_config, owned_by, serve
 from flask import Flask
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 from werkzeug.exceptions import Forbidden
 
-from flask_livekit_moderation import LiveKitModeration
+from flask_livekit_moderation import LiveKitModeration, room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
+from tests.helpers import TENANTS, TOKEN_A, ServedApp, livekit_config, serve
 
 REMOVE = ("/livekit/participant", "delete")
 MUTE = ("/livekit/participant/mute", "post")
@@ -219,7 +219,7 @@ def _observed(answers: list[requests.Response]) -> set[tuple[int, str | None]]:
 
 def test_each_route_documents_exactly_the_answers_it_gives(apps, livekit_emulator):
     livekit_emulator.add_room("room-1")
-    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
+    livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
     livekit_emulator.add_participants("room-1", ["alice", "bob"])
     bob = livekit_emulator.participant("room-1", "bob")
     track_sid = bob.tracks[0].sid

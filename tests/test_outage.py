@@ -20,21 +20,14 @@ from urllib.parse import urlsplit
 
 import jwt
 import pytest
-from conftest import TENANTS, TOKEN_A, ServedApp, livekit_config, owned_by, serve
 from flask import Flask
 from livekit.api import VideoGrants
 
 from benchmarks.processes import StandIn
-from flask_livekit_moderation import ConfigurationError, LiveKitModeration, signals
+from flask_livekit_moderation import ConfigurationError, LiveKitModeration, room_metadata, signals
 from flask_livekit_moderation.client import TOKEN_TTL, TokenCachingRoomService
 from flask_livekit_moderation.testing import LiveKitEmulator
-
-
-def host(emulator: LiveKitEmulator, **config: object) -> Flask:
-    app = Flask("host")
-    app.config.update(livekit_config(emulator), **config)
-    LiveKitModeration(app)
-    return app
+from tests.helpers import TENANTS, TOKEN_A, ServedApp, host_app, livekit_config, serve
 
 
 @pytest.fixture
@@ -91,8 +84,8 @@ def test_the_deadline_bounds_all_calls_of_a_request_together(room):
     # Each call alone fits in the deadline; the two together do not.
     room.set_latency(0.3, method="ListRooms")
     room.set_latency(0.3, method="RemoveParticipant")
-    room.set_room_metadata("room-1", owned_by("tenant-a"))
-    app = host(
+    room.set_room_metadata("room-1", room_metadata("tenant-a"))
+    app = host_app(
         room,
         LIVEKIT_MODERATION_TIMEOUT=0.45,
         LIVEKIT_MODERATION_AUTH_REQUIRED=True,
@@ -112,7 +105,7 @@ def test_the_deadline_bounds_all_calls_of_a_request_together(room):
 
 def test_requests_over_the_bulkhead_are_503_busy_at_once(room):
     room.set_latency(0.6)
-    app = host(room, LIVEKIT_MODERATION_MAX_CONCURRENCY=2)
+    app = host_app(room, LIVEKIT_MODERATION_MAX_CONCURRENCY=2)
     with serve(app) as served:
 
         def remove(identity: str) -> tuple[int, str, float, str | None]:
@@ -145,7 +138,7 @@ def test_requests_over_the_bulkhead_are_503_busy_at_once(room):
 
 @pytest.fixture
 def breaker_app(room) -> Iterator[tuple[ServedApp, list[dict[str, object]]]]:
-    app = host(
+    app = host_app(
         room,
         LIVEKIT_MODERATION_BREAKER_FAILURES=3,
         LIVEKIT_MODERATION_BREAKER_COOLDOWN=1,
@@ -236,7 +229,7 @@ def test_only_one_probe_is_let_through_while_half_open(breaker_app, room):
 
 
 def test_a_redirect_is_never_followed(room, caplog):
-    app = host(room, LIVEKIT_MODERATION_BREAKER_FAILURES=1)
+    app = host_app(room, LIVEKIT_MODERATION_BREAKER_FAILURES=1)
     removed, changes = [], []
     signals.participant_removed.connect(lambda sender, **data: removed.append(data), app, weak=False)
     signals.livekit_breaker_changed.connect(lambda sender, **data: changes.append(data), app, weak=False)
@@ -263,7 +256,7 @@ def test_a_redirect_is_never_followed(room, caplog):
 )
 @pytest.mark.parametrize("method", ["RemoveParticipant", "MutePublishedTrack", "GetParticipant"])
 def test_a_200_that_is_no_protobuf_answer_is_never_a_confirmation(room, method, body, content_type, caplog):
-    app = host(room)
+    app = host_app(room)
     sent: list[str] = []
     for signal in (signals.participant_removed, signals.track_mute_changed):
         signal.connect(lambda sender, name=signal.name, **data: sent.append(name), app, weak=False)
@@ -283,7 +276,7 @@ def test_a_200_that_is_no_protobuf_answer_is_never_a_confirmation(room, method, 
 
 
 def test_a_connection_dropped_before_any_answer_is_sent_again_once(room):
-    app = host(room)
+    app = host_app(room)
     with serve(app) as served:
         assert served.participants("room-1").status_code == 200  # a pooled connection exists
         room.clear_calls()
@@ -305,7 +298,7 @@ def test_a_livekit_with_a_short_keep_alive_never_fails_a_request(livekit_emulato
     with LiveKitEmulator(keepalive_timeout=0.05) as emulator:
         emulator.add_room("room-1")
         emulator.add_participants("room-1", ["p1"])
-        app = host(emulator)
+        app = host_app(emulator)
         statuses = []
         rng = random.Random(7)
         with serve(app) as served:
@@ -328,7 +321,7 @@ def test_a_foreign_room_is_refused_as_fast_as_a_missing_one():
     """
     with StandIn(latency_ms=1.0) as stand_in:
         stand_in.control("POST", "latency", {"ms": 4.0, "method": "ListParticipants"})
-        stand_in.control("POST", "rooms", {"name": "foreign", "metadata": owned_by("tenant-b")})
+        stand_in.control("POST", "rooms", {"name": "foreign", "metadata": room_metadata("tenant-b")})
         stand_in.control(
             "POST", "participants", {"room": "foreign", "identities": [f"u{i}" for i in range(3000)]}
         )
@@ -374,7 +367,7 @@ def test_a_foreign_room_is_refused_as_fast_as_a_missing_one():
 
 
 def test_api_key_values_are_redacted_even_after_a_raw_quote(room, caplog):
-    app = host(room, LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS)
+    app = host_app(room, LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS)
     with caplog.at_level(logging.INFO), serve(app) as served:
         conn = http.client.HTTPConnection("127.0.0.1", urlsplit(served.url).port, timeout=10)
         conn.request("GET", f'/livekit/participants?room_name=room-1&x="&api_key={TOKEN_A}')
@@ -397,10 +390,10 @@ def test_api_tokens_are_valid_for_the_reuse_window_plus_a_margin_only():
 
 
 def test_secrets_match_exactly_among_a_hundred_thousand(livekit_emulator):
-    livekit_emulator.add_room("room-1", metadata=owned_by("tenant-77777"))
+    livekit_emulator.add_room("room-1", metadata=room_metadata("tenant-77777"))
     livekit_emulator.add_participants("room-1", ["p1"])
     secrets = [{"id": f"tenant-{i}", "secret": f"secret-{i:06d}-abcdef"} for i in range(100_000)]
-    app = host(
+    app = host_app(
         livekit_emulator, LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=secrets
     )
     with serve(app) as served:
@@ -412,8 +405,8 @@ def test_secrets_match_exactly_among_a_hundred_thousand(livekit_emulator):
 
 def test_the_breaker_is_per_app(room):
     # One app's outage memory never refuses another app's requests.
-    sick = host(room, LIVEKIT_MODERATION_BREAKER_FAILURES=1)
-    healthy = host(room)
+    sick = host_app(room, LIVEKIT_MODERATION_BREAKER_FAILURES=1)
+    healthy = host_app(room)
     room.fail_next("ListParticipants", code="unavailable")
     with serve(sick) as a, serve(healthy) as b:
         assert a.participants("room-1").status_code == 503

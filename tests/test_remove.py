@@ -6,12 +6,9 @@ import json
 import logging
 
 import pytest
-from conftest import TOKEN_A, TOKEN_B, owned_by
 
-from flask_livekit_moderation import errors
-
-MASKED_404 = {"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"}
-JSON = {"Content-Type": "application/json"}
+from flask_livekit_moderation import errors, room_metadata
+from tests.helpers import JSON, MASKED_404, TOKEN_A, TOKEN_B
 
 
 def test_anonymous_remove_makes_one_call(anon, livekit_emulator):
@@ -30,7 +27,7 @@ def test_anonymous_remove_makes_one_call(anon, livekit_emulator):
 
 
 def test_tenant_remove_checks_the_room_then_removes(tenants, livekit_emulator):
-    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
+    livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
     livekit_emulator.add_participant("room-a", "alice")
 
     answer = tenants.remove("room-a", "alice", TOKEN_A)
@@ -54,9 +51,9 @@ def test_tenant_remove_checks_the_room_then_removes(tenants, livekit_emulator):
         '{"auth_id": 7}',
         '{"auth_id": null}',
         '{"auth_id": ["tenant-a"]}',
-        owned_by("tenant-b"),
-        owned_by("TENANT-A"),
-        owned_by(" tenant-a"),
+        room_metadata("tenant-b"),
+        room_metadata("TENANT-A"),
+        room_metadata(" tenant-a"),
     ],
     ids=[
         "empty",
@@ -85,8 +82,8 @@ def test_refused_rooms_are_masked_and_never_mutated(tenants, livekit_emulator, m
 
 
 def test_every_refusal_has_the_same_body_bytes(tenants, livekit_emulator):
-    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
-    livekit_emulator.add_room("room-b", metadata=owned_by("tenant-b"))
+    livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
+    livekit_emulator.add_room("room-b", metadata=room_metadata("tenant-b"))
     livekit_emulator.add_participant("room-b", "bob")
 
     missing_room = tenants.remove("no-such-room", "bob", TOKEN_A)
@@ -104,7 +101,7 @@ def test_every_refusal_has_the_same_body_bytes(tenants, livekit_emulator):
 
 
 def test_missing_participant_comes_from_remove_participant(tenants, livekit_emulator):
-    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
+    livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
 
     answer = tenants.remove("room-a", "ghost", TOKEN_A)
 
@@ -114,7 +111,7 @@ def test_missing_participant_comes_from_remove_participant(tenants, livekit_emul
 
 
 def test_anonymous_callers_may_act_on_any_room(anon, livekit_emulator):
-    livekit_emulator.add_room("room-b", metadata=owned_by("tenant-b"))
+    livekit_emulator.add_room("room-b", metadata=room_metadata("tenant-b"))
     livekit_emulator.add_participant("room-b", "bob")
     livekit_emulator.add_room("orphan", metadata="not json")
     livekit_emulator.add_participant("orphan", "carol")
@@ -126,8 +123,8 @@ def test_anonymous_callers_may_act_on_any_room(anon, livekit_emulator):
 
 
 def test_tenants_only_reach_their_own_rooms(tenants, livekit_emulator):
-    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
-    livekit_emulator.add_room("room-b", metadata=owned_by("tenant-b"))
+    livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
+    livekit_emulator.add_room("room-b", metadata=room_metadata("tenant-b"))
     livekit_emulator.add_participant("room-a", "alice")
     livekit_emulator.add_participant("room-b", "bob")
 
@@ -279,7 +276,7 @@ def test_a_wrong_livekit_secret_is_reported_as_such(make_served, livekit_emulato
 
 
 def test_each_action_logs_one_line_without_secrets(tenants, livekit_emulator, caplog):
-    livekit_emulator.add_room("room-a", metadata=owned_by("tenant-a"))
+    livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
     livekit_emulator.add_participant("room-a", "alice")
     caplog.set_level(logging.DEBUG)
 

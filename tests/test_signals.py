@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import TENANTS, TOKEN_A, owned_by
 
-from flask_livekit_moderation import errors, signals
+from flask_livekit_moderation import errors, room_metadata, signals
+from tests.helpers import TENANTS, TOKEN_A
 
 SIGNALS = {
     "participant_removed": signals.participant_removed,
@@ -71,7 +71,7 @@ def record() -> Any:
 
 
 def _room(emulator, name: str = "room-a", owner: str = "tenant-a") -> str:
-    emulator.add_room(name, metadata=owned_by(owner))
+    emulator.add_room(name, metadata=room_metadata(owner))
     info = emulator.add_participant(name, "alice")
     return next(t.sid for t in info.tracks if t.type == 0)  # the microphone
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from conftest import ServedApp
 
 from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.helpers import ServedApp
 
 SECRET_A = "alpha-0123456789abcdef"
 SECRET_B = SECRET_A + "-b"  # tenant-a's secret is a prefix of tenant-b's

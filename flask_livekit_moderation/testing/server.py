@@ -43,6 +43,10 @@ ControlHandler = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
 _T = TypeVar("_T")
 
 
+#: RoomService methods that only read: abandoned when their client leaves before the answer.
+_READS = frozenset({"ListRooms", "ListParticipants", "GetParticipant"})
+
+
 class HttpServer:
     """Serves a :class:`RoomService` over HTTP on its own thread and event loop."""
 
@@ -255,10 +259,10 @@ class HttpServer:
             latency = self.faults.latency_for(method)
             if latency:
                 await asyncio.sleep(latency)
-                if request.transport is None or request.transport.is_closing():
-                    # Go's net/http cancels the request's context when the client goes away,
-                    # and LiveKit's handlers stop on it: a call abandoned during its round trip
-                    # does no work (and nobody is left to answer).
+                if method in _READS and (request.transport is None or request.transport.is_closing()):
+                    # Go's net/http cancels the request's context when the client goes away, and
+                    # a read stops on it: a listing abandoned during its round trip builds no
+                    # answer. (A mutation is taken as done: the late-action case of a timeout.)
                     self._record(method, None, None, None, "canceled", started, "client went away", fault)
                     return web.Response(status=499)
             fault = self.faults.take(method)

@@ -1,0 +1,1 @@
+"""The test suite (a package, so modules share ``tests.helpers``)."""
