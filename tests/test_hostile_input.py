@@ -106,6 +106,8 @@ class Stage:
 
     def reset(self) -> None:
         """The seeded rooms, nothing else, no faults and an empty call record."""
+        # A listing cancelled by the previous example's masked 404 may still be in flight.
+        assert self.emulator.wait_idle()
         self.emulator.clear()
         self.emulator.clear_faults()
         self.tracks.clear()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -154,6 +155,21 @@ class LiveKitEmulator:
     def webhook_deliveries(self) -> list[WebhookDelivery]:
         """Each finished webhook delivery (event, url, status, attempts, ...), in order."""
         return self._webhooks.deliveries()
+
+    def wait_idle(self, timeout: float = 2.0) -> bool:
+        """Wait until no RoomService call is being handled; False on timeout.
+
+        A client that gives up on a call (a cancelled listing, a timeout) may leave it in
+        flight here; a test that clears the call record between examples waits for quiet.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            # A pass of the loop first, so requests already on the socket are counted.
+            if self._server.run(self._server.idle()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
 
     def wait_webhooks(self, timeout: float = 5.0) -> bool:
         """Wait until every queued webhook was delivered or gave up; False on timeout."""

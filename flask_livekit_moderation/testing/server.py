@@ -77,6 +77,8 @@ class HttpServer:
         self._stopping: asyncio.Event | None = None
         # Set while a black hole is open; set() ends it and releases the held calls.
         self._hole: asyncio.Event | None = None
+        #: RoomService calls received and not answered yet (read on the loop thread).
+        self.in_flight = 0
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -165,6 +167,11 @@ class HttpServer:
             raise RuntimeError("emulator is not running")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
+    async def idle(self) -> bool:
+        """After one pass of the loop (reading what already arrived): no call in flight."""
+        await asyncio.sleep(0)
+        return self.in_flight == 0
+
     # ------------------------------------------------------- going offline
     async def go_down(self) -> None:
         """Stop listening and close every open connection, as if the process died."""
@@ -227,10 +234,14 @@ class HttpServer:
         if (request.content_length or 0) > MAX_API_REQUEST_BODY_SIZE:
             return web.Response(status=413, text=_TOO_LARGE)
         hole = self._hole
-        if hole is not None and path.startswith("/twirp/"):
-            return await self._swallow(request, hole)
-        if path.startswith(TWIRP_PREFIX):
-            return await self._twirp(request, path, path[len(TWIRP_PREFIX) :])
+        if path.startswith("/twirp/") and (hole is not None or path.startswith(TWIRP_PREFIX)):
+            self.in_flight += 1
+            try:
+                if hole is not None:
+                    return await self._swallow(request, hole)
+                return await self._twirp(request, path, path[len(TWIRP_PREFIX) :])
+            finally:
+                self.in_flight -= 1
         # server.go: the auth middleware wraps every route, then the mux answers.
         try:
             self._authenticate(request)
