@@ -31,6 +31,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from flask_livekit_moderation import room_metadata
+
 from .processes import (
     ROOT,
     TENANT_ID,
@@ -38,7 +40,6 @@ from .processes import (
     Gunicorn,
     StandIn,
     WorkerSetup,
-    owner_metadata,
 )
 
 ROUTES = ("remove", "mute")
@@ -71,7 +72,8 @@ def run_load(spec: dict[str, Any]) -> dict[str, Any]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"the load generator failed ({done.returncode}): {done.stderr[-3000:]}")
-    return json.loads(done.stdout)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 class Run:
@@ -80,7 +82,7 @@ class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.setup = WorkerSetup(workers=args.workers, threads=args.threads, preload=True)
-        self.metadata = owner_metadata(TENANT_ID)
+        self.metadata = room_metadata(TENANT_ID)
         self.rooms_made = 0
         self.results: dict[str, Any] = {}
         self.service_ms: dict[str, float] = {}
@@ -152,7 +154,7 @@ class Run:
     def remove_budget(self, spec: dict[str, Any], figures: dict[str, Any]) -> int:
         """Participants a remove phase may consume: all it can possibly remove, bounded."""
         if spec["concurrency"] == 1:
-            return spec["warmup"] + spec["requests"]
+            return int(spec["warmup"] + spec["requests"])
         # At concurrency N a target cannot beat N requests per single-request latency.
         p50_s = max(figures["c1"]["latency_ms"]["min"], 0.05) / 1000.0
         ceiling = spec["concurrency"] * spec["duration"] / p50_s * 1.2 + spec["warmup"]
@@ -238,7 +240,7 @@ def evaluate(results: dict[str, Any], routes: Sequence[str]) -> list[dict[str, A
     checks: list[dict[str, Any]] = []
 
     def p50(block: dict[str, Any]) -> float:
-        return block["c1"]["latency_ms"]["p50"]
+        return float(block["c1"]["latency_ms"]["p50"])
 
     def add(name: str, value: float, limit: float, ok: bool, unit: str) -> None:
         checks.append({"target": name, "value": value, "limit": limit, "unit": unit, "pass": ok})

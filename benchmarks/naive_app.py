@@ -50,7 +50,7 @@ def create_naive_app() -> Flask:
 
     def owned(metadata: str, tenant: str) -> bool:
         try:
-            return json.loads(metadata or "{}").get("auth_id") == tenant
+            return bool(json.loads(metadata or "{}").get("auth_id") == tenant)
         except ValueError:
             return False
 

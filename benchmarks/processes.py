@@ -33,7 +33,8 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass(frozen=True)
@@ -242,11 +243,6 @@ class StandIn(_ServerProcess):
         self.control("POST", "reset", {})
 
 
-def owner_metadata(auth_id: str) -> str:
-    """Room metadata that makes ``auth_id`` the room's owner."""
-    return json.dumps({"auth_id": auth_id})
-
-
 @dataclass(frozen=True)
 class WorkerSetup:
     """How gunicorn serves the app: gthread workers and threads, optionally ``--preload``."""
@@ -266,11 +262,15 @@ class Gunicorn(_ServerProcess):
     what = "gunicorn"
     stop_timeout = 20.0
 
-    def __init__(self, factory: str, stand_in: StandIn, setup: WorkerSetup) -> None:
+    def __init__(
+        self, factory: str, stand_in: StandIn, setup: WorkerSetup, settings: dict[str, str] | None = None
+    ) -> None:
         super().__init__()
         self.factory = factory
         self.stand_in = stand_in
         self.setup = setup
+        #: Extension settings (``LIVEKIT_MODERATION_*``) for the app, on top of the defaults below.
+        self.settings = settings or {}
 
     def environment(self) -> dict[str, str]:
         """The environment the app reads its configuration from."""
@@ -281,6 +281,10 @@ class Gunicorn(_ServerProcess):
             "LIVEKIT_API_SECRET": self.stand_in.api_secret,
             "AUTH_REQUIRED": "true",
             "AUTH_API_SECRETS_JSON": json.dumps([{"id": TENANT_ID, "secret": TENANT_TOKEN}]),
+            # Throughput runs let every worker thread wait on LiveKit at once: the bulkhead
+            # is sized to the thread count, as the README advises for gthread workers.
+            "LIVEKIT_MODERATION_MAX_CONCURRENCY": str(self.setup.threads),
+            **self.settings,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
 

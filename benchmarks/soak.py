@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from flask_livekit_moderation import room_metadata
+
 from .processes import (
     ROOT,
     TENANT_ID,
@@ -37,7 +39,6 @@ from .processes import (
     Gunicorn,
     StandIn,
     WorkerSetup,
-    owner_metadata,
 )
 
 PER_ROOM = 20
@@ -153,7 +154,8 @@ def _run_client(spec: dict[str, Any]) -> dict[str, Any]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"the soak client failed ({done.returncode}): {done.stderr[-3000:]}")
-    return json.loads(done.stdout)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 # ------------------------------------------------------------- the checks
@@ -221,7 +223,7 @@ def soak(
     """Run one soak and return its report (see the module docstring)."""
     say = log or (lambda message: None)
     setup = WorkerSetup(workers=workers, threads=threads, preload=True)
-    metadata = owner_metadata(TENANT_ID)
+    metadata = room_metadata(TENANT_ID)
     # Far more than this machine can remove (about 150 racing pairs/s here): removes never run out.
     pool = int(max(2_000, (duration + warmup_s) * 400))
     rooms = [f"soak-{i}" for i in range(pool // PER_ROOM)]
@@ -233,7 +235,7 @@ def soak(
         stand_in.seed(mute_rooms, PER_ROOM, metadata)
         mutes = [[r, i, t[0]] for r in mute_rooms for i, t in sorted(stand_in.tracks(r).items())]
         foreign = [
-            identity for _, identity in stand_in.seed([FOREIGN_ROOM], 5, owner_metadata(FOREIGN_TENANT))
+            identity for _, identity in stand_in.seed([FOREIGN_ROOM], 5, room_metadata(FOREIGN_TENANT))
         ]
         warm, measured = pairs[: len(pairs) // 20], pairs[len(pairs) // 20 :]
         with Gunicorn("ours", stand_in, setup) as server:

@@ -265,9 +265,7 @@ def _validate(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
         valid: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
         fields = ", ".join(sorted(str(name) for name in exc.messages))
-        raise errors.INVALID_REQUEST(
-            f"Invalid request: check {fields}.", details=exc.normalized_messages()
-        ) from None
+        raise errors.INVALID_REQUEST(f"Invalid request: check {fields}.", details=exc.messages_dict) from None
     _record().target = valid
     return valid
 

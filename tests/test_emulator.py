@@ -157,14 +157,17 @@ def test_get_participant_lists_tracks_and_unknowns_are_not_found(emu: LiveKitEmu
     ]  # AUDIO/MIC, VIDEO/CAMERA
     assert all(t.sid.startswith("TR_") for t in got.tracks)
     for room, identity in (("r", "bob"), ("nowhere", "alice")):
-        err = twirp_error(
-            emu, lambda r, room=room, identity=identity: r.get_participant(remove_req(room, identity))
-        )
+        err = twirp_error(emu, _service_call("get_participant", remove_req(room, identity)))
         assert (err.status, err.code, err.message) == (
             404,
             "not_found",
             "twirp error unknown: participant does not exist",
         )
+
+
+def _service_call(method: str, request: Any) -> Callable[[Any], Awaitable[Any]]:
+    """``lambda r: r.<method>(request)``, bound now (not to a loop variable)."""
+    return lambda rooms: getattr(rooms, method)(request)
 
 
 def test_remove_participant(emu: LiveKitEmulator) -> None:
@@ -176,9 +179,7 @@ def test_remove_participant(emu: LiveKitEmulator) -> None:
     assert emu.participant("r", "alice") is None and emu.participant("r", "bob") is not None
     assert emu.room("r").num_participants == 1  # type: ignore[union-attr]
     for room, identity in (("r", "alice"), ("nowhere", "bob")):
-        err = twirp_error(
-            emu, lambda r, room=room, identity=identity: r.remove_participant(remove_req(room, identity))
-        )
+        err = twirp_error(emu, _service_call("remove_participant", remove_req(room, identity)))
         assert (err.status, err.code, err.message) == (
             404,
             "not_found",
@@ -244,6 +245,7 @@ def test_mute_delay_does_not_block_other_calls(emu: LiveKitEmulator) -> None:
         )
         results = await asyncio.gather(mute, quick(), return_exceptions=True)
         assert isinstance(results[0], TwirpError)
+        assert isinstance(results[1], float)
         return results[1]
 
     started = time.monotonic()
@@ -390,7 +392,7 @@ def test_token_within_leeway_still_works(emu: LiveKitEmulator) -> None:
     ],
 )
 def test_missing_grant_is_twirp_permissions_denied(
-    emu: LiveKitEmulator, method: str, request_msg: Any, grants: dict
+    emu: LiveKitEmulator, method: str, request_msg: Any, grants: dict[str, Any]
 ) -> None:
     emu.add_room("r")
     emu.add_participant("r", "alice")
@@ -734,7 +736,9 @@ def test_constructor_credentials_and_context_manager() -> None:
 
 
 # ------------------------------------------------------------ control routes
-def control(url: str, secret: str | None, verb: str, route: str, body: dict | None = None) -> tuple[int, Any]:
+def control(
+    url: str, secret: str | None, verb: str, route: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     headers = {"Content-Type": "application/json"}

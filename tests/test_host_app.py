@@ -175,7 +175,7 @@ def login_app(emulator: LiveKitEmulator) -> Flask:
 
     users = {"ann": "tenant-a", "ben": "tenant-b"}
 
-    class User(UserMixin):
+    class User(UserMixin):  # type: ignore[misc]  # flask_login ships no type information
         def __init__(self, user_id: str) -> None:
             self.id = user_id
             self.tenant = users[user_id]
@@ -432,7 +432,8 @@ def test_a_jwt_resolver_answers_401_for_an_expired_token(rooms):
 
 def test_a_resolver_returning_something_else_is_a_500(rooms):
     app = bare_host(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
-    LiveKitModeration(app, auth_resolver=lambda token: 42)
+    # Deliberately the wrong type, as a careless resolver would return it.
+    LiveKitModeration(app, auth_resolver=lambda token: 42)  # type: ignore[arg-type,return-value]
     with serve(app) as served:
         answer = served.remove("room-a", "p1", "t")
     assert (answer.status_code, answer.json()["code"]) == (500, "INTERNAL_ERROR")

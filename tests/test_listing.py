@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from tests.helpers import MASKED_404, TOKEN_A
 MASKED_BODY = json.dumps(MASKED_404).encode()
 
 
-def _expected(participant) -> dict:
+def _expected(participant) -> dict[str, Any]:
     """What the route must answer for one emulator ParticipantInfo, built independently."""
     return {
         "identity": participant.identity,
@@ -36,7 +37,7 @@ _KINDS = {
 }
 
 
-def _seed(emulator, room: str, metadata: str = "") -> list:
+def _seed(emulator, room: str, metadata: str = "") -> list[Any]:
     emulator.add_room(room, metadata=metadata)
     return [
         emulator.add_participant(room, "alice", name="Alice"),

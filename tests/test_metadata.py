@@ -85,7 +85,7 @@ def test_an_auth_id_that_is_not_a_string_is_refused(existing):
 @pytest.mark.parametrize("auth_id", ["", " ", "\t\n", None, 7])
 def test_a_blank_or_non_string_auth_id_is_refused(auth_id):
     with pytest.raises(RoomMetadataError, match="auth_id"):
-        room_metadata(auth_id)  # type: ignore[arg-type]
+        room_metadata(auth_id)
 
 
 def test_existing_must_be_a_string():

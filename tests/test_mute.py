@@ -114,7 +114,9 @@ def test_unmute_reports_livekits_state_when_enabled(make_served):
         answer = served.mute("room-1", "alice", mic, False)
 
         assert answer.status_code == 200 and answer.json()["muted"] is False
-        track = next(t for t in emulator.participant("room-1", "alice").tracks if t.sid == mic)
+        alice = emulator.participant("room-1", "alice")
+        assert alice is not None
+        track = next(t for t in alice.tracks if t.sid == mic)
         assert track.muted is False
 
 

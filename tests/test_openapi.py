@@ -269,7 +269,7 @@ def test_security_schemes_are_the_bearer_header_and_the_api_key_query(anon):
     by_type = {scheme["type"]: scheme for scheme in schemes.values()}
     assert by_type["http"]["scheme"] == "bearer"
     assert by_type["apiKey"]["in"] == "query" and by_type["apiKey"]["name"] == "api_key"
-    either = [{name: []} for name in schemes]
+    either: list[dict[str, list[str]]] = [{name: []} for name in schemes]
     for path, method in (REMOVE, MUTE, LIST):
         assert sorted(map(str, document["paths"][path][method]["security"])) == sorted(map(str, either))
     assert document["paths"]["/livekit/openapi.json"]["get"]["security"] == []

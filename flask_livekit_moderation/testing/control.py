@@ -26,7 +26,7 @@ POST      tracks       ``{"room", "identity", "type", "source"?, "name"?, "muted
 POST      unpublish    ``{"room", "identity", "sid"}``: the participant unpublishes it -> ``{"ok": true}``
 GET       settings     -> ``{"enable_remote_unmute", "mute_unknown_delay", "shuffle", "webhook_urls"}``
 POST      settings     any of those fields -> the settings after the change
-GET       calls        ``[?records=1]`` -> ``{"total", "counts": {method: n}[, "calls": [...]]}``
+GET       calls        ``[?records=1]`` -> ``{"total", "counts": {method: n}, "in_flight"[, "calls": [...]]}``
 DELETE    calls        -> ``{"cleared": n}``
 POST      latency      ``{"seconds" | "ms", "method"?}`` -> ``{"ok": true}``
 POST      faults       ``{"kind": "fail"|"garbage"|"drop"|"hang"|"redirect"|"answer", "method",
@@ -330,7 +330,11 @@ class ControlRoutes:
     # -------------------------------------------------------- calls, faults
     async def _calls(self, request: web.BaseRequest) -> web.Response:
         counts = self.calls.counts()
-        out: dict[str, Any] = {"total": sum(counts.values()), "counts": counts}
+        out: dict[str, Any] = {
+            "total": sum(counts.values()),
+            "counts": counts,
+            "in_flight": self.server.in_flight,
+        }
         if request.query.get("records") in ("1", "true"):
             out["calls"] = [c.to_json() for c in self.calls.records()]
         return _ok(out)
