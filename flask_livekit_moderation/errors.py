@@ -210,6 +210,16 @@ INTERNAL_ERROR = ErrorCode(
     "An unexpected failure, e.g. the host's resolver or request loader raised.",
 )
 
+def invalid_fields(details: Mapping[str, Any]) -> ModerationError:
+    """INVALID_REQUEST naming the fields that failed validation, with their messages."""
+    return INVALID_REQUEST(f"Invalid request: check {', '.join(sorted(map(str, details)))}.", details=details)
+
+
+def body_not_an_object() -> ModerationError:
+    """INVALID_REQUEST for a body that is not a JSON object."""
+    return INVALID_REQUEST("Request body must be a JSON object.")
+
+
 #: Every code, in the order the README and the OpenAPI document list them.
 ALL: tuple[ErrorCode, ...] = tuple(
     value for value in list(globals().values()) if isinstance(value, ErrorCode)

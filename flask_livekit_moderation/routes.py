@@ -254,9 +254,9 @@ def _read_json_object() -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
-        raise errors.INVALID_REQUEST("Request body must be a JSON object.") from None
+        raise errors.body_not_an_object() from None
     if not isinstance(body, dict):
-        raise errors.INVALID_REQUEST("Request body must be a JSON object.")
+        raise errors.body_not_an_object()
     return body
 
 
@@ -265,7 +265,7 @@ def _validate(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
         valid: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
         fields = ", ".join(sorted(str(name) for name in exc.messages))
-        raise errors.INVALID_REQUEST(f"Invalid request: check {fields}.", details=exc.messages_dict) from None
+        raise errors.invalid_fields(exc.messages_dict) from None
     _record().target = valid
     return valid
 
