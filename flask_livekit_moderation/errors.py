@@ -210,6 +210,7 @@ INTERNAL_ERROR = ErrorCode(
     "An unexpected failure, e.g. the host's resolver or request loader raised.",
 )
 
+
 def invalid_fields(details: Mapping[str, Any]) -> ModerationError:
     """INVALID_REQUEST naming the fields that failed validation, with their messages."""
     return INVALID_REQUEST(f"Invalid request: check {', '.join(sorted(map(str, details)))}.", details=details)

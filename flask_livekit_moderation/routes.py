@@ -264,7 +264,6 @@ def _validate(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
     try:
         valid: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
-        fields = ", ".join(sorted(str(name) for name in exc.messages))
         raise errors.invalid_fields(exc.messages_dict) from None
     _record().target = valid
     return valid

@@ -219,7 +219,11 @@ def _idle_connection_closed_after(port: int) -> float:
     """Seconds until the server closes an idle keep-alive connection."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    answer = sock.recv(4096)
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.endswith(b"OK"):  # the whole answer: head and body
+        chunk = sock.recv(4096)
+        assert chunk, answer
+        answer += chunk
     assert answer.startswith(b"HTTP/1.1 200")
     idle_from = time.monotonic()
     assert sock.recv(4096) == b""  # blocks until the server closes it

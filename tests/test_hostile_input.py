@@ -751,6 +751,9 @@ def test_any_authorization_header_and_api_key(stage: Stage, route: str) -> None:
 # -- methods and paths ------------------------------------------------------------------------
 
 
+PATH_TEXT = TEXT.filter(lambda s: "/" not in s)
+
+
 def test_wrong_methods_and_unknown_paths_are_json(stage: Stage) -> None:
     known = {path: method for method, path in ROUTES.values()}
 
@@ -759,8 +762,10 @@ def test_wrong_methods_and_unknown_paths_are_json(stage: Stage) -> None:
         method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE"]),
         path=st.one_of(
             st.sampled_from(list(known)),
-            TEXT.map(lambda s: "/livekit/" + quote(s, safe="")),
-            TEXT.map(lambda s: "/livekit/participant/" + quote(s, safe="")),
+            # Without "/": werkzeug decodes %2F and merges the slashes it makes (a 308 to the
+            # merged path), which is routing's business, not the extension's.
+            PATH_TEXT.map(lambda s: "/livekit/" + quote(s, safe="")),
+            PATH_TEXT.map(lambda s: "/livekit/participant/" + quote(s, safe="")),
         ),
         authorized=st.booleans(),
     )

@@ -79,6 +79,8 @@ class HttpServer:
         self._hole: asyncio.Event | None = None
         #: RoomService calls received and not answered yet (read on the loop thread).
         self.in_flight = 0
+        #: Tasks of the calls a black hole holds.
+        self._held: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -151,7 +153,11 @@ class HttpServer:
 
     async def _shutdown(self, timeout: float) -> None:
         assert self._stopping is not None and self._web_server is not None
-        self._stopping.set()  # releases hang_next(seconds=None) waits
+        self._stopping.set()  # releases hang_next(seconds=None) waits and black holes
+        if self._held:
+            # Let the held calls wake and record themselves before their connections go
+            # (older aiohttp cancels a handler on close, and a cancelled one may never resume).
+            await asyncio.wait(list(self._held), timeout=timeout)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -208,6 +214,9 @@ class HttpServer:
         started = time.monotonic()
         method = request.path.rsplit("/", 1)[-1]
         assert self._stopping is not None
+        task = asyncio.current_task()
+        if task is not None:
+            self._held.add(task)
         try:
             await _read_body(request)
             ends = [asyncio.ensure_future(hole.wait()), asyncio.ensure_future(self._stopping.wait())]
@@ -220,6 +229,8 @@ class HttpServer:
                 request.transport.close()
         finally:
             self._record(method, None, None, None, None, started, "", "black_hole")
+            if task is not None:
+                self._held.discard(task)
         return web.Response()  # never written: the transport is gone
 
     # ------------------------------------------------------------- routing
