@@ -21,6 +21,8 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -33,7 +35,7 @@ import aiohttp
 from flask_livekit_moderation import room_metadata
 
 from .load import percentile
-from .processes import TENANT_ID, TENANT_TOKEN, Gunicorn, StandIn, WorkerSetup
+from .processes import ROOT, TENANT_ID, TENANT_TOKEN, Gunicorn, StandIn, WorkerSetup
 
 ROOM = "outage-room"
 SETUP = WorkerSetup(workers=1, threads=8, preload=True)
@@ -65,51 +67,64 @@ class Figures:
     recovery_wait_s: float = 0.0
 
 
-class _Prober:
-    """GETs the host's ``/healthz`` every ``interval`` seconds, open loop.
+async def _probe(base: str, interval: float) -> list[tuple[float, float]]:
+    """GET ``/healthz`` every ``interval`` seconds, open loop, until standard input closes.
 
     A probe starts on time whether or not the previous ones were answered (each on a
     connection of its own when they overlap), so a host that stops answering shows up as
     many slow probes, not as a few missing ones, as a load balancer's health checks see it.
+    Returns (wall-clock time sent, milliseconds) per probe.
     """
+    samples: list[tuple[float, float]] = []
+    pending: set[asyncio.Task[None]] = set()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+    ) as session:
 
-    def __init__(self, session: aiohttp.ClientSession, base: str, interval: float = 0.01) -> None:
-        self.session = session
-        self.base = base
-        self.interval = interval
-        self.samples: list[tuple[float, float]] = []  # (sent at, milliseconds)
-        self._task: asyncio.Task[None] | None = None
-        self._probes: set[asyncio.Task[None]] = set()
+        async def one() -> None:
+            sent, started = time.time(), time.perf_counter()
+            async with session.get(base + "/healthz") as answer:
+                await answer.read()
+                if answer.status != 200:
+                    raise RuntimeError(f"/healthz answered {answer.status}")
+            samples.append((sent, (time.perf_counter() - started) * 1000))
 
-    async def _probe(self) -> None:
-        sent = time.monotonic()
-        started = time.perf_counter()
-        async with self.session.get(self.base + "/healthz") as answer:
-            await answer.read()
-            if answer.status != 200:
-                raise RuntimeError(f"/healthz answered {answer.status}")
-        self.samples.append((sent, (time.perf_counter() - started) * 1000))
+        stdin_closed = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))
+        while not stdin_closed.done():
+            task = asyncio.ensure_future(one())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            await asyncio.sleep(interval)
+        # Probes still out are answered once the host has a thread again: wait for them.
+        await asyncio.gather(*pending)
+    return samples
 
-    async def _run(self) -> None:
-        while True:
-            probe = asyncio.ensure_future(self._probe())
-            self._probes.add(probe)
-            probe.add_done_callback(self._probes.discard)
-            await asyncio.sleep(self.interval)
+
+class _Prober:
+    """The prober in a process of its own, so the load the scenario makes cannot delay it."""
+
+    def __init__(self, base: str, interval: float = 0.01) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.outage", "--probe", base, "--interval", str(interval)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.samples: list[tuple[float, float]] = []
 
     def between(self, start: float, end: float) -> list[float]:
-        """Milliseconds of the probes sent between ``start`` and ``end``."""
+        """Milliseconds of the probes sent between wall-clock times ``start`` and ``end``."""
         return [ms for sent, ms in self.samples if start <= sent <= end]
 
-    async def __aenter__(self) -> _Prober:
-        self._task = asyncio.ensure_future(self._run())
+    def __enter__(self) -> _Prober:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        # Probes still out are answered once the host has a thread again: wait for them.
-        await asyncio.gather(self._task, *self._probes, return_exceptions=True)
+    def __exit__(self, *exc: object) -> None:
+        out, _ = self.proc.communicate(timeout=150)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"the prober failed with {self.proc.returncode}")
+        self.samples = [(sent, ms) for sent, ms in json.loads(out)]
 
 
 async def _remove(session: aiohttp.ClientSession, base: str, identity: str) -> Answer:
@@ -158,16 +173,13 @@ async def _scenario(
     cooldown = float(settings.get("LIVEKIT_MODERATION_BREAKER_COOLDOWN", "5"))
     identities = [f"p{i}" for i in range(wave + after_wave + 1)]
     stand_in.seed([ROOM], len(identities), room_metadata(TENANT_ID))
-    probe_session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120)
-    )
     senders = await _connected(base, wave)
     try:
-        async with _Prober(probe_session, base) as prober:
+        with _Prober(base) as prober:
             await asyncio.sleep(1.0)
-            figures.healthz_before_ms = prober.between(0, time.monotonic())
+            healthy_until = time.time()
             stand_in.control("POST", "black_hole", {"on": True})
-            outage_start = time.monotonic()
+            outage_start = time.time()
             figures.wave = list(
                 await asyncio.gather(*(_remove(senders, base, identity) for identity in identities[:wave]))
             )
@@ -176,15 +188,15 @@ async def _scenario(
                 figures.after_wave.append(await _remove(senders, base, identity))
             after = _calls(stand_in)
             figures.calls_during_after_wave = sum(after) - sum(before)
-            outage_end = time.monotonic()
+            outage_end = time.time()
+        figures.healthz_before_ms = prober.between(0, healthy_until)
         figures.healthz_during_ms = prober.between(outage_start, outage_end)
         stand_in.control("POST", "black_hole", {"on": False})
         # The next request once the breaker's cooldown (counted from the last failure) is over.
         await asyncio.sleep(cooldown + 0.2)
-        figures.recovery_wait_s = time.monotonic() - outage_end
+        figures.recovery_wait_s = time.time() - outage_end
         figures.recovery = await _remove(senders, base, identities[-1])
     finally:
-        await probe_session.close()
         await senders.close()
     return figures
 
@@ -252,7 +264,12 @@ def main() -> None:
         prog="python3 -m benchmarks.outage", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--timeout", default="5", help="LIVEKIT_MODERATION_TIMEOUT, seconds (default 5)")
+    parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)  # the prober's own process
+    parser.add_argument("--interval", type=float, default=0.01, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe:
+        print(json.dumps(asyncio.run(_probe(args.probe, args.interval))))
+        return
     deadline = {"LIVEKIT_MODERATION_TIMEOUT": args.timeout}
     # Unguarded, each later request waits out the deadline too: three of them tell the story.
     rows = [

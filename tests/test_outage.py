@@ -315,12 +315,13 @@ def test_a_foreign_room_is_refused_as_fast_as_a_missing_one():
 
     The listing runs beside the room check; when the check refuses, the answer goes out at
     once and the listing is cancelled, so LiveKit (here the stand-in, in its own process,
-    like a real server) never builds the 3,000-participant answer. A 1 ms network, and 4 ms
-    for LiveKit to start on a listing: the room check's answer arrives first, as with a
-    real server that lists a big room.
+    like a real server) never builds the 3,000-participant answer. A 1 ms network, and 20 ms
+    for LiveKit to start on a listing: the room check's answer arrives first, as with a real
+    server that lists a big room (had the 404 waited for the listing, a foreign room would
+    pay for building 3,000 participants and a missing one would not).
     """
     with StandIn(latency_ms=1.0) as stand_in:
-        stand_in.control("POST", "latency", {"ms": 4.0, "method": "ListParticipants"})
+        stand_in.control("POST", "latency", {"ms": 20.0, "method": "ListParticipants"})
         stand_in.control("POST", "rooms", {"name": "foreign", "metadata": room_metadata("tenant-b")})
         stand_in.control(
             "POST", "participants", {"room": "foreign", "identities": [f"u{i}" for i in range(3000)]}
