@@ -342,7 +342,7 @@ def report(enforcement: dict[str, Any], lookups: dict[str, Any]) -> str:
         if "redis_ping_ms" in figures:
             lines.append(_line("redis: PING (one round trip, for comparison)", figures["redis_ping_ms"]))
         lines.append(
-            _line(f"{name}: owner from LiveKit (ListRooms + store)", figures["owner_from_livekit_ms"])
+            _line(f"{name}: owner from LiveKit (ListRooms at L=0, + store)", figures["owner_from_livekit_ms"])
         )
         lines.append(f"  {name}: {lookups['stored']:,} bans stored in {figures['seed_seconds']} s")
     return "\n".join(lines)
