@@ -266,10 +266,11 @@ class SQLiteBanStore(BanStore):
 
     def _connection(self) -> sqlite3.Connection:
         if self._pid != os.getpid():
-            # A forked child: the parent's connections are not ours to use or close.
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._pid, self._local, self._connections = os.getpid(), threading.local(), []
+            # A forked child: the parent's connections are not ours to use or close, and its
+            # lock may have been held at fork time. (Two threads racing here both start afresh:
+            # the loser merely opens its connection again on its next call.)
+            self._lock, self._local, self._connections = threading.Lock(), threading.local(), []
+            self._pid = os.getpid()
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is not None:
             return connection
