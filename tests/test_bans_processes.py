@@ -21,12 +21,34 @@ from tests.redis_server import RedisServer, redis_server
 
 ROOM = "cross-process"
 AUTH = {"Authorization": f"Bearer {TENANT_TOKEN}", "Connection": "close"}
+AUTH_KEEP_ALIVE = {"Authorization": f"Bearer {TENANT_TOKEN}"}
 
 
-def ban(app: BansGunicorn, identity: str) -> int:
-    """Ban ``identity`` for an hour on a fresh connection; returns the pid of the worker that did."""
+def session_per_worker(app: BansGunicorn, workers: set[int]) -> dict[int, requests.Session]:
+    """One kept-alive HTTP session bound to each worker (a connection stays with its worker)."""
+    sessions: dict[int, requests.Session] = {}
+    for _ in range(200):
+        session = requests.Session()
+        pid = int(session.get(app.url + "/noop", timeout=30).headers["X-Worker-Pid"])
+        if pid in sessions:
+            session.close()
+        else:
+            sessions[pid] = session
+        if set(sessions) == workers:
+            return sessions
+    raise AssertionError(f"200 connections reached only workers {sorted(sessions)} of {sorted(workers)}")
+
+
+def ban(app: BansGunicorn, identity: str, session: requests.Session | None = None) -> int:
+    """Ban ``identity`` for an hour; returns the pid of the worker that did.
+
+    On a fresh connection, or on ``session``'s kept-alive one (which stays with its worker).
+    """
     body = {"room_name": ROOM, "participant_identity": identity, "duration_seconds": 3600}
-    answer = requests.post(app.url + "/livekit/bans", json=body, headers=AUTH, timeout=30)
+    if session is not None:
+        answer = session.post(app.url + "/livekit/bans", json=body, headers=AUTH_KEEP_ALIVE, timeout=30)
+    else:
+        answer = requests.post(app.url + "/livekit/bans", json=body, headers=AUTH, timeout=30)
     assert answer.status_code == 201, answer.text
     return int(answer.headers["X-Worker-Pid"])
 
@@ -57,10 +79,15 @@ def test_banned_through_one_gunicorn_worker_removed_by_another(emu: LiveKitEmula
     env = {"BANS_INSTANCE_PATH": str(tmp_path / "instance"), "BANS_EVENT_LOG": str(log)}  # default store
     with BansGunicorn(emu, WorkerSetup(workers=2, threads=4), env) as app:
         workers = set(app.workers())
+        sessions = session_per_worker(app, workers)
         emu.webhook_urls = [app.url + "/livekit/webhook"]
-        pairs = []
+        pairs: list[tuple[int, int]] = []
         for attempt in range(30):
-            banned_by = ban(app, "troll")  # banning again is harmless: it replaces the ban
+            # Ban through the worker that did not handle the last webhook (LiveKit's connections
+            # land on a worker at random); banning again is harmless: it replaces the ban.
+            other = [pid for pid in sessions if not pairs or pid != pairs[-1][1]][0]
+            banned_by = ban(app, "troll", sessions[other])
+            assert banned_by == other
             rejoin(emu, "troll")
             assert emu.participant(ROOM, "troll") is None, attempt
             assert len(removals(log)) == attempt + 1
@@ -68,6 +95,8 @@ def test_banned_through_one_gunicorn_worker_removed_by_another(emu: LiveKitEmula
             if pairs[-1][0] != pairs[-1][1]:
                 break
         refused = token(app, "troll")
+        for session in sessions.values():
+            session.close()
     banned_by, removed_by = pairs[-1]
     assert banned_by != removed_by, pairs  # the webhook reached the other worker
     assert {banned_by, removed_by} == workers
