@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import signals
 from .access import RoomMetadataError, may_access, room_metadata, room_owner
 from .auth import ALL_ROOMS, AuthContext, current_auth
+from .bans import Ban, BanStore, ParticipantBanned
 from .config import ConfigurationError
 from .errors import ErrorCode, ModerationError
 from .extension import LiveKitModeration
@@ -22,10 +23,13 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 __all__ = [
     "ALL_ROOMS",
     "AuthContext",
+    "Ban",
+    "BanStore",
     "ConfigurationError",
     "ErrorCode",
     "LiveKitModeration",
     "ModerationError",
+    "ParticipantBanned",
     "RoomMetadataError",
     "current_auth",
     "may_access",

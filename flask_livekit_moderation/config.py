@@ -39,6 +39,8 @@ class Settings:
     max_concurrency: int = 4
     breaker_failures: int = 5
     breaker_cooldown: float = 5.0
+    #: LIVEKIT_MODERATION_BAN_STORE as given (``None``: the SQLite file under the instance path).
+    ban_store: str | None = field(default=None, repr=False)
 
     @property
     def livekit_configured(self) -> bool:
@@ -146,4 +148,13 @@ def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> S
         max_concurrency=_count(config, "LIVEKIT_MODERATION_MAX_CONCURRENCY", 4, "no limit"),
         breaker_failures=_count(config, "LIVEKIT_MODERATION_BREAKER_FAILURES", 5, "no circuit breaker"),
         breaker_cooldown=_seconds(config, "LIVEKIT_MODERATION_BREAKER_COOLDOWN", 5.0),
+        ban_store=config.get("LIVEKIT_MODERATION_BAN_STORE"),
     )
+
+
+# -- bans ---------------------------------------------------------------------------------
+
+#: Largest LiveKit webhook body accepted, in bytes; larger ones answer 413.
+MAX_WEBHOOK_BYTES = 256 * 1024
+#: The Content-Type LiveKit sends its webhooks with (livekit/protocol ``webhook/consts.go``).
+WEBHOOK_CONTENT_TYPE = "application/webhook+json"

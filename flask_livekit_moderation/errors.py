@@ -235,3 +235,35 @@ BY_HTTP_STATUS: dict[int, ErrorCode] = {
     413: PAYLOAD_TOO_LARGE,
     415: UNSUPPORTED_MEDIA_TYPE,
 }
+
+# -- bans ---------------------------------------------------------------------------------
+# The codes of bans and of LiveKit's webhooks (flask_livekit_moderation.bans, the ban routes
+# and the webhook route), appended to the table above.
+
+BAN_STORE_UNAVAILABLE = ErrorCode(
+    "BAN_STORE_UNAVAILABLE",
+    503,
+    "The ban store is unavailable; try again shortly.",
+    "The ban store (LIVEKIT_MODERATION_BAN_STORE: SQLite file, Redis) could not be read or written: "
+    "nothing was done, and a ban is never assumed absent. `Retry-After: 1`.",
+    (("Retry-After", "1"),),
+)
+WEBHOOK_UNAUTHORIZED = ErrorCode(
+    "WEBHOOK_UNAUTHORIZED",
+    401,
+    "The webhook is not signed by this server's LiveKit API key and secret.",
+    "Webhook only: no `Authorization` token, a token not signed with the configured LiveKit API "
+    "key and secret (or expired), or a body whose SHA-256 is not the token's `sha256` claim.",
+)
+PARTICIPANT_BANNED = ErrorCode(
+    "PARTICIPANT_BANNED",
+    403,
+    "This participant is banned from the room.",
+    "Raised by `participant_token()` in the host's own token route (`ParticipantBanned`) when the "
+    "identity has an active ban; no route of the extension answers it.",
+)
+
+ALL = (*ALL, BAN_STORE_UNAVAILABLE, WEBHOOK_UNAUTHORIZED, PARTICIPANT_BANNED)
+BY_CODE.update(
+    {error.code: error for error in (BAN_STORE_UNAVAILABLE, WEBHOOK_UNAUTHORIZED, PARTICIPANT_BANNED)}
+)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import TypeVar
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app
+from livekit.api import AccessToken, VideoGrants
 
-from . import signals
+from . import errors, operations, signals
 from .auth import (
     AuthContext,
     Authenticator,
@@ -17,8 +19,9 @@ from .auth import (
     redact_access_logs,
     resolve_caller,
 )
+from .bans import Ban, BanStore, ParticipantBanned, default_url, open_store
 from .client import LiveKitClient
-from .config import ConfigurationError, load_settings
+from .config import ConfigurationError, Settings, load_settings
 from .errors import ModerationError
 from .guard import BreakerChange
 from .routes import json_routing_error, make_blueprint, render_moderation_error
@@ -109,6 +112,7 @@ class LiveKitModeration:
                 "first, then register the parent on the app"
             )
         settings = load_settings(app.config, self.url_prefix)
+        ban_store = _open_ban_store(app, settings)
         if (
             settings.auth_required
             and not settings.api_secrets
@@ -158,6 +162,8 @@ class LiveKitModeration:
             ),
             client=client,
         )
+        state.bans = ban_store
+        weakref.finalize(app, ban_store.close)
         app.extensions[self.name] = self._states[app] = state
         redact_access_logs()
         _install_app_hooks(app)
@@ -180,9 +186,89 @@ class LiveKitModeration:
         for state in list(self._states.values()):
             if state.client is not None:
                 state.client.close()
+            if state.bans is not None:
+                state.bans.close()
 
     def __repr__(self) -> str:
         return f"<LiveKitModeration {self.name!r}>"
+
+    # -- bans -----------------------------------------------------------------------------
+
+    def _state(self) -> ModerationState:
+        state = current_app.extensions.get(self.name)
+        if not isinstance(state, ModerationState):
+            raise RuntimeError(f"LiveKitModeration {self.name!r} is not initialised on the current app")
+        return state
+
+    def active_ban(self, room_name: str, identity: str, *, owner: str | None = None) -> Ban | None:
+        """The active ban of ``identity`` in ``room_name``, or ``None`` (needs an app context).
+
+        The ban belongs to the room's owner as LiveKit names it now (one ListRooms call, under
+        the same deadline, bulkhead and breaker as the routes); a room that is not running
+        names no owner, so the bans of rooms with no owner are checked. Pass ``owner`` (the
+        tenant's auth id you create the room for; ``""`` for no owner) to skip the LiveKit
+        call: then only the ban store is read.
+
+        Raises :class:`~.errors.ModerationError`: 503 ``BAN_STORE_UNAVAILABLE`` when the
+        store fails, the LiveKit errors of the routes when LiveKit does (never "no ban").
+        """
+        state = self._state()
+        if owner is None:
+            if state.client is None:
+                raise errors.LIVEKIT_NOT_CONFIGURED()
+            owner = state.client.calls().run(operations.current_owner, room_name) or ""
+        store = state.bans
+        assert store is not None
+        return store.get(owner, room_name, identity)
+
+    def participant_token(
+        self,
+        room_name: str,
+        identity: str,
+        *,
+        name: str | None = None,
+        ttl_seconds: int = 600,
+        owner: str | None = None,
+        **grants: Any,
+    ) -> str:
+        """A short-lived LiveKit access token to join ``room_name`` as ``identity``.
+
+        Raises :class:`~.bans.ParticipantBanned` (403 ``PARTICIPANT_BANNED`` if uncaught) when
+        :meth:`active_ban` finds a ban; ``owner`` as there. ``grants`` are further
+        ``livekit.api.VideoGrants`` fields (``can_publish=False``, ...); ``room_join`` and
+        ``room`` are set here. ``ttl_seconds``: 1 to 86400 (one day): a token cannot be
+        revoked, so keep it short.
+        """
+        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 0 < ttl_seconds <= 86400:
+            raise ValueError("ttl_seconds must be a whole number of seconds from 1 to 86400")
+        clash = {"room", "room_join"} & set(grants)
+        if clash:
+            raise TypeError(f"participant_token sets {sorted(clash)} itself")
+        ban = self.active_ban(room_name, identity, owner=owner)
+        if ban is not None:
+            raise ParticipantBanned(ban)
+        settings = self._state().settings
+        if not settings.livekit_api_key or not settings.livekit_api_secret:
+            raise errors.LIVEKIT_NOT_CONFIGURED()
+        token = (
+            AccessToken(settings.livekit_api_key, settings.livekit_api_secret)
+            .with_identity(identity)
+            .with_grants(VideoGrants(room_join=True, room=room_name, **grants))
+            .with_ttl(timedelta(seconds=ttl_seconds))
+        )
+        if name is not None:
+            token = token.with_name(name)
+        return token.to_jwt()
+
+
+def _open_ban_store(app: Flask, settings: Settings) -> BanStore:
+    """The store LIVEKIT_MODERATION_BAN_STORE names (default: SQLite under the instance path).
+
+    Checked now (a bad URL raises ConfigurationError), connected on first use: nothing is
+    created on disk until a ban is made or looked up.
+    """
+    url = settings.ban_store if settings.ban_store is not None else default_url(app.instance_path)
+    return open_store(url, app.instance_path)
 
 
 def _signal_breaker_change(change: BreakerChange) -> None:

@@ -16,7 +16,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
 from . import errors, schemas
-from .config import MAX_BODY_BYTES
+from .config import MAX_BODY_BYTES, MAX_WEBHOOK_BYTES, WEBHOOK_CONTENT_TYPE
 
 BEARER_SCHEME = "bearerAuth"
 API_KEY_SCHEME = "apiKeyQuery"
@@ -73,6 +73,10 @@ class _Route:
     body: type[Schema] | None = None
     query: type[Schema] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The status of a success (201 for a creation).
+    success_status: int = 200
+    #: Per-status sentences replacing those of ``_STATUS_MEANING`` for this route.
+    status_meaning: dict[int, str] = field(default_factory=dict)
 
 
 #: Every route of the blueprint but openapi.json, with the error codes it can answer.
@@ -140,7 +144,9 @@ INVALID_REQUEST); the codes each operation can answer are listed per status.
 """
 
 
-def _error_response(status: int, codes: tuple[errors.ErrorCode, ...]) -> dict[str, Any]:
+def _error_response(
+    status: int, codes: tuple[errors.ErrorCode, ...], status_meaning: dict[int, str] | None = None
+) -> dict[str, Any]:
     # allOf narrows the shared ErrorResponse to this status's codes, machine-readably.
     schema: dict[str, Any] = {
         "allOf": [
@@ -160,7 +166,7 @@ def _error_response(status: int, codes: tuple[errors.ErrorCode, ...]) -> dict[st
         examples[error.code] = {"summary": f"{error.code}: {error.description}", "value": value}
     meaning = " ".join(f"`{error.code}`: {error.description}" for error in codes)
     response: dict[str, Any] = {
-        "description": f"{_STATUS_MEANING[status]} {meaning}",
+        "description": f"{(status_meaning or _STATUS_MEANING)[status]} {meaning}",
         "content": {"application/json": {"schema": schema, "examples": examples}},
     }
     headers = {name for error in codes for name, _ in error.headers}
@@ -194,12 +200,12 @@ def _operation(route: _Route) -> dict[str, Any]:
         "tags": ["moderation"],
         "security": _TOKEN_SECURITY,
         "responses": {
-            "200": {
+            str(route.success_status): {
                 "description": route.success_description,
                 "content": {"application/json": {"schema": route.success}},
             },
             **{
-                str(status): _error_response(status, codes)
+                str(status): _error_response(status, codes, {**_STATUS_MEANING, **route.status_meaning})
                 for status, codes in _by_status(route.errors).items()
             },
         },
@@ -216,6 +222,7 @@ def _operation(route: _Route) -> dict[str, Any]:
     if route.query is not None:
         # The marshmallow plugin expands a schema "in: query" into one parameter per field.
         operation["parameters"] = [{"in": "query", "schema": route.query}]
+    operation.update(route.extra)
     return operation
 
 
@@ -291,3 +298,129 @@ def openapi_document(url_prefix: str) -> dict[str, Any]:
         },
     )
     return spec.to_dict()
+
+
+# -- bans ---------------------------------------------------------------------------------
+
+#: What the ban routes may answer besides their own: the store can fail.
+_STORE = (errors.BAN_STORE_UNAVAILABLE,)
+#: Callers and validation, without LiveKit: lifting a ban reads only the store.
+_NO_LIVEKIT = (
+    errors.INVALID_REQUEST,
+    errors.MISSING_TOKEN,
+    errors.UNAUTHORIZED,
+    errors.FORBIDDEN,
+    errors.PARTICIPANT_NOT_FOUND,
+    errors.INTERNAL_ERROR,
+)
+_BAN_STATUS_MEANING = {
+    503: "LiveKit or the ban store is unavailable, or too many requests are waiting on LiveKit: "
+    "try again after the `Retry-After` seconds.",
+}
+
+ROUTES = (
+    *ROUTES,
+    _Route(
+        method="post",
+        path="/livekit/bans",
+        operation_id="banParticipant",
+        summary="Ban a participant from a room for a while, and remove them",
+        description=(
+            "Records the ban for the room's owner as LiveKit names it (the metadata's `auth_id`), "
+            "then removes the participant if present (`removed`). The room must be running "
+            "(ListRooms, then RemoveParticipant). Banning again replaces the expiry and reason. "
+            "While the ban lasts, the webhook route removes the participant whenever they join "
+            "again, and `participant_token()` refuses them a token. If the removal fails (5xx), "
+            "the ban is already recorded: send the same request again."
+        ),
+        body=schemas.BanRequest,
+        success=schemas.BanResponse,
+        success_status=201,
+        success_description="The ban is recorded; `removed` says whether LiveKit removed the participant.",
+        errors=(*_COMMON, *_BODY, errors.REMOVAL_FAILED, *_STORE),
+        status_meaning=_BAN_STATUS_MEANING,
+    ),
+    _Route(
+        method="get",
+        path="/livekit/bans",
+        operation_id="listBans",
+        summary="List a room's active bans",
+        description=(
+            "A caller with an auth id sees its own bans of that room name, kept after the room "
+            "closed; when it has none, the room must be running and be the caller's (ListRooms), "
+            "else the masked 404. A caller for all rooms sees every owner's bans, with no LiveKit call."
+        ),
+        query=schemas.ListBansQuery,
+        success=schemas.ListBansResponse,
+        success_description="The active bans, by identity.",
+        errors=(*_COMMON, errors.LIST_FAILED, *_STORE),
+        status_meaning=_BAN_STATUS_MEANING,
+    ),
+    _Route(
+        method="delete",
+        path="/livekit/bans",
+        operation_id="liftBan",
+        summary="Lift a ban",
+        description=(
+            "Deletes the caller's ban of the identity in that room (a caller for all rooms: every "
+            "owner's). No active ban answers the masked 404. No LiveKit call."
+        ),
+        body=schemas.LiftBanRequest,
+        success=schemas.LiftBanResponse,
+        success_description="The ban is lifted: the participant may join again.",
+        errors=(*_NO_LIVEKIT, *_BODY, *_STORE),
+        status_meaning={503: "The ban store is unavailable: try again after the `Retry-After` seconds."},
+    ),
+    _Route(
+        method="post",
+        path="/livekit/webhook",
+        operation_id="receiveLiveKitWebhook",
+        summary="Receive LiveKit's webhooks (set this URL in LiveKit's `webhook.urls`)",
+        description=(
+            "Called by LiveKit, not by moderators: no caller token. Verified as LiveKit signs it "
+            "(livekit-api's WebhookReceiver): `Authorization` is a JWT signed with the configured "
+            "LiveKit API key and secret whose `sha256` claim is the body's SHA-256. On "
+            "`participant_joined` by an identity banned from that owner's room, the participant "
+            "is removed at once (ListRooms to check the room is still that owner's, then "
+            "RemoveParticipant). A 5xx makes LiveKit deliver the event again; handling an event "
+            "twice is harmless."
+        ),
+        success=schemas.WebhookResponse,
+        success_description="Verified and handled; `removed` says whether a banned participant was removed.",
+        errors=(
+            errors.INVALID_REQUEST,
+            errors.WEBHOOK_UNAUTHORIZED,
+            errors.PAYLOAD_TOO_LARGE,
+            errors.UNSUPPORTED_MEDIA_TYPE,
+            errors.LIVEKIT_NOT_CONFIGURED,
+            errors.LIVEKIT_AUTH_FAILED,
+            errors.REMOVAL_FAILED,
+            errors.INTERNAL_ERROR,
+            errors.LIVEKIT_UNAVAILABLE,
+            errors.LIVEKIT_BUSY,
+            *_STORE,
+        ),
+        extra={
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "description": (
+                    "LiveKit's `WebhookEvent` as protojson (lowerCamelCase), sent with "
+                    f"`Content-Type: {WEBHOOK_CONTENT_TYPE}` (else 415), at most "
+                    f"{MAX_WEBHOOK_BYTES // 1024} KiB (else 413), and `Authorization: <JWT>` "
+                    "(the bare token, no `Bearer`)."
+                ),
+                "content": {WEBHOOK_CONTENT_TYPE: {"schema": {"type": "object"}}},
+            },
+        },
+        status_meaning={
+            400: "Signed by LiveKit's key, but the body is not a LiveKit `WebhookEvent`.",
+            401: "Not signed by this server's LiveKit API key and secret: nothing was done.",
+            413: f"The webhook body is over {MAX_WEBHOOK_BYTES} bytes: nothing was done.",
+            415: f"The body was not sent as `{WEBHOOK_CONTENT_TYPE}`: nothing was done.",
+            500: "LiveKit is not configured (webhooks cannot be verified), rejected the server's "
+            "credentials, refused the removal, or the extension failed.",
+            **_BAN_STATUS_MEANING,
+        },
+    ),
+)

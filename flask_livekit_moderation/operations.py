@@ -15,14 +15,14 @@ refusal from a LiveKit that is up, interpreted here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from livekit.api import TwirpError
 from livekit.protocol.models import ParticipantInfo
 
 from . import errors
-from .access import may_access
+from .access import may_access, room_owner
 from .client import RoomCalls
 from .errors import ErrorCode, ModerationError
 
@@ -116,3 +116,85 @@ async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) 
     except TwirpError:
         # LiveKit answers an unknown room with an empty list, so any refusal here is a failure.
         raise errors.LIST_FAILED() from None
+
+
+# -- bans ---------------------------------------------------------------------------------
+#
+# | operation   | LiveKit calls                                                              |
+# |-------------|----------------------------------------------------------------------------|
+# | ban         | ListRooms, then (ban recorded) RemoveParticipant; any caller               |
+# | check_room  | ListRooms (listing bans when a caller with an auth id has none there)       |
+# | enforce_ban | ListRooms, then RemoveParticipant if the room is still the ban owner's     |
+
+
+async def _remove_if_present(lk: RoomCalls, room_name: str, identity: str) -> bool:
+    """Remove ``identity``; ``False`` when LiveKit says it is not in the room."""
+    try:
+        await lk.remove_participant(room_name, identity)
+    except TwirpError as exc:
+        if exc.code == "not_found":
+            return False
+        raise errors.REMOVAL_FAILED() from None
+    return True
+
+
+async def ban_participant(
+    lk: RoomCalls,
+    auth_id: str | None,
+    room_name: str,
+    identity: str,
+    record: Callable[[str], T],
+) -> tuple[T, bool]:
+    """Ban ``identity`` from ``room_name`` and remove them if present.
+
+    The room must exist, and be the caller's when the caller has an auth id (else the masked
+    404). ``record(owner)`` stores the ban for the room's owner as LiveKit names it (``""``
+    when none) before the removal, in a worker thread (it does blocking I/O); its result is
+    returned with whether LiveKit removed someone.
+    """
+    try:
+        room = await lk.find_room(room_name)
+    except TwirpError as exc:
+        raise _refusal(exc, errors.REMOVAL_FAILED) from None
+    if room is None or not may_access(auth_id, room):
+        raise errors.PARTICIPANT_NOT_FOUND()
+    recorded = await asyncio.to_thread(record, room_owner(room.metadata) or "")
+    return recorded, await _remove_if_present(lk, room_name, identity)
+
+
+async def check_room(lk: RoomCalls, auth_id: str, room_name: str) -> None:
+    """The masked 404 unless ``room_name`` exists and is ``auth_id``'s."""
+    try:
+        await _check_room(lk, auth_id, room_name)
+    except TwirpError as exc:
+        raise _refusal(exc, errors.LIST_FAILED) from None
+
+
+async def current_owner(lk: RoomCalls, room_name: str) -> str | None:
+    """The owner LiveKit names for ``room_name`` now (``""``: none), ``None`` when it is not running."""
+    try:
+        room = await lk.find_room(room_name)
+    except TwirpError:
+        raise errors.LIST_FAILED() from None
+    return None if room is None else room_owner(room.metadata) or ""
+
+
+#: What :func:`enforce_ban` did.
+REMOVED, NOT_PRESENT, ROOM_CHANGED = "removed", "not_present", "room_changed"
+
+
+async def enforce_ban(lk: RoomCalls, owner: str, room_name: str, identity: str) -> str:
+    """Remove a banned participant who joined ``owner``'s room ``room_name``.
+
+    The webhook's event is signed, but an old one (LiveKit retries late; a signed request
+    lives five minutes) may describe a room that has since closed and been created again by
+    another owner. So the room as LiveKit has it now must still be ``owner``'s: otherwise
+    nothing is removed (:data:`ROOM_CHANGED`).
+    """
+    try:
+        room = await lk.find_room(room_name)
+    except TwirpError:
+        raise errors.REMOVAL_FAILED() from None
+    if room is None or (room_owner(room.metadata) or "") != owner:
+        return ROOM_CHANGED
+    return REMOVED if await _remove_if_present(lk, room_name, identity) else NOT_PRESENT

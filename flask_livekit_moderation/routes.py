@@ -26,19 +26,27 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import Response, current_app, g, jsonify, request
+from google.protobuf import json_format
+from livekit.api import TokenVerifier, WebhookReceiver
 from livekit.protocol.models import ParticipantInfo
+from livekit.protocol.webhook import WebhookEvent
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import errors, operations, signals
+from .access import room_owner
 from .auth import AuthContext, known_caller, resolve_caller
+from .bans import Ban, BanStore, rfc3339
 from .client import RoomCalls
-from .config import MAX_BODY_BYTES
+from .config import MAX_BODY_BYTES, MAX_WEBHOOK_BYTES, WEBHOOK_CONTENT_TYPE
 from .errors import ModerationError
 from .schemas import (
     PARTICIPANT_STATES,
     TRACK_SOURCES,
     TRACK_TYPES,
+    BanRequest,
+    LiftBanRequest,
+    ListBansQuery,
     ListParticipantsQuery,
     MuteTrackRequest,
     RemoveParticipantRequest,
@@ -85,6 +93,9 @@ class _Record:
     answered: float | None = None
     #: The LiveKit operation started (or found LiveKit unconfigured): log an audit line.
     acted: bool = False
+    #: A ban enforced by the webhook route: no caller; ``owner`` is the room owner it acted for.
+    enforcement: bool = False
+    owner: str | None = None
 
 
 def _record() -> _Record:
@@ -98,7 +109,7 @@ def _view_name() -> str:
 
 def _before() -> None:
     name = _view_name()
-    if name in _PUBLIC or request.method == "OPTIONS":
+    if name in _PUBLIC or name in _WEBHOOK_VIEWS or request.method == "OPTIONS":
         # OPTIONS acts on nothing, and a CORS preflight never carries credentials.
         return
     record = _Record(action=ACTIONS.get(name, name), started=time.perf_counter())
@@ -158,7 +169,7 @@ def _finish(exc: BaseException | None) -> None:
         record.status = 500
         record.outcome = record.outcome or errors.INTERNAL_ERROR.code
     duration_ms = round(((record.answered or time.perf_counter()) - record.started) * 1000, 3)
-    auth_id = _caller_id()
+    auth_id = record.owner if record.enforcement else _caller_id()
     fields = {
         "action": record.action,
         "auth_id": auth_id,
@@ -367,6 +378,238 @@ def openapi() -> Response:
     return jsonify(state.openapi_document(request.path[: -len(_OPENAPI_PATH)]))
 
 
+# -- bans ---------------------------------------------------------------------------------
+# POST/GET/DELETE /livekit/bans (moderation routes like the ones above) and
+# POST /livekit/webhook, which LiveKit calls: signed with the LiveKit API key and secret,
+# so no caller is asked for, and JSON as ``application/webhook+json``.
+
+_BAN = BanRequest()
+_LIFT = LiftBanRequest()
+_LIST_BANS = ListBansQuery()
+ACTIONS.update(ban_participant="ban", list_bans="list_bans", lift_ban="lift_ban")
+#: Views that LiveKit calls: no caller, no generic 415 (they check their own Content-Type).
+_WEBHOOK_VIEWS = frozenset({"livekit_webhook"})
+#: The action a webhook's ban enforcement is logged and signalled as.
+ENFORCE_ACTION = "enforce_ban"
+
+
+def _bans(state: ModerationState) -> BanStore:
+    store = state.bans
+    if store is None:  # only a state built by hand, not by init_app
+        raise errors.INTERNAL_ERROR()
+    return store
+
+
+def _created(response: Response) -> Response:
+    response.status_code = 201
+    return response
+
+
+@_moderation_view
+def ban_participant() -> Response:
+    """Ban a participant, then remove them if present.
+
+    Body: ``{"room_name", "participant_identity", "duration_seconds", "reason"}``.
+    """
+    state = moderation_state()
+    body = _validate(_BAN, _read_json_object())
+    auth_id = _caller().auth_id
+    store = _bans(state)
+    room_name, identity = body["room_name"], body["participant_identity"]
+    duration, reason = body["duration_seconds"], body["reason"]
+
+    def record(owner: str) -> Ban:
+        ban = Ban.starting_now(owner, room_name, identity, duration, reason, store.clock)
+        store.put(ban)
+        return ban
+
+    ban, removed = _livekit(state).run(operations.ban_participant, auth_id, room_name, identity, record)
+    _record().outcome = "banned"
+    signals.notify(
+        signals.participant_banned,
+        auth_id=auth_id,
+        room_name=room_name,
+        participant_identity=identity,
+        room_owner=ban.room_owner,
+        expires_at=ban.expires_at,
+        reason=reason,
+        removed=removed,
+        outcome="banned",
+    )
+    return _created(
+        jsonify(
+            room_name=room_name,
+            participant_identity=identity,
+            expires_at=rfc3339(ban.expires_at),
+            reason=reason,
+            removed=removed,
+        )
+    )
+
+
+@_moderation_view
+def list_bans() -> Response:
+    """The active bans of a room: ``?room_name=...``.
+
+    A caller with an auth id sees its own bans (kept even after the room closed); with none
+    there, the room must be running and be the caller's, or the answer is the masked 404.
+    A caller for all rooms sees the bans of every owner's room of that name.
+    """
+    state = moderation_state()
+    query = _validate(_LIST_BANS, request.args.to_dict(flat=True))
+    auth_id = _caller().auth_id
+    room_name = query["room_name"]
+    _record().acted = True
+    bans = _bans(state).list_bans(auth_id, room_name)
+    if auth_id is not None and not bans:
+        _livekit(state).run(operations.check_room, auth_id, room_name)
+    _record().outcome = "listed_bans"
+    return jsonify(room_name=room_name, bans=[ban.to_json() for ban in bans])
+
+
+@_moderation_view
+def lift_ban() -> Response:
+    """Lift a ban: ``{"room_name", "participant_identity"}``; no active ban is the masked 404."""
+    state = moderation_state()
+    body = _validate(_LIFT, _read_json_object())
+    auth_id = _caller().auth_id
+    room_name, identity = body["room_name"], body["participant_identity"]
+    _record().acted = True
+    # A caller with an auth id reaches only its own bans; one for all rooms, every owner's.
+    lifted = _bans(state).lift(auth_id, room_name, identity)
+    if not lifted:
+        raise errors.PARTICIPANT_NOT_FOUND()
+    _record().outcome = "lifted"
+    for ban in lifted:
+        signals.notify(
+            signals.ban_lifted,
+            auth_id=auth_id,
+            room_name=room_name,
+            participant_identity=identity,
+            room_owner=ban.room_owner,
+            outcome="lifted",
+        )
+    return jsonify(status="lifted", room_name=room_name, participant_identity=identity)
+
+
+def _read_webhook_body() -> bytes:
+    """The raw body, at most ``MAX_WEBHOOK_BYTES``: what LiveKit signed, byte for byte."""
+    too_large = f"Webhook body is over {MAX_WEBHOOK_BYTES} bytes."
+    if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
+        raise errors.PAYLOAD_TOO_LARGE(too_large)
+    try:
+        raw = request.stream.read(MAX_WEBHOOK_BYTES + 1)
+    except HTTPException as exc:
+        raise errors.BY_HTTP_STATUS.get(exc.code or 400, errors.INVALID_REQUEST)() from None
+    if len(raw) > MAX_WEBHOOK_BYTES:
+        raise errors.PAYLOAD_TOO_LARGE(too_large)
+    return raw
+
+
+def _refuse_webhook(reason: str) -> ModerationError:
+    # A wrong key in LiveKit's webhook config shows up here: say why, never the token.
+    logger.warning("LiveKit webhook refused: %s", reason)
+    return errors.WEBHOOK_UNAUTHORIZED()
+
+
+def _verify_webhook(state: ModerationState, raw: bytes) -> WebhookEvent:
+    """The event, if LiveKit signed exactly this body (livekit-api's ``WebhookReceiver``)."""
+    settings = state.settings
+    if not settings.livekit_configured:
+        raise errors.LIVEKIT_NOT_CONFIGURED()
+    token = request.headers.get("Authorization", "")
+    if not token:
+        raise _refuse_webhook("no Authorization token")
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _refuse_webhook("the body is not UTF-8") from None
+    receiver = WebhookReceiver(TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret))
+    try:
+        return receiver.receive(body, token)
+    except json_format.ParseError:
+        # Signed by LiveKit's key, yet not a WebhookEvent.
+        raise errors.INVALID_REQUEST("The webhook body is not a LiveKit WebhookEvent.") from None
+    except Exception as exc:  # noqa: BLE001 - jwt errors, "hash mismatch", missing sha256: all refusals
+        raise _refuse_webhook(f"{type(exc).__name__}: the token or the body's hash does not verify") from None
+
+
+def _enforce_ban(state: ModerationState, event: WebhookEvent, started: float) -> bool:
+    """Remove the participant who joined if they are banned there; whether LiveKit removed them."""
+    room_name, identity = event.room.name, event.participant.identity
+    owner = room_owner(event.room.metadata) or ""
+    ban = _bans(state).get(owner, room_name, identity)
+    if ban is None:
+        return False
+    record = _Record(
+        action=ENFORCE_ACTION,
+        started=started,
+        target={"room_name": room_name, "participant_identity": identity},
+        enforcement=True,
+        owner=ban.room_owner,
+    )
+    setattr(g, _RECORD_KEY, record)
+    try:
+        outcome = _livekit(state).run(operations.enforce_ban, owner, room_name, identity)
+    except ModerationError as exc:
+        # Answered 5xx: LiveKit delivers the event again, and the removal is tried again.
+        record.outcome = exc.code
+        raise
+    record.outcome = outcome
+    if outcome == operations.ROOM_CHANGED:
+        logger.warning(
+            "LiveKit webhook: %r is banned from %r, but the room is no longer that owner's: not removed",
+            identity,
+            room_name,
+        )
+        return False
+    if outcome != operations.REMOVED:
+        return False
+    signals.notify(
+        signals.banned_participant_removed,
+        room_owner=ban.room_owner,
+        room_name=room_name,
+        participant_identity=identity,
+        participant_sid=event.participant.sid,
+        event_id=event.id,
+        expires_at=ban.expires_at,
+        reason=ban.reason,
+        outcome="removed",
+    )
+    return True
+
+
+def livekit_webhook() -> Response:
+    """LiveKit's webhook: verify it, remove a banned participant who joined, signal the event."""
+    started = time.perf_counter()
+    state = moderation_state()
+    if request.mimetype != WEBHOOK_CONTENT_TYPE:
+        raise errors.UNSUPPORTED_MEDIA_TYPE(
+            f"Send LiveKit webhooks with 'Content-Type: {WEBHOOK_CONTENT_TYPE}'."
+        )
+    event = _verify_webhook(state, _read_webhook_body())
+    removed = False
+    if event.event == "participant_joined" and event.room.name and event.participant.identity:
+        removed = _enforce_ban(state, event, started)
+    signals.notify(
+        signals.livekit_webhook_received,
+        event=event.event,
+        event_id=event.id,
+        room_name=event.room.name or None,
+        participant_identity=event.participant.identity or None,
+        webhook_event=event,
+        removed=removed,
+    )
+    return jsonify(status="received", event=event.event, id=event.id, removed=removed)
+
+
+def _add_ban_rules(blueprint: ModerationBlueprint) -> None:
+    blueprint.add_url_rule("/bans", view_func=ban_participant, methods=["POST"])
+    blueprint.add_url_rule("/bans", view_func=list_bans, methods=["GET"])
+    blueprint.add_url_rule("/bans", view_func=lift_ban, methods=["DELETE"])
+    blueprint.add_url_rule("/webhook", view_func=livekit_webhook, methods=["POST"])
+
+
 def make_blueprint(state: ModerationState) -> ModerationBlueprint:
     """The blueprint of one instance on one app: its routes and request hooks."""
     blueprint = ModerationBlueprint(state, __name__)
@@ -378,6 +621,7 @@ def make_blueprint(state: ModerationState) -> ModerationBlueprint:
     blueprint.add_url_rule("/participant/mute", view_func=mute_track, methods=["POST"])
     blueprint.add_url_rule("/participants", view_func=list_participants, methods=["GET"])
     blueprint.add_url_rule("/openapi.json", view_func=openapi, methods=["GET"])
+    _add_ban_rules(blueprint)
     # Registration (here or inside a host blueprint registered later) tells the full prefix.
     blueprint.record(lambda setup: state.prefixes.add((setup.url_prefix or "").rstrip("/")))
     return blueprint

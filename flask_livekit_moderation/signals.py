@@ -70,3 +70,35 @@ __all__ = [
     "participant_removed",
     "track_mute_changed",
 ]
+
+
+# -- bans ---------------------------------------------------------------------------------
+# Sent with the app as sender, like the signals above:
+#
+# - ``participant_banned`` (POST /livekit/bans, after the ban is recorded and LiveKit answered):
+#   ``auth_id`` (the caller), ``room_name``, ``participant_identity``, ``room_owner`` (the
+#   room's auth_id, None for a room with no owner), ``expires_at`` (aware UTC datetime),
+#   ``reason``, ``removed`` (bool) and ``outcome="banned"``.
+# - ``ban_lifted`` (DELETE /livekit/bans), once per active ban deleted: ``auth_id``,
+#   ``room_name``, ``participant_identity``, ``room_owner``, ``outcome="lifted"``.
+# - ``banned_participant_removed`` (the webhook route removed a banned participant who
+#   joined): ``room_owner``, ``room_name``, ``participant_identity``, ``participant_sid``,
+#   ``event_id``, ``expires_at``, ``reason``, ``outcome="removed"``. No caller: ``auth_id`` is
+#   absent.
+# - ``livekit_webhook_received``: every verified LiveKit webhook the route answered 200:
+#   ``event`` (its name, e.g. ``"participant_joined"``), ``event_id``, ``room_name``,
+#   ``participant_identity`` (None when the event names no participant), ``webhook_event``
+#   (the livekit.protocol ``WebhookEvent``) and ``removed`` (bool). LiveKit may deliver an
+#   event more than once: deduplicate on ``event_id``.
+
+participant_banned = _signals.signal("livekit-moderation.participant-banned")
+ban_lifted = _signals.signal("livekit-moderation.ban-lifted")
+banned_participant_removed = _signals.signal("livekit-moderation.banned-participant-removed")
+livekit_webhook_received = _signals.signal("livekit-moderation.livekit-webhook-received")
+
+__all__ += [
+    "ban_lifted",
+    "banned_participant_removed",
+    "livekit_webhook_received",
+    "participant_banned",
+]

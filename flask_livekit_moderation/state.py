@@ -20,6 +20,7 @@ from .config import Settings
 
 if TYPE_CHECKING:
     from .auth import Authenticator
+    from .bans import BanStore
 
 
 @dataclass(eq=False)
@@ -36,6 +37,9 @@ class ModerationState:
     prefixes: set[str] = field(default_factory=set)
     _openapi: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     _openapi_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # -- bans
+    #: Where bans are kept (LIVEKIT_MODERATION_BAN_STORE); set by ``init_app``.
+    bans: BanStore | None = None
 
     def openapi_document(self, url_prefix: str) -> dict[str, Any]:
         """The OpenAPI document for routes under ``{url_prefix}/livekit``, built once per prefix."""
