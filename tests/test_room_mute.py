@@ -121,7 +121,9 @@ def test_sources_choose_the_tracks(anon, livekit_emulator):
 
 
 def test_the_mutes_go_out_at_once_up_to_the_bound(tenants, livekit_emulator):
-    _seed(livekit_emulator, "room-a", 50)
+    # More microphones than the bound: one full batch, then the rest as slots free up.
+    size = ROOM_MUTE_CONCURRENCY + ROOM_MUTE_CONCURRENCY // 2
+    _seed(livekit_emulator, "room-a", size)
     latency = 0.1
     livekit_emulator.set_latency(latency)
 
@@ -129,17 +131,32 @@ def test_the_mutes_go_out_at_once_up_to_the_bound(tenants, livekit_emulator):
     answer = mute_room(tenants, "room-a", True, TOKEN_A)
     elapsed = time.monotonic() - started
 
-    assert answer.status_code == 200 and len(answer.json()["tracks"]) == 50
+    assert answer.status_code == 200 and len(answer.json()["tracks"]) == size
     listing = livekit_emulator.calls[:2]
     mutes = livekit_emulator.calls[2:]
+    assert len(mutes) == size
     assert {c.method for c in listing} == {"ListRooms", "ListParticipants"}
     assert _overlap_peak(listing) == 2, "the room check and the listing were not beside each other"
     assert min(c.started for c in mutes) >= max(c.finished for c in listing)
-    # 50 tracks, 32 at a time: every slot in use, never more.
+    # Every slot in use, never more.
     assert _overlap_peak(mutes) == ROOM_MUTE_CONCURRENCY
     # One round trip for the listing, two batches of mutes: 3 x latency, where a loop of the
-    # single-track route would take 2 x 50.
-    assert elapsed < latency * 3 + 0.25, elapsed
+    # single-track route would take 2 x size.
+    assert elapsed < latency * 3 + 0.3, elapsed
+
+
+def test_a_room_within_the_bound_costs_two_round_trips(tenants, livekit_emulator):
+    _seed(livekit_emulator, "room-a", 50)
+    latency = 0.15
+    livekit_emulator.set_latency(latency)
+
+    started = time.monotonic()
+    answer = mute_room(tenants, "room-a", True, TOKEN_A)
+    elapsed = time.monotonic() - started
+
+    assert answer.status_code == 200 and len(answer.json()["tracks"]) == 50
+    assert _overlap_peak(livekit_emulator.calls[2:]) == 50
+    assert latency * 2 <= elapsed < latency * 3, elapsed
 
 
 def test_a_track_unpublished_during_the_request_is_reported_in_failed(tenants, livekit_emulator):
