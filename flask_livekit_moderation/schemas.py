@@ -150,16 +150,35 @@ PERMISSION_FIELDS = ("can_publish", "can_publish_sources", "can_subscribe", "can
 MAX_EXCEPT_IDENTITIES = 1000
 
 
+class _FlatList(fields.List):  # type: ignore[type-arg]
+    """A JSON array whose item errors come out as one flat list of messages, "Item 0: ...",
+    so ``details`` stays ``{field: [messages]}`` (marshmallow would nest ``{index: [...]}``)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        try:
+            items: list[Any] = super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as exc:
+            if not isinstance(exc.messages, dict):
+                raise
+            flat = [
+                f"Item {index}: {message}"
+                for index, messages in sorted(exc.messages.items())
+                for message in (messages if isinstance(messages, list) else [str(messages)])
+            ]
+            raise ValidationError(flat) from None
+        return items
+
+
 def _distinct(values: list[Any]) -> None:
     if len(set(values)) != len(values):
         raise ValidationError("Must not name a source twice.")
 
 
-def _sources(description: str, *, allow_empty: bool, **kwargs: Any) -> fields.List[str]:
+def _sources(description: str, *, allow_empty: bool, **kwargs: Any) -> _FlatList:
     checks: list[Any] = [_distinct]
     if not allow_empty:
         checks.append(validate.Length(min=1))
-    return fields.List(
+    return _FlatList(
         fields.String(validate=validate.OneOf(SOURCE_NAMES), metadata={"enum": list(SOURCE_NAMES)}),
         validate=checks,
         metadata={
@@ -241,7 +260,7 @@ class RoomMuteRequest(RequestSchema):
         allow_empty=False,
         load_default=lambda: ["microphone"],
     )
-    except_identities = fields.List(
+    except_identities = _FlatList(
         fields.String(
             validate=[_not_blank, _unicode_text, validate.Length(max=MAX_NAME_LENGTH)],
             metadata={"minLength": 1, "maxLength": MAX_NAME_LENGTH},

@@ -37,6 +37,10 @@ def _provoke_permissions(on: Apps, emu: Any) -> list[requests.Response]:
     answers = [
         on.anon.request("POST", path, json={"room_name": "room-1", "participant_identity": "bob"}),
         on.anon.request("POST", path, json={}),
+        # An item error: still {field: [messages]}, as the ErrorResponse schema says.
+        on.anon.request(
+            "POST", path, json={"room_name": "r", "participant_identity": "a", "can_publish_sources": [None]}
+        ),
         on.anon.request("POST", path, data=b" " * (MAX_BODY_BYTES + 1), headers=JSON),
         on.anon.request("POST", path, data=b"{}", headers=TEXT),
         update(on.tenants),
@@ -71,6 +75,7 @@ def _provoke_room_mute(on: Apps, emu: Any) -> list[requests.Response]:
     answers = [
         on.anon.request("POST", path, json={"room_name": "room-1", "muted": True, "sources": []}),
         on.anon.request("POST", path, json=[]),
+        on.anon.request("POST", path, json={"room_name": "r", "muted": True, "except_identities": [1, " "]}),
         on.anon.request("POST", path, data=b"[" * (MAX_BODY_BYTES + 1), headers=JSON),
         on.anon.request("POST", path, data=b"{}", headers=TEXT),
         mute(on.tenants),

@@ -308,6 +308,8 @@ def test_invalid_permission_fields_are_400_without_calling_livekit(anon, livekit
     assert answer.status_code == 400
     assert answer.json()["code"] == "INVALID_REQUEST" and list(answer.json()["details"]) == [field]
     assert livekit_emulator.calls == []
+    (messages,) = answer.json()["details"].values()
+    assert isinstance(messages, list) and all(isinstance(m, str) for m in messages)  # flat, item errors too
 
 
 @pytest.mark.parametrize("missing", ["room_name", "participant_identity"])
