@@ -135,7 +135,8 @@ async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) 
 #: trips (the listing, then the mutes) and each further batch of this size about one more. It
 #: keeps one request from taking the whole connection pool (aiohttp's default: 100
 #: connections per app and process) or flooding LiveKit. 64 rather than 32: a 50-participant
-#: room then needs one batch, not two (measured: 75 ms instead of 50 at 20 ms per call).
+#: room then needs one batch, not two (``benchmarks/room_mute.py`` at 20 ms per call: 75 ms
+#: with 32, 53 to 65 ms with 64).
 ROOM_MUTE_CONCURRENCY = 64
 
 
