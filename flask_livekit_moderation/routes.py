@@ -412,6 +412,13 @@ def update_permissions() -> Response:
         for track in update.unpublished
     ]
     _record().outcome = "permissions_updated"
+    # Serialised before the signal: a receiver that changes the lists it gets cannot change the answer.
+    response = jsonify(
+        room_name=room_name,
+        participant_identity=identity,
+        permission=permission,
+        unpublished_tracks=unpublished,
+    )
     signals.notify(
         signals.participant_permissions_changed,
         auth_id=auth_id,
@@ -422,12 +429,7 @@ def update_permissions() -> Response:
         unpublished_tracks=unpublished,
         outcome="permissions_updated",
     )
-    return jsonify(
-        room_name=room_name,
-        participant_identity=identity,
-        permission=permission,
-        unpublished_tracks=unpublished,
-    )
+    return response
 
 
 @_moderation_view
@@ -461,6 +463,7 @@ def mute_room() -> Response:
             failed.append({**entry, "code": outcome.failure})
     result = "muted" if muted else "unmuted"
     _record().outcome = result
+    response = jsonify(room_name=room_name, muted=muted, tracks=tracks, failed=failed)
     signals.notify(
         signals.room_mute_finished,
         auth_id=auth_id,
@@ -472,7 +475,7 @@ def mute_room() -> Response:
         failed=failed,
         outcome=result,
     )
-    return jsonify(room_name=room_name, muted=muted, tracks=tracks, failed=failed)
+    return response
 
 
 # -- end of permissions and room mute -----------------------------------------------------------

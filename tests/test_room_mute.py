@@ -452,6 +452,22 @@ def test_room_mute_finished_and_moderation_finished(tenants, livekit_emulator):
     assert sorted(finished["livekit_calls"]) == ["ListParticipants", "ListRooms"] + ["MutePublishedTrack"] * 2
 
 
+def test_a_receiver_that_changes_its_data_does_not_change_the_answer(anon, livekit_emulator, caplog):
+    _seed(livekit_emulator, "room-1", 3, owner=None)
+
+    def vandal(sender: Any, **data: Any) -> None:
+        data["tracks"].clear()
+        data["failed"].append({"code": "MADE_UP"})
+        raise RuntimeError("receiver bug")
+
+    with signals.room_mute_finished.connected_to(vandal, anon.app):
+        answer = mute_room(anon, "room-1", True)
+
+    assert answer.status_code == 200
+    assert len(answer.json()["tracks"]) == 3 and answer.json()["failed"] == []
+    assert "receiver of livekit-moderation.room-mute-finished raised" in caplog.text
+
+
 def test_no_room_mute_signal_when_the_request_fails(anon, livekit_emulator):
     _seed(livekit_emulator, "room-1", 2, owner=None)
     received: list[dict[str, Any]] = []
