@@ -37,12 +37,13 @@ import aiohttp
 from google.protobuf.message import DecodeError, Message
 from livekit.api import AccessToken, SIPGrants, TwirpError, VideoGrants
 from livekit.api.room_service import RoomService
-from livekit.protocol.models import ParticipantInfo, Room, TrackInfo
+from livekit.protocol.models import ParticipantInfo, ParticipantPermission, Room, TrackInfo
 from livekit.protocol.room import (
     ListParticipantsRequest,
     ListRoomsRequest,
     MuteRoomTrackRequest,
     RoomParticipantIdentity,
+    UpdateParticipantRequest,
 )
 
 from . import errors
@@ -398,6 +399,18 @@ class RoomCalls:
             MuteRoomTrackRequest(room=room, identity=identity, track_sid=track_sid, muted=muted),
         )
         return answer.track if answer.HasField("track") else None
+
+    async def update_participant_permission(
+        self, room: str, identity: str, permission: ParticipantPermission
+    ) -> ParticipantInfo:
+        """Set a participant's permission (UpdateParticipant): LiveKit REPLACES the whole permission
+        with this one; the participant as LiveKit reports it after; a TwirpError ``not_found`` when
+        absent."""
+        return await self._call(
+            "UpdateParticipant",
+            RoomService.update_participant,
+            UpdateParticipantRequest(room=room, identity=identity, permission=permission),
+        )
 
 
 @dataclass

@@ -203,6 +203,22 @@ LIST_FAILED = ErrorCode(
     "LiveKit refused to list the participants.",
     "Any other LiveKit refusal of a listing.",
 )
+# -- permissions and room mute ----------------------------------------------------------------
+PERMISSION_UPDATE_FAILED = ErrorCode(
+    "PERMISSION_UPDATE_FAILED",
+    500,
+    "LiveKit refused to change the participant's permission.",
+    "Any other LiveKit refusal of a permission update, or LiveKit did not report the participant's "
+    "current permission (nothing was changed).",
+)
+ROOM_MUTE_FAILED = ErrorCode(
+    "ROOM_MUTE_FAILED",
+    500,
+    "LiveKit refused to list the room's participants; nothing was muted or unmuted.",
+    "Room mute: any other LiveKit refusal of the room's participant listing (no track was touched).",
+)
+# -- end of permissions and room mute ---------------------------------------------------------
+
 INTERNAL_ERROR = ErrorCode(
     "INTERNAL_ERROR",
     500,

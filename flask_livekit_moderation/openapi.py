@@ -17,6 +17,7 @@ from marshmallow import Schema
 
 from . import errors, schemas
 from .config import MAX_BODY_BYTES, MAX_WEBHOOK_BYTES, WEBHOOK_CONTENT_TYPE
+from .operations import ROOM_MUTE_CONCURRENCY
 
 BEARER_SCHEME = "bearerAuth"
 API_KEY_SCHEME = "apiKeyQuery"
@@ -124,6 +125,57 @@ ROUTES: tuple[_Route, ...] = (
         success=schemas.ListParticipantsResponse,
         success_description="The room's participants, enums as lower-case strings.",
         errors=(*_COMMON, errors.LIST_FAILED),
+    ),
+    # -- permissions and room mute
+    _Route(
+        method="post",
+        path="/livekit/participant/permissions",
+        operation_id="updateParticipantPermissions",
+        summary="Change what a participant may publish or subscribe to",
+        description=(
+            "Only the permission fields given change; give at least one of "
+            + ", ".join(f"`{name}`" for name in schemas.PERMISSION_FIELDS)
+            + " (else 400). LiveKit's UpdateParticipant replaces the WHOLE permission, every field "
+            "not sent becoming false, so the route reads the current permission (GetParticipant) "
+            "and sends it back merged. Revoking a source (e.g. `microphone` from "
+            "`can_publish_sources`) is the mute a participant cannot undo: LiveKit unpublishes "
+            "their tracks of that source and refuses new ones until it is allowed again. Not "
+            "atomic: a permission changed by someone else between the read and the update is "
+            "overwritten."
+        ),
+        body=schemas.UpdatePermissionsRequest,
+        success=schemas.UpdatePermissionsResponse,
+        success_description=(
+            "LiveKit changed the permission; `permission` is what it now holds, "
+            "`unpublished_tracks` the tracks it unpublished for it."
+        ),
+        errors=(*_COMMON, *_BODY, errors.PERMISSION_UPDATE_FAILED),
+    ),
+    _Route(
+        method="post",
+        path="/livekit/room/mute",
+        operation_id="muteRoom",
+        summary="Mute or unmute every published track of some sources in a room",
+        description=(
+            "Lists the room's participants, then sends every MutePublishedTrack at once (at most "
+            f"{ROOM_MUTE_CONCURRENCY} in flight): two LiveKit round trips for a room of up to "
+            f"{ROOM_MUTE_CONCURRENCY} matching tracks. Tracks of "
+            "`except_identities` are left alone. A track that could not be changed is listed in "
+            "`failed` with its reason (`TRACK_NOT_FOUND`: unpublished meanwhile; "
+            "`PARTICIPANT_NOT_FOUND`: the participant left; `REMOTE_UNMUTE_DISABLED`; "
+            "`LIVEKIT_UNAVAILABLE`: this call failed or timed out; `MUTE_FAILED`: any other "
+            "refusal), not an error of the request; when EVERY track failed because LiveKit is "
+            "unavailable or remote unmute is disabled, the request answers that error. "
+            "A muted participant can unmute themselves: revoke the source with the permissions "
+            "route to keep them muted."
+        ),
+        body=schemas.RoomMuteRequest,
+        success=schemas.RoomMuteResponse,
+        success_description=(
+            "Each matching track, in `tracks` with the state LiveKit reports or in `failed`; "
+            "sorted by participant identity, then source."
+        ),
+        errors=(*_COMMON, *_BODY, errors.REMOTE_UNMUTE_DISABLED, errors.ROOM_MUTE_FAILED),
     ),
 )
 
@@ -268,6 +320,15 @@ def openapi_document(url_prefix: str) -> dict[str, Any]:
         ("Track", schemas.TrackSchema),
         ("Participant", schemas.ParticipantSchema),
         ("ListParticipantsResponse", schemas.ListParticipantsResponse),
+        # -- permissions and room mute
+        ("UpdatePermissionsRequest", schemas.UpdatePermissionsRequest),
+        ("Permission", schemas.PermissionSchema),
+        ("UnpublishedTrack", schemas.UnpublishedTrackSchema),
+        ("UpdatePermissionsResponse", schemas.UpdatePermissionsResponse),
+        ("RoomMuteRequest", schemas.RoomMuteRequest),
+        ("RoomMuteTrack", schemas.RoomMuteTrackSchema),
+        ("RoomMuteFailure", schemas.RoomMuteFailureSchema),
+        ("RoomMuteResponse", schemas.RoomMuteResponse),
         ("ErrorResponse", schemas.ErrorResponse),
     ):
         spec.components.schema(name, schema=schema)
@@ -297,7 +358,12 @@ def openapi_document(url_prefix: str) -> dict[str, Any]:
             }
         },
     )
-    return spec.to_dict()
+    document = spec.to_dict()
+    # -- permissions and room mute: "at least one permission field", which marshmallow cannot say.
+    document["components"]["schemas"]["UpdatePermissionsRequest"]["anyOf"] = [
+        {"required": [name]} for name in schemas.PERMISSION_FIELDS
+    ]
+    return document
 
 
 # -- bans ---------------------------------------------------------------------------------

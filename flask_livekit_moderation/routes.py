@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from flask import Response, current_app, g, jsonify, request
 from google.protobuf import json_format
 from livekit.api import TokenVerifier, WebhookReceiver
-from livekit.protocol.models import ParticipantInfo
+from livekit.protocol.models import ParticipantInfo, ParticipantPermission
 from livekit.protocol.webhook import WebhookEvent
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -42,6 +42,8 @@ from .config import MAX_BODY_BYTES, MAX_WEBHOOK_BYTES, WEBHOOK_CONTENT_TYPE
 from .errors import ModerationError
 from .schemas import (
     PARTICIPANT_STATES,
+    PERMISSION_FIELDS,
+    SOURCE_NUMBERS,
     TRACK_SOURCES,
     TRACK_TYPES,
     BanRequest,
@@ -50,6 +52,8 @@ from .schemas import (
     ListParticipantsQuery,
     MuteTrackRequest,
     RemoveParticipantRequest,
+    RoomMuteRequest,
+    UpdatePermissionsRequest,
 )
 from .state import ModerationBlueprint, ModerationState, app_states, moderation_state
 
@@ -366,6 +370,124 @@ def list_participants() -> Response:
     return jsonify(room_name=room_name, participants=[_participant_json(p) for p in participants])
 
 
+# -- permissions and room mute ------------------------------------------------------------------
+
+_PERMISSIONS = UpdatePermissionsRequest()
+_ROOM_MUTE = RoomMuteRequest()
+
+ACTIONS.update({"update_permissions": "permissions", "mute_room": "room_mute"})
+
+_AT_LEAST_ONE = "Give at least one of " + ", ".join(PERMISSION_FIELDS) + "."
+
+
+def _permission_json(permission: ParticipantPermission) -> dict[str, Any]:
+    return {
+        "can_subscribe": permission.can_subscribe,
+        "can_publish": permission.can_publish,
+        "can_publish_data": permission.can_publish_data,
+        "can_publish_sources": [TRACK_SOURCES.get(s, "unknown") for s in permission.can_publish_sources],
+        "can_update_metadata": permission.can_update_metadata,
+        "hidden": permission.hidden,
+        "can_subscribe_metrics": permission.can_subscribe_metrics,
+        "can_manage_agent_session": permission.can_manage_agent_session,
+    }
+
+
+@_moderation_view
+def update_permissions() -> Response:
+    """Change what a participant may do: ``{"room_name", "participant_identity", "can_publish"?,
+    "can_publish_sources"?, "can_subscribe"?, "can_publish_data"?}``; only the fields given change."""
+    state = moderation_state()
+    body = _validate(_PERMISSIONS, _read_json_object())
+    if not any(name in body for name in PERMISSION_FIELDS):
+        raise errors.INVALID_REQUEST(
+            "Invalid request: give at least one of " + ", ".join(PERMISSION_FIELDS) + ".",
+            details={"_schema": [_AT_LEAST_ONE]},
+        )
+    auth_id = _caller().auth_id
+    room_name, identity = body["room_name"], body["participant_identity"]
+    sources = body.get("can_publish_sources")
+    change = operations.PermissionChange(
+        can_publish=body.get("can_publish"),
+        can_publish_sources=None if sources is None else tuple(SOURCE_NUMBERS[s] for s in sources),
+        can_subscribe=body.get("can_subscribe"),
+        can_publish_data=body.get("can_publish_data"),
+    )
+    update = _livekit(state).run(operations.update_permissions, auth_id, room_name, identity, change)
+    permission = _permission_json(update.after)
+    unpublished = [
+        {"track_sid": track.sid, "source": TRACK_SOURCES.get(track.source, "unknown")}
+        for track in update.unpublished
+    ]
+    _record().outcome = "permissions_updated"
+    # Serialised before the signal: a receiver that changes the lists it gets cannot change the answer.
+    response = jsonify(
+        room_name=room_name,
+        participant_identity=identity,
+        permission=permission,
+        unpublished_tracks=unpublished,
+    )
+    signals.notify(
+        signals.participant_permissions_changed,
+        auth_id=auth_id,
+        room_name=room_name,
+        participant_identity=identity,
+        permission=permission,
+        previous=_permission_json(update.before),
+        unpublished_tracks=unpublished,
+        outcome="permissions_updated",
+    )
+    return response
+
+
+@_moderation_view
+def mute_room() -> Response:
+    """Mute or unmute every published track of some sources in a room: ``{"room_name", "muted",
+    "sources"?, "except_identities"?}``."""
+    state = moderation_state()
+    body = _validate(_ROOM_MUTE, _read_json_object())
+    auth_id = _caller().auth_id
+    room_name, muted = body["room_name"], body["muted"]
+    sources, spared = body["sources"], body["except_identities"]
+    outcomes = _livekit(state).run(
+        operations.mute_room,
+        auth_id,
+        room_name,
+        muted,
+        frozenset(SOURCE_NUMBERS[s] for s in sources),
+        frozenset(spared),
+    )
+    tracks: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for outcome in sorted(outcomes, key=lambda o: (o.participant_identity, o.source, o.track_sid)):
+        entry: dict[str, Any] = {
+            "participant_identity": outcome.participant_identity,
+            "track_sid": outcome.track_sid,
+            "source": TRACK_SOURCES.get(outcome.source, "unknown"),
+        }
+        if outcome.failure is None:
+            tracks.append({**entry, "muted": outcome.muted})
+        else:
+            failed.append({**entry, "code": outcome.failure})
+    result = "muted" if muted else "unmuted"
+    _record().outcome = result
+    response = jsonify(room_name=room_name, muted=muted, tracks=tracks, failed=failed)
+    signals.notify(
+        signals.room_mute_finished,
+        auth_id=auth_id,
+        room_name=room_name,
+        muted=muted,
+        sources=list(sources),
+        except_identities=list(spared),
+        tracks=tracks,
+        failed=failed,
+        outcome=result,
+    )
+    return response
+
+
+# -- end of permissions and room mute -----------------------------------------------------------
+
 _OPENAPI_PATH = "/livekit/openapi.json"
 
 
@@ -620,6 +742,9 @@ def make_blueprint(state: ModerationState) -> ModerationBlueprint:
     blueprint.add_url_rule("/participant", view_func=remove_participant, methods=["DELETE"])
     blueprint.add_url_rule("/participant/mute", view_func=mute_track, methods=["POST"])
     blueprint.add_url_rule("/participants", view_func=list_participants, methods=["GET"])
+    # -- permissions and room mute
+    blueprint.add_url_rule("/participant/permissions", view_func=update_permissions, methods=["POST"])
+    blueprint.add_url_rule("/room/mute", view_func=mute_room, methods=["POST"])
     blueprint.add_url_rule("/openapi.json", view_func=openapi, methods=["GET"])
     _add_ban_rules(blueprint)
     # Registration (here or inside a host blueprint registered later) tells the full prefix.

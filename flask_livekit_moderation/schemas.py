@@ -137,6 +137,183 @@ class ListParticipantsResponse(Schema):
     participants = fields.List(fields.Nested(ParticipantSchema), required=True)
 
 
+# -- permissions and room mute ----------------------------------------------------------------
+
+#: The track sources a moderator names (LiveKit's ``TrackSource``, lower-case, without
+#: ``unknown``): in a permission's ``can_publish_sources`` and in a room mute's ``sources``.
+SOURCE_NAMES: tuple[str, ...] = tuple(name for name in TRACK_SOURCES.values() if name != "unknown")
+#: Source name -> LiveKit's ``TrackSource`` number.
+SOURCE_NUMBERS: dict[str, int] = {name: number for number, name in TRACK_SOURCES.items()}
+#: The permission fields a moderator may change (the others are kept as they are).
+PERMISSION_FIELDS = ("can_publish", "can_publish_sources", "can_subscribe", "can_publish_data")
+#: Most identities one room mute may spare.
+MAX_EXCEPT_IDENTITIES = 1000
+
+
+class _FlatList(fields.List):  # type: ignore[type-arg]
+    """A JSON array whose item errors come out as one flat list of messages, "Item 0: ...",
+    so ``details`` stays ``{field: [messages]}`` (marshmallow would nest ``{index: [...]}``)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        try:
+            items: list[Any] = super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as exc:
+            if not isinstance(exc.messages, dict):
+                raise
+            flat = [
+                f"Item {index}: {message}"
+                for index, messages in sorted(exc.messages.items())
+                for message in (messages if isinstance(messages, list) else [str(messages)])
+            ]
+            raise ValidationError(flat) from None
+        return items
+
+
+def _distinct(values: list[Any]) -> None:
+    if len(set(values)) != len(values):
+        raise ValidationError("Must not name a source twice.")
+
+
+def _sources(description: str, *, allow_empty: bool, **kwargs: Any) -> _FlatList:
+    checks: list[Any] = [_distinct]
+    if not allow_empty:
+        checks.append(validate.Length(min=1))
+    return _FlatList(
+        fields.String(validate=validate.OneOf(SOURCE_NAMES), metadata={"enum": list(SOURCE_NAMES)}),
+        validate=checks,
+        metadata={
+            "description": description,
+            "uniqueItems": True,
+            **({} if allow_empty else {"minItems": 1}),
+        },
+        **kwargs,
+    )
+
+
+class UpdatePermissionsRequest(RequestSchema):
+    """Body of ``POST /livekit/participant/permissions``: only the permission fields given change."""
+
+    room_name = _name("LiveKit room name, used exactly as given.")
+    participant_identity = _name("Identity of the participant whose permission changes.")
+    can_publish = StrictBoolean(metadata={"description": "May publish tracks at all."})
+    can_publish_sources = _sources(
+        "The sources the participant may publish, replacing the current list. As in LiveKit, an "
+        "empty list means every source (a plain join token's default); a list allows only the "
+        "sources it names, so no list allows tracks of `unknown` source (custom tracks). "
+        "Tracks of a source no longer allowed are unpublished by LiveKit and cannot be published "
+        "again until it is allowed. To stop all publishing send `can_publish: false`.",
+        allow_empty=True,
+    )
+    can_subscribe = StrictBoolean(metadata={"description": "May subscribe to others' tracks."})
+    can_publish_data = StrictBoolean(metadata={"description": "May send data messages."})
+
+
+class PermissionSchema(Schema):
+    """A participant's permission as LiveKit reports it."""
+
+    can_subscribe = fields.Boolean(required=True)
+    can_publish = fields.Boolean(required=True)
+    can_publish_data = fields.Boolean(required=True)
+    can_publish_sources = fields.List(
+        fields.String(metadata={"enum": _answered(TRACK_SOURCES)}),
+        required=True,
+        metadata={
+            "description": "Sources the participant may publish when `can_publish` is true; "
+            "empty: every source."
+        },
+    )
+    can_update_metadata = fields.Boolean(required=True)
+    hidden = fields.Boolean(required=True)
+    can_subscribe_metrics = fields.Boolean(required=True)
+    can_manage_agent_session = fields.Boolean(required=True)
+
+
+class UnpublishedTrackSchema(Schema):
+    """A track LiveKit unpublished because its source is no longer allowed."""
+
+    track_sid = fields.String(required=True)
+    source = fields.String(required=True, metadata={"enum": _answered(TRACK_SOURCES)})
+
+
+class UpdatePermissionsResponse(Schema):
+    """Answer of a permission update: the permission LiveKit now holds."""
+
+    room_name = fields.String(required=True)
+    participant_identity = fields.String(required=True)
+    permission = fields.Nested(PermissionSchema, required=True)
+    unpublished_tracks = fields.List(
+        fields.Nested(UnpublishedTrackSchema),
+        required=True,
+        metadata={
+            "description": "Tracks LiveKit unpublished because the new permission forbids their source."
+        },
+    )
+
+
+class RoomMuteRequest(RequestSchema):
+    """Body of ``POST /livekit/room/mute``."""
+
+    room_name = _name("LiveKit room name, used exactly as given.")
+    muted = StrictBoolean(required=True, metadata={"description": "true to mute, false to unmute."})
+    sources = _sources(
+        'Sources whose published tracks change (default `["microphone"]`).',
+        allow_empty=False,
+        load_default=lambda: ["microphone"],
+    )
+    except_identities = _FlatList(
+        fields.String(
+            validate=[_not_blank, _unicode_text, validate.Length(max=MAX_NAME_LENGTH)],
+            metadata={"minLength": 1, "maxLength": MAX_NAME_LENGTH},
+        ),
+        load_default=list,
+        validate=validate.Length(max=MAX_EXCEPT_IDENTITIES),
+        metadata={
+            "description": "Identities whose tracks are left alone (e.g. the speaker). Default none.",
+            "maxItems": MAX_EXCEPT_IDENTITIES,
+        },
+    )
+
+
+class RoomMuteTrackSchema(Schema):
+    """One track a room mute changed, in the state LiveKit reports."""
+
+    participant_identity = fields.String(required=True)
+    track_sid = fields.String(required=True)
+    source = fields.String(required=True, metadata={"enum": list(SOURCE_NAMES)})
+    muted = fields.Boolean(required=True)
+
+
+#: Why a room mute could not change one track (``failed[].code``).
+ROOM_MUTE_FAILURES = (
+    "TRACK_NOT_FOUND",
+    "PARTICIPANT_NOT_FOUND",
+    "REMOTE_UNMUTE_DISABLED",
+    "LIVEKIT_UNAVAILABLE",
+    "MUTE_FAILED",
+)
+
+
+class RoomMuteFailureSchema(Schema):
+    """One track a room mute could not change."""
+
+    participant_identity = fields.String(required=True)
+    track_sid = fields.String(required=True)
+    source = fields.String(required=True, metadata={"enum": list(SOURCE_NAMES)})
+    code = fields.String(required=True, metadata={"enum": list(ROOM_MUTE_FAILURES)})
+
+
+class RoomMuteResponse(Schema):
+    """Answer of ``POST /livekit/room/mute``."""
+
+    room_name = fields.String(required=True)
+    muted = fields.Boolean(required=True)
+    tracks = fields.List(fields.Nested(RoomMuteTrackSchema), required=True)
+    failed = fields.List(fields.Nested(RoomMuteFailureSchema), required=True)
+
+
+# -- end of permissions and room mute ---------------------------------------------------------
+
+
 class ErrorResponse(Schema):
     """Every error answer."""
 

@@ -30,6 +30,18 @@ Every signal is sent with the app as sender and these keyword arguments:
 - ``livekit_breaker_changed``: the app's LiveKit circuit breaker changed state in this
   process: ``state`` and ``previous`` (``"closed"``, ``"open"``, ``"half_open"``),
   ``failures`` (consecutive unavailable outcomes) and ``retry_after`` (seconds, when open).
+- ``participant_permissions_changed``: LiveKit accepted a permission update: ``auth_id``,
+  ``room_name``, ``participant_identity``, ``permission`` (the permission LiveKit now holds,
+  as the route answers it), ``previous`` (the one it held before, same form),
+  ``unpublished_tracks`` (``[{"track_sid", "source"}]`` LiveKit unpublished for it) and
+  ``outcome="permissions_updated"``.
+- ``room_mute_finished``: a room mute was answered 200: ``auth_id``, ``room_name``,
+  ``muted``, ``sources``, ``except_identities``, ``tracks`` and ``failed`` (as the route
+  answers them) and ``outcome`` (``"muted"`` or ``"unmuted"``).
+
+The two routes of permissions and room mute have ``action`` ``"permissions"`` and
+``"room_mute"`` in ``moderation_refused`` and ``moderation_finished``; their ``outcome`` there is
+``"permissions_updated"``, ``"muted"`` or ``"unmuted"`` (or the error code).
 """
 
 import logging
@@ -47,6 +59,9 @@ track_mute_changed = _signals.signal("livekit-moderation.track-mute-changed")
 moderation_refused = _signals.signal("livekit-moderation.moderation-refused")
 moderation_finished = _signals.signal("livekit-moderation.moderation-finished")
 livekit_breaker_changed = _signals.signal("livekit-moderation.livekit-breaker-changed")
+# -- permissions and room mute
+participant_permissions_changed = _signals.signal("livekit-moderation.participant-permissions-changed")
+room_mute_finished = _signals.signal("livekit-moderation.room-mute-finished")
 
 
 def notify(signal: NamedSignal, **data: Any) -> None:
@@ -67,7 +82,9 @@ __all__ = [
     "livekit_breaker_changed",
     "moderation_finished",
     "moderation_refused",
+    "participant_permissions_changed",
     "participant_removed",
+    "room_mute_finished",
     "track_mute_changed",
 ]
 

@@ -121,8 +121,26 @@ def test_restoring_publish_does_not_bring_tracks_back(emu: LiveKitEmulator) -> N
         emu, permission=ParticipantPermission(can_subscribe=True, can_publish=True, can_publish_data=True)
     )
     assert list(back.tracks) == [] and back.permission.can_publish
+    # participant.go SetPermission: isPublisher = canPublish && IsPublisherEstablished(); the
+    # publisher transport of a participant that published stays up, so it is one again.
+    assert back.is_publisher and emu.room("r").num_publishers == 1  # type: ignore[union-attr]
     assert emu.publish_track("r", "alice", "video", "camera").source == TrackSource.CAMERA
     assert emu.participant("r", "alice").is_publisher  # type: ignore[union-attr]
+
+
+def test_granting_publish_to_someone_who_never_published_makes_no_publisher(emu: LiveKitEmulator) -> None:
+    emu.join("r", "viewer", tracks=[], permission=ParticipantPermission(can_subscribe=True))
+    req = rp.UpdateParticipantRequest(
+        room="r", identity="viewer", permission=ParticipantPermission(can_subscribe=True, can_publish=True)
+    )
+    granted = room_call(emu, lambda r: r.update_participant(req))
+    # No publisher transport yet: it becomes a publisher when it publishes.
+    assert granted.permission.can_publish and not granted.is_publisher
+    room = emu.room("r")
+    assert room is not None and room.num_publishers == 1  # alice only
+    emu.publish_track("r", "viewer", "audio", "microphone")
+    assert emu.participant("r", "viewer").is_publisher  # type: ignore[union-attr]
+    assert emu.room("r").num_publishers == 2  # type: ignore[union-attr]
 
 
 def test_join_with_an_explicit_permission(emu: LiveKitEmulator) -> None:

@@ -272,6 +272,9 @@ class EmulatorState:
         # can shuffle them), so callers must not rely on any order.
         self.rooms: dict[str, models.Room] = {}
         self.participants: dict[str, dict[str, models.ParticipantInfo]] = {}
+        #: (room, identity) of the participants whose publisher transport is up: they have
+        #: published in this session (``TransportManager.IsPublisherEstablished``).
+        self._publisher_up: set[tuple[str, str]] = set()
         self._life: dict[str, _Life] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._wake = threading.Condition(self.lock)
@@ -525,6 +528,8 @@ class EmulatorState:
                 if p.identity in members:  # same identity rejoining: the old session is closed
                     self._leave_locked(room, p.identity, schedule=False)
                 members[p.identity] = p
+                if p.tracks:
+                    self._publisher_up.add((room, p.identity))
                 self._count_locked(room_proto, p, +1)
                 life.joined = True
                 # telemetry ParticipantActive: participant_joined carries the full room;
@@ -552,6 +557,7 @@ class EmulatorState:
         p = members.pop(identity, None)
         if p is None:
             return False
+        self._publisher_up.discard((room, identity))
         room_proto = self.rooms[room]
         self._count_locked(room_proto, p, -1)
         life = self._life[room]
@@ -611,6 +617,7 @@ class EmulatorState:
             if any(t.sid == track.sid for t in p.tracks):
                 raise ValueError(f"track sid {track.sid!r} is already published by {identity!r}")
             p.tracks.append(track)
+            self._publisher_up.add((room, identity))
             room_proto = self.rooms[room]
             if not p.is_publisher:
                 p.is_publisher = True
@@ -658,11 +665,12 @@ class EmulatorState:
                 allowed = can_publish_source(new, track.source)
             if not allowed:
                 self._unpublish_locked(room, p, i)
-        # isPublisher = canPublish && the publisher transport is up (it is once it published).
+        # isPublisher = canPublish && the publisher transport is up (it is once it published,
+        # and stays up when publishing is revoked: restoring it makes a publisher again).
         was = p.is_publisher
-        p.is_publisher = was and new.can_publish
+        p.is_publisher = new.can_publish and (room, p.identity) in self._publisher_up
         if was != p.is_publisher:
-            self.rooms[room].num_publishers -= 1
+            self.rooms[room].num_publishers += 1 if p.is_publisher else -1
         return True
 
     def clear(self) -> None:
@@ -670,6 +678,7 @@ class EmulatorState:
         with self.lock:
             self.rooms.clear()
             self.participants.clear()
+            self._publisher_up.clear()
             for life in self._life.values():
                 life.deadline = None
             self._life.clear()
