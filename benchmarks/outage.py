@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiohttp
@@ -160,6 +160,25 @@ def serving(settings: dict[str, str]) -> Iterator[tuple[StandIn, Gunicorn]]:
         yield stand_in, gunicorn
 
 
+def run_in_own_process(settings: dict[str, str]) -> Figures:
+    """:func:`run` in a fresh interpreter: the measuring client is not slowed by its caller's
+    state (a long test session's garbage collections would show up as slow answers)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.outage", "--json-settings", json.dumps(settings)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the outage scenario failed ({done.returncode}): {done.stderr[-3000:]}")
+    raw = json.loads(done.stdout)
+    answers = {name: [Answer(**a) for a in raw[name]] for name in ("wave", "after_wave")}
+    recovery = None if raw["recovery"] is None else Answer(**raw["recovery"])
+    return Figures(**{**raw, **answers, "recovery": recovery})
+
+
 def run(label: str, settings: dict[str, str], wave: int = 32, after_wave: int = 20) -> Figures:
     """The whole scenario once; ``settings`` are the extension's ``LIVEKIT_MODERATION_*``."""
     with serving(settings) as (stand_in, gunicorn):
@@ -266,9 +285,15 @@ def main() -> None:
     parser.add_argument("--timeout", default="5", help="LIVEKIT_MODERATION_TIMEOUT, seconds (default 5)")
     parser.add_argument("--probe", metavar="URL", help=argparse.SUPPRESS)  # the prober's own process
     parser.add_argument("--interval", type=float, default=0.01, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--json-settings", metavar="JSON", help="run once with these settings and print the figures as JSON"
+    )
     args = parser.parse_args()
     if args.probe:
         print(json.dumps(asyncio.run(_probe(args.probe, args.interval))))
+        return
+    if args.json_settings:
+        print(json.dumps(asdict(run("scenario", json.loads(args.json_settings)))))
         return
     deadline = {"LIVEKIT_MODERATION_TIMEOUT": args.timeout}
     # Unguarded, each later request waits out the deadline too: three of them tell the story.
