@@ -2,19 +2,25 @@
 
 ``create_app()`` reads ``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``,
 ``AUTH_REQUIRED`` (true/false), ``AUTH_API_SECRETS_JSON`` (a JSON list of
-``{"id", "secret"}``) and any ``LIVEKIT_MODERATION_*`` setting (e.g.
-``LIVEKIT_MODERATION_MAX_CONCURRENCY=8``). Serve it with ``gunicorn 'example_app:create_app()'``.
+``{"id", "secret"}``), any ``LIVEKIT_MODERATION_*`` setting (e.g.
+``LIVEKIT_MODERATION_MAX_CONCURRENCY=8``), and for the moderator console at ``/``
+``CONSOLE_ACCOUNTS_JSON`` (``{"<tenant auth id>": "<password>"}``) and ``SECRET_KEY`` (the
+session cookie's signing key; a random one per start when unset, so with several workers
+set it, or serve with ``--preload``). Serve it with ``gunicorn 'example_app:create_app()'``.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, jsonify
 
 from flask_livekit_moderation import LiveKitModeration
+
+from .console import accounts_from, init_console, signed_in_tenant
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -26,18 +32,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         LIVEKIT_API_SECRET=os.environ.get("LIVEKIT_API_SECRET"),
         LIVEKIT_MODERATION_AUTH_REQUIRED=os.environ.get("AUTH_REQUIRED", "false"),
         LIVEKIT_MODERATION_API_SECRETS=os.environ.get("AUTH_API_SECRETS_JSON", "[]"),
+        CONSOLE_ACCOUNTS=os.environ.get("CONSOLE_ACCOUNTS_JSON", "{}"),
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_hex(32),
     )
     # Every other setting straight from the environment; the extension parses the strings.
     app.config.update({k: v for k, v in os.environ.items() if k.startswith("LIVEKIT_MODERATION_")})
     app.config.update(config or {})
 
-    @app.get("/")
-    def home() -> Any:
-        return jsonify(app="example host app", moderation="/livekit/participants?room_name=...")
+    app.config["CONSOLE_ACCOUNTS"] = accounts_from(app.config["CONSOLE_ACCOUNTS"])
 
     @app.get("/healthz")
     def health() -> Any:
         return jsonify(status="ok")
 
-    LiveKitModeration(app)
+    # Signed-in moderators of the console are callers too, through their session cookie;
+    # requests with a token never reach the loader. No accounts, no loader: the extension
+    # then refuses at start to require auth with no way to authenticate.
+    loader = signed_in_tenant if app.config["CONSOLE_ACCOUNTS"] else None
+    LiveKitModeration(app, request_loader=loader)
+    init_console(app)
     return app

@@ -1,9 +1,13 @@
 """``python -m example_app``: serve the example host app on 127.0.0.1:$PORT (default 5000).
 
 With ``LIVEKIT_URL`` unset, it starts the package's LiveKit stand-in in this process,
-seeds demo rooms for two tenants, turns auth on with two demo secrets and prints curl
-commands to try. With ``LIVEKIT_URL`` set, it talks to that server and seeds nothing.
-``PORT=0`` picks a free port; the last line printed before serving names the URL.
+seeds demo rooms for two tenants, turns auth on with two demo secrets, opens the moderator
+console at ``/`` with a demo sign-in per tenant and prints curl commands to try. With
+``LIVEKIT_URL`` set, it talks to that server and seeds nothing. ``PORT=0`` picks a free port;
+the banner names the console's URL and the last line printed before serving the app's.
+
+:func:`running` does all of that but serving, for a test that serves the same app in a
+thread and reaches the stand-in directly.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import logging
 import os
 import signal
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from types import FrameType
 
 from flask import Flask
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from flask_livekit_moderation.state import ModerationState
 from flask_livekit_moderation.testing import LiveKitEmulator
@@ -41,6 +47,12 @@ def _stand_in_banner(emulator: LiveKitEmulator, rooms: list[demo.DemoRoom], base
         "  python -m example_app",
         "Nothing is seeded then.",
         _RULE,
+        "",
+        f"Moderator console: {base_url}/  (open it in a browser and sign in as one tenant)",
+    ]
+    for account, password in demo.DEMO_PASSWORDS.items():
+        lines.append(f"  tenant {account:<8} password {password}")
+    lines += [
         "",
         "Auth is ON. Demo tokens (send as 'Authorization: Bearer <token>' or '?api_key=<token>'):",
     ]
@@ -77,6 +89,11 @@ def _real_livekit_banner(app: Flask, base_url: str) -> list[str]:
     else:
         lines.append("Auth is OFF (AUTH_REQUIRED=false): every caller may moderate every room.")
         token = ""
+    if app.config["CONSOLE_ACCOUNTS"]:
+        accounts = ", ".join(sorted(app.config["CONSOLE_ACCOUNTS"]))
+        lines.append(f"Moderator console: {base_url}/  (sign in as {accounts}; CONSOLE_ACCOUNTS_JSON)")
+    else:
+        lines.append(f"Moderator console: {base_url}/  (no accounts: set CONSOLE_ACCOUNTS_JSON to sign in)")
     lines += [
         _RULE,
         "",
@@ -98,13 +115,25 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def main() -> int:
-    """Run the example app until interrupted; returns the exit status."""
-    # INFO shows the extension's audit line per action on stderr.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    port = int(os.environ.get("PORT") or "5000")
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+@dataclass
+class Running:
+    """The example app, bound but not yet serving, and what the banner says about it."""
+
+    app: Flask
+    server: BaseWSGIServer
+    base_url: str
+    banner: list[str]
+    #: The in-process stand-in and its seeded rooms; ``None`` / ``[]`` with ``LIVEKIT_URL`` set.
+    emulator: LiveKitEmulator | None
+    rooms: list[demo.DemoRoom]
+
+
+@contextmanager
+def running(port: int) -> Iterator[Running]:
+    """Everything ``main`` does but serving: the stand-in (with ``LIVEKIT_URL`` unset) and
+    its demo rooms, the app, its server bound to ``port`` (0: a free one), the banner."""
     with ExitStack() as stack:
+        rooms: list[demo.DemoRoom] = []
         if os.environ.get("LIVEKIT_URL"):
             app = create_app()
             emulator = None
@@ -118,6 +147,8 @@ def main() -> int:
                     "LIVEKIT_API_SECRET": emulator.api_secret,
                     "LIVEKIT_MODERATION_AUTH_REQUIRED": True,
                     "LIVEKIT_MODERATION_API_SECRETS": list(demo.DEMO_TENANTS),
+                    "CONSOLE_ACCOUNTS": dict(demo.DEMO_PASSWORDS),
+                    "CONSOLE_SHOW_PASSWORDS": True,
                 }
             )
         # Bind before printing, so every command printed already works.
@@ -128,10 +159,20 @@ def main() -> int:
             lines = _real_livekit_banner(app, base_url)
         else:
             lines = _stand_in_banner(emulator, rooms, base_url)
-        print("\n".join(lines))
-        print(f"Serving on {base_url} (Ctrl+C to stop)", flush=True)
+        yield Running(app, server, base_url, lines, emulator, rooms)
+
+
+def main() -> int:
+    """Run the example app until interrupted; returns the exit status."""
+    # INFO shows the extension's audit line per action on stderr.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    port = int(os.environ.get("PORT") or "5000")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    with running(port) as example:
+        print("\n".join(example.banner))
+        print(f"Serving on {example.base_url} (Ctrl+C to stop)", flush=True)
         try:
-            server.serve_forever()
+            example.server.serve_forever()
         except KeyboardInterrupt:
             pass
     return 0

@@ -2,7 +2,7 @@
 
 The rooms are created the way a host app would create its own: each tenant's room gets
 metadata built with :func:`flask_livekit_moderation.room_metadata`, so the extension's
-access check lets only that tenant's token moderate it.
+access check lets only that tenant's token (or signed-in moderator) moderate it.
 """
 
 from __future__ import annotations
@@ -23,8 +23,24 @@ DEMO_TENANTS: tuple[dict[str, str], ...] = (
     {"id": "globex", "secret": "demo-globex-secret"},
 )
 
+#: The moderator console's demo sign-ins: tenant (auth id) -> password. Deliberately not
+#: the API tokens above: a console session never needs, shows or sends a token.
+DEMO_PASSWORDS: dict[str, str] = {
+    "acme": "acme-moderator",
+    "globex": "globex-moderator",
+}
+
 #: A room no tenant owns: with auth on, no demo token may moderate it.
 UNOWNED_ROOM = "lobby"
+
+#: Seconds a demo room lives on empty. LiveKit closes a room 20 s after its last participant
+#: left (300 s after creation if nobody came); a real meeting room lives as long as the
+#: meeting, so the demo keeps its rooms open while it runs, even once everyone was removed.
+ROOM_LIFETIME = 7 * 24 * 3600.0
+
+_MIC = ("audio", "microphone", "microphone")
+_CAMERA = ("video", "camera", "camera")
+_SCREEN = ("video", "screen_share", "screen")
 
 
 @dataclass(frozen=True)
@@ -47,20 +63,33 @@ class Curl:
 
 
 def seed(emulator: LiveKitEmulator) -> list[DemoRoom]:
-    """Create the demo rooms and participants (microphone + camera each) in ``emulator``."""
+    """Create the demo rooms and their participants in ``emulator``.
+
+    Rooms stay open for :data:`ROOM_LIFETIME` once empty, so removing everyone from a room
+    leaves an empty room, as in a meeting that is still scheduled.
+    """
+    plain = [_MIC, _CAMERA]
     plan = [
-        ("acme-standup", "acme", json.dumps({"topic": "Daily stand-up"}), ["alice", "bob"]),
-        ("globex-review", "globex", "", ["carol", "dave"]),
-        (UNOWNED_ROOM, None, json.dumps({"topic": "Open to everyone"}), ["guest"]),
+        ("acme-standup", "acme", json.dumps({"topic": "Daily stand-up"}), {"alice": plain, "bob": plain}),
+        (
+            "acme-support",
+            "acme",
+            json.dumps({"topic": "Customer support"}),
+            {"erin": [_MIC, _CAMERA, _SCREEN], "frank": [_MIC]},
+        ),
+        ("globex-review", "globex", "", {"carol": plain, "dave": plain}),
+        (UNOWNED_ROOM, None, json.dumps({"topic": "Open to everyone"}), {"guest": plain}),
     ]
     rooms = []
-    for name, owner, extra, identities in plan:
+    for name, owner, extra, people in plan:
         # room_metadata keeps the other keys ("topic") and adds the owner's auth_id.
         metadata = extra if owner is None else room_metadata(owner, extra)
-        emulator.add_room(name, metadata=metadata)
+        emulator.add_room(
+            name, metadata=metadata, empty_timeout=ROOM_LIFETIME, departure_timeout=ROOM_LIFETIME
+        )
         tracks: dict[str, dict[str, str]] = {}
-        for identity in identities:
-            info = emulator.add_participant(name, identity, name=identity.capitalize())
+        for identity, published in people.items():
+            info = emulator.add_participant(name, identity, name=identity.capitalize(), tracks=published)
             tracks[identity] = {TrackSource.Name(t.source).lower(): t.sid for t in info.tracks}
         rooms.append(DemoRoom(name=name, owner=owner, metadata=metadata, tracks=tracks))
     return rooms

@@ -1,7 +1,8 @@
 """``python -m example_app`` end to end: a subprocess on a free port, driven over HTTP.
 
 The seeded mode is checked by running the very curl commands it prints (translated to
-``requests`` calls) and then checking their effects through the listing route.
+``requests`` calls) and then checking their effects through the listing route; the moderator
+console's session path with a ``requests`` session (the browser test is ``test_console.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shlex
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from openapi_spec_validator import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 30.0
+JSON = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -258,6 +261,7 @@ def test_with_livekit_url_it_uses_that_server_and_seeds_nothing(start_example, l
     )
     assert "STAND-IN" not in example.text
     assert livekit_emulator.url in example.text
+    assert f"Moderator console: {example.url}/  (no accounts: set CONSOLE_ACCOUNTS_JSON" in example.text
     assert [room.name for room in livekit_emulator.rooms()] == ["real-room"]
 
     answer = requests.get(
@@ -270,4 +274,114 @@ def test_with_livekit_url_it_uses_that_server_and_seeds_nothing(start_example, l
     assert answer.status_code == 404
     assert sorted(livekit_emulator.call_names()) == ["ListParticipants", "ListRooms"]
     assert [room.name for room in livekit_emulator.rooms()] == ["real-room"]
+    assert _stop(example) == 0
+
+
+def _signed_in(url: str, tenant: str, password: str) -> requests.Session:
+    """A browser-like session signed in to the console through its form."""
+    session = requests.Session()
+    form = session.get(url + "/signin", timeout=30)
+    assert form.status_code == 200
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf is not None
+    answer = session.post(
+        url + "/signin",
+        data={"csrf_token": csrf.group(1), "tenant": tenant, "password": password},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.status_code == 302 and answer.headers["Location"] == "/"
+    return session
+
+
+def test_seeded_mode_serves_the_console_and_its_session_moderates_without_a_token(start_example):
+    example = start_example()
+    console = next(line for line in example.lines if line.startswith("Moderator console: "))
+    assert console.split()[2] == example.url + "/"
+    passwords = dict(re.findall(r"^\s+tenant (\S+)\s+password (\S+)$", example.text, re.MULTILINE))
+    assert set(passwords) == {"acme", "globex"}
+    tokens = [
+        r["headers"]["Authorization"].removeprefix("Bearer ")
+        for r in map(_as_request, example.curls())
+        if "Authorization" in r["headers"]
+    ]
+
+    # Signed out: the console sends you to its sign-in form; a wrong password is refused.
+    first = requests.get(example.url + "/", timeout=30)
+    assert first.status_code == 200 and first.url == example.url + "/signin"
+    assert 'type="password"' in first.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', first.text)
+    assert csrf is not None
+    refused = requests.post(
+        example.url + "/signin",
+        data={"csrf_token": csrf.group(1), "tenant": "acme", "password": passwords["globex"]},
+        cookies=first.cookies,
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert refused.status_code == 401 and "Wrong tenant or password." in refused.text
+    no_cookie = requests.post(
+        example.url + "/signin",
+        data={"csrf_token": csrf.group(1), "tenant": "acme", "password": passwords["acme"]},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert no_cookie.status_code == 400 and "The form expired" in no_cookie.text
+
+    session = _signed_in(example.url, "acme", passwords["acme"])
+    cookie = next(c for c in session.cookies if c.name == "session")
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    page = session.get(example.url + "/", timeout=30)
+    assert page.status_code == 200 and 'data-room="acme-standup"' in page.text
+    assert re.findall(r'<option value="([^"]+)"', page.text) == ["acme-standup", "acme-support"]
+    assert not any(token in page.text for token in tokens)
+
+    # The cookie is the credential: the extension's request_loader maps it to acme.
+    listing = session.get(
+        example.url + "/livekit/participants", params={"room_name": "acme-standup"}, timeout=30
+    )
+    assert listing.status_code == 200
+    assert {p["identity"] for p in listing.json()["participants"]} == {"alice", "bob"}
+    foreign = session.get(
+        example.url + "/livekit/participants", params={"room_name": "globex-review"}, timeout=30
+    )
+    unknown = session.get(
+        example.url + "/livekit/participants", params={"room_name": "no-such-room"}, timeout=30
+    )
+    assert foreign.status_code == 404 and foreign.content == unknown.content
+
+    # What a cross-site form could send with the cookie (text/plain) is refused: 415.
+    body = json.dumps({"room_name": "acme-standup", "participant_identity": "bob"})
+    forged = session.delete(
+        example.url + "/livekit/participant", data=body, headers={"Content-Type": "text/plain"}, timeout=30
+    )
+    assert forged.status_code == 415 and forged.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    removed = session.delete(
+        example.url + "/livekit/participant",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert removed.status_code == 200 and removed.json()["status"] == "removed"
+    alice = json.dumps({"room_name": "acme-standup", "participant_identity": "alice"})
+    assert session.delete(example.url + "/livekit/participant", data=alice, headers=JSON, timeout=30).ok
+    empty = session.get(
+        example.url + "/livekit/participants", params={"room_name": "acme-standup"}, timeout=30
+    )
+    assert empty.status_code == 200 and empty.json()["participants"] == []
+
+    # The console's own forms need their CSRF token; signing out ends the cookie's rights.
+    assert (
+        session.post(example.url + "/signout", data={"csrf_token": "forged"}, timeout=30).status_code == 400
+    )
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', session.get(example.url + "/", timeout=30).text)
+    assert csrf is not None
+    assert session.post(example.url + "/signout", data={"csrf_token": csrf.group(1)}, timeout=30).ok
+    after = session.get(
+        example.url + "/livekit/participants", params={"room_name": "acme-standup"}, timeout=30
+    )
+    assert after.status_code == 401 and after.json()["code"] == "MISSING_TOKEN"
+
+    # Tokens keep working beside sessions.
+    assert _list(example.url, "acme-support", tokens[0]).status_code == 200
     assert _stop(example) == 0

@@ -1,0 +1,225 @@
+"""The moderator console: a signed-in page that moderates the tenant's rooms in a browser.
+
+A moderator signs in as one tenant (a form; ``CONSOLE_ACCOUNTS`` maps each tenant's auth id
+to its password). From then on the Flask session cookie is the only credential: the
+extension's ``request_loader`` (:func:`signed_in_tenant`) maps the signed-in tenant to its
+auth id for every ``/livekit/...`` call the page makes with ``fetch``. No token is ever put in
+the page or its JavaScript; callers with a token (curl, other services) are unaffected, since
+the loader is only asked when a request carries none.
+
+Cross-site requests: the moderation routes take JSON only (a ``DELETE``/``POST`` with any
+other Content-Type is 415 before the caller is looked at), and a cross-site page cannot send
+``Content-Type: application/json`` with the user's cookies without a CORS preflight this app
+never grants; a cross-site ``<form>`` can only send ``text/plain``, urlencoded or multipart
+bodies. So the session cookie alone cannot be abused to moderate. The console's own form
+posts (sign in, sign out) are not JSON, so they carry a per-session CSRF token, and the cookie
+is ``SameSite=Lax``.
+
+The room picker lists the rooms LiveKit has (``ListRooms`` through livekit-api, as against a
+real server) and keeps those whose metadata names the signed-in tenant
+(:func:`flask_livekit_moderation.room_owner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Request,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from livekit import api
+from werkzeug.wrappers import Response
+
+from flask_livekit_moderation import room_owner
+from flask_livekit_moderation.state import ModerationState
+
+logger = logging.getLogger("example_app.console")
+
+#: Its templates and static files are the app's own (``example_app/templates``, ``/static``).
+console = Blueprint("console", __name__)
+
+#: Session keys: the signed-in tenant (its auth id) and the CSRF token of the console's forms.
+_TENANT = "tenant"
+_CSRF = "csrf_token"
+#: Longest room name the extension accepts (the free-text field says so too).
+MAX_NAME = 256
+
+
+@dataclass(frozen=True)
+class RoomChoice:
+    """One of the tenant's rooms, as the picker shows it."""
+
+    name: str
+    topic: str
+    participants: int
+
+
+def accounts_from(value: Any) -> dict[str, str]:
+    """``CONSOLE_ACCOUNTS``: a mapping (or its JSON) of tenant auth id -> password."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and k.strip() and isinstance(v, str) and v for k, v in value.items()
+    ):
+        raise ValueError("CONSOLE_ACCOUNTS must map tenant ids to non-empty passwords")
+    return dict(value)
+
+
+def _accounts() -> dict[str, str]:
+    accounts: dict[str, str] = current_app.config["CONSOLE_ACCOUNTS"]
+    return accounts
+
+
+def signed_in_tenant(req: Request) -> str | None:
+    """The extension's ``request_loader``: the signed-in tenant's auth id, or ``None`` (401).
+
+    ``req`` is the same request as :data:`flask.request`; the Flask session reads its cookie.
+    A session naming a tenant that is no longer configured is refused.
+    """
+    tenant = session.get(_TENANT)
+    if isinstance(tenant, str) and tenant in _accounts():
+        return tenant
+    return None
+
+
+def _csrf_token() -> str:
+    token = session.get(_CSRF)
+    if not isinstance(token, str):
+        token = session[_CSRF] = secrets.token_urlsafe(32)
+    return token
+
+
+def _csrf_ok() -> bool:
+    sent = request.form.get(_CSRF, "")
+    expected = session.get(_CSRF)
+    return isinstance(expected, str) and hmac.compare_digest(sent.encode(), expected.encode())
+
+
+def _moderation_state() -> ModerationState:
+    state = current_app.extensions["livekit_moderation"]
+    assert isinstance(state, ModerationState)
+    return state
+
+
+async def _owned_rooms(auth_id: str) -> list[RoomChoice]:
+    """The rooms LiveKit has whose metadata names ``auth_id``, by name (one ListRooms)."""
+    settings = _moderation_state().settings
+    if not settings.livekit_configured:
+        raise RuntimeError("LiveKit is not configured")
+    async with api.LiveKitAPI(
+        settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret
+    ) as livekit:
+        # livekit-api sets no deadline of its own: use the extension's.
+        answer = await asyncio.wait_for(
+            livekit.room.list_rooms(api.ListRoomsRequest()), timeout=settings.timeout
+        )
+    rooms = []
+    for room in answer.rooms:
+        if room_owner(room.metadata) != auth_id:
+            continue
+        rooms.append(RoomChoice(room.name, _topic(room.metadata), room.num_participants))
+    return sorted(rooms, key=lambda room: room.name)
+
+
+def _topic(metadata: str) -> str:
+    try:
+        topic = json.loads(metadata).get("topic", "")
+    except (ValueError, AttributeError, RecursionError):
+        return ""
+    return topic if isinstance(topic, str) else ""
+
+
+@console.get("/")
+async def index() -> Any:
+    """The console: the room picker and, for ``?room=``, that room's participants."""
+    tenant = signed_in_tenant(request)
+    if tenant is None:
+        return redirect(url_for("console.signin"))
+    rooms: list[RoomChoice] = []
+    rooms_error = None
+    try:
+        rooms = await _owned_rooms(tenant)
+    except Exception as exc:  # noqa: BLE001 - the page still works with a typed room name
+        logger.warning("console: listing the rooms failed (%s)", type(exc).__name__)
+        rooms_error = "LiveKit did not list the rooms just now; reload to try again, or type a room name."
+    room = request.args.get("room", "")[:MAX_NAME]
+    if not room and rooms:
+        room = rooms[0].name
+    return render_template(
+        "console.html",
+        tenant=tenant,
+        rooms=rooms,
+        rooms_error=rooms_error,
+        room=room,
+        owned=room in {r.name for r in rooms},
+        api_base=_api_base(),
+        csrf_token=_csrf_token(),
+    )
+
+
+def _api_base() -> str:
+    # Where this app mounted the extension's routes (LIVEKIT_MODERATION_URL_PREFIX included).
+    return _moderation_state().settings.url_prefix.rstrip("/") + "/livekit"
+
+
+@console.route("/signin", methods=["GET", "POST"])
+def signin() -> Any:
+    """The sign-in form; a right password puts the tenant in the session."""
+    accounts = _accounts()
+    if request.method == "GET" and signed_in_tenant(request) is not None:
+        return redirect(url_for("console.index"))
+    error, status, tenant = None, 200, ""
+    if request.method == "POST" and not _csrf_ok():
+        # No session cookie, or one from before a restart (a new SECRET_KEY): a fresh form.
+        error, status = "The form expired: sign in again.", 400
+    elif request.method == "POST":
+        tenant = request.form.get("tenant", "")
+        password = request.form.get("password", "")
+        expected = accounts.get(tenant)
+        # Compare even for an unknown tenant, so the answer takes as long either way.
+        known = hmac.compare_digest(password.encode(), (expected or "\0").encode())
+        if expected is not None and known:
+            session.clear()  # a fresh session: a new CSRF token, nothing from before
+            session[_TENANT] = tenant
+            return redirect(url_for("console.index"))
+        error, status = "Wrong tenant or password.", 401
+    page = render_template(
+        "signin.html",
+        tenants=sorted(accounts),
+        tenant=tenant,
+        error=error,
+        demo_passwords=current_app.config.get("CONSOLE_SHOW_PASSWORDS") and accounts,
+        csrf_token=_csrf_token(),
+    )
+    return page, status
+
+
+@console.post("/signout")
+def signout() -> Response:
+    """End the session: the page's next call to the routes is a 401."""
+    if not _csrf_ok():
+        abort(400, "The form expired: reload the page and try again.")
+    session.clear()
+    return redirect(url_for("console.signin"))
+
+
+def init_console(app: Flask) -> None:
+    """Mount the console on ``app`` (its ``CONSOLE_ACCOUNTS`` must already be parsed)."""
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.register_blueprint(console)

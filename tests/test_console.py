@@ -1,0 +1,435 @@
+"""The moderator console of the example app, driven in a real headless Chromium.
+
+The example app runs in this process exactly as ``python -m example_app`` sets it up
+(:func:`example_app.__main__.running`: the stand-in, its demo rooms, the app, the bound
+server), served on a thread, so the test checks each action's effect in the stand-in itself.
+One browser session serves the whole module; each test reseeds the stand-in and signs in
+afresh. Screenshots go to ``tests/artifacts/`` (and, when missing or with
+``UPDATE_DOCS_SCREENSHOT=1``, the README's ``docs/console.png``).
+
+Chromium and its WebDriver are Debian's (``bash .ci/deps`` installs them); the test fails,
+never skips, without them. Selenium is pointed at both binaries, so Selenium Manager (which
+would download drivers) never runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from livekit.protocol.models import TrackSource
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from example_app import demo
+from example_app.__main__ import Running, running
+from flask_livekit_moderation import errors, room_owner
+from flask_livekit_moderation.testing import LiveKitEmulator
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+DOCS_SCREENSHOT = ROOT / "docs" / "console.png"
+CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WIDE = (1100, 860)
+WAIT = 10.0
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def example() -> Iterator[Running]:
+    """The example app with its in-process stand-in, served on a free port."""
+    with pytest.MonkeyPatch.context() as env:
+        # What python -m example_app would see on a clean shell: no LiveKit server given.
+        for key in list(os.environ):
+            if key.startswith(("LIVEKIT_URL", "LIVEKIT_API_", "LIVEKIT_MODERATION_", "AUTH_", "CONSOLE_")):
+                env.delenv(key)
+        env.delenv("SECRET_KEY", raising=False)
+        with running(0) as app:
+            assert app.emulator is not None
+            thread = threading.Thread(
+                target=app.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            thread.start()
+            try:
+                yield app
+            finally:
+                app.server.shutdown()
+                thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    """One headless Chromium for the module, with a throw-away profile."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:
+        pytest.fail(
+            f"Chromium or its WebDriver is missing ({', '.join(missing)}): run `bash .ci/deps` "
+            "(it apt-get installs chromium and chromium-driver), or set CHROMIUM_BINARY / CHROMEDRIVER.",
+            pytrace=False,
+        )
+    profile = tempfile.mkdtemp(prefix="console-test-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in [*CHROMIUM_ARGS, f"--user-data-dir={profile}"]:
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        driver.set_window_size(*WIDE)
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@dataclass
+class Console:
+    """The browser on the console, and the stand-in behind it."""
+
+    driver: WebDriver
+    example: Running
+    emulator: LiveKitEmulator
+
+    @property
+    def url(self) -> str:
+        return self.example.base_url
+
+    def wait(self, condition: Callable[[WebDriver], T], message: str = "", timeout: float = WAIT) -> T:
+        def attempt(driver: WebDriver) -> T:
+            try:
+                return condition(driver)
+            except StaleElementReferenceException:  # the list was redrawn meanwhile
+                return False  # type: ignore[return-value]
+
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(attempt)
+        except TimeoutException:
+            self.screenshot("timeout")
+            raise AssertionError(f"timed out waiting: {message}\nstatus: {self.status()!r}") from None
+
+    def sign_in(self, tenant: str, password: str | None = None) -> None:
+        self.driver.get(self.url + "/signin")
+        Select(self.driver.find_element(By.ID, "tenant-field")).select_by_value(tenant)
+        field = self.driver.find_element(By.ID, "password-field")
+        field.send_keys(password if password is not None else demo.DEMO_PASSWORDS[tenant])
+        field.submit()
+
+    def rows(self) -> dict[str, WebElement]:
+        found = self.driver.find_elements(By.CSS_SELECTOR, "#participant-rows tr[data-identity]")
+        return {row.get_attribute("data-identity") or "": row for row in found}
+
+    def wait_people(self, identities: set[str], message: str = "") -> dict[str, WebElement]:
+        self.wait(lambda d: set(self.rows()) == identities, message or f"rows {sorted(identities)}")
+        return self.rows()
+
+    def button(self, key: str) -> WebElement:
+        return self.wait(
+            lambda d: d.find_element(By.CSS_SELECTOR, f'button[data-key="{key}"]'), f"button {key}"
+        )
+
+    def click(self, key: str) -> None:
+        for _ in range(5):
+            try:
+                self.button(key).click()
+                return
+            except StaleElementReferenceException:
+                continue
+        raise AssertionError(f"button {key} kept being redrawn")
+
+    def status(self) -> str:
+        try:
+            return self.driver.find_element(By.ID, "status").text
+        except Exception:  # noqa: BLE001 - for failure messages only
+            return ""
+
+    def wait_status(self, *parts: str) -> str:
+        self.wait(lambda d: all(part in self.status() for part in parts), f"status with {parts}")
+        return self.status()
+
+    def active_key(self) -> Any:
+        return self.driver.execute_script("return document.activeElement.dataset.key || null;")
+
+    def track_sid(self, room: str, identity: str, source: str) -> str:
+        return next(t.sid for t in self.participant_tracks(room, identity) if _source(t.source) == source)
+
+    def participant_tracks(self, room: str, identity: str) -> list[Any]:
+        info = self.emulator.participant(room, identity)
+        assert info is not None, f"{identity} is not in {room}"
+        return list(info.tracks)
+
+    def screenshot(self, name: str, docs: bool = False) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+        if docs and (os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1" or not DOCS_SCREENSHOT.exists()):
+            DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            self.driver.save_screenshot(str(DOCS_SCREENSHOT))
+
+
+def _source(value: int) -> str:
+    return TrackSource.Name(value).lower()
+
+
+@pytest.fixture
+def console(example: Running, browser: WebDriver) -> Iterator[Console]:
+    """The demo rooms as seeded, a signed-out browser at the default window size."""
+    emulator = example.emulator
+    assert emulator is not None
+    emulator.clear()
+    emulator.clear_faults()
+    emulator.enable_remote_unmute = True
+    demo.seed(emulator)
+    emulator.clear_calls()
+    browser.set_window_size(*WIDE)
+    browser.get(example.base_url + "/healthz")
+    browser.delete_all_cookies()
+    yield Console(browser, example, emulator)
+    browser.get(example.base_url + "/healthz")  # stop the page's refreshing
+
+
+def _owned(emulator: LiveKitEmulator, tenant: str) -> list[str]:
+    return sorted(room.name for room in emulator.rooms() if room_owner(room.metadata) == tenant)
+
+
+def test_sign_in_pick_a_room_and_see_its_participants(console):
+    driver = console.driver
+    assert any(line.startswith(f"Moderator console: {console.url}/") for line in console.example.banner)
+
+    driver.get(console.url + "/")
+    console.wait(lambda d: d.current_url == console.url + "/signin", "redirect to sign-in")
+    demo_box = driver.find_element(By.CSS_SELECTOR, ".demo").text
+    assert all(password in demo_box for password in demo.DEMO_PASSWORDS.values())
+
+    console.sign_in("acme", "not-the-password")
+    error = driver.find_element(By.ID, "signin-error")
+    assert error.text == "Wrong tenant or password." and error.get_attribute("role") == "alert"
+    console.screenshot("01-sign-in-refused")
+
+    console.sign_in("acme")
+    console.wait(lambda d: d.current_url == console.url + "/", "the console after sign-in")
+    assert driver.find_element(By.ID, "tenant").text == "acme"
+
+    # The picker: acme's rooms from ListRooms, by their auth_id; nobody else's.
+    picker = Select(driver.find_element(By.ID, "room-select"))
+    offered = [option.get_attribute("value") for option in picker.options]
+    assert offered == _owned(console.emulator, "acme") == ["acme-standup", "acme-support"]
+    assert picker.first_selected_option.get_attribute("value") == "acme-standup"
+
+    rows = console.wait_people({"alice", "bob"}, "the seeded participants of acme-standup")
+    for identity, row in rows.items():
+        shown = {
+            item.get_attribute("data-sid"): item.text
+            for item in row.find_elements(By.CSS_SELECTOR, "li.track")
+        }
+        in_stand_in = {t.sid: _source(t.source) for t in console.participant_tracks("acme-standup", identity)}
+        assert set(shown) == set(in_stand_in)
+        for sid, text in shown.items():
+            kind = {"microphone": "audio", "camera": "video"}[in_stand_in[sid]]
+            assert text.split() == [in_stand_in[sid].capitalize(), kind, "live", "Mute"]
+        remove = row.find_element(By.CSS_SELECTOR, f'button[data-key="remove:{identity}"]')
+        assert remove.tag_name == "button" and remove.text == "Remove"
+        assert (
+            remove.get_attribute("aria-label") == f"Remove {identity.capitalize()} ({identity}) from the room"
+        )
+    console.screenshot("02-console-acme-standup")
+
+    # No token anywhere the page's scripts can reach; the session cookie is HttpOnly.
+    script = (ROOT / "example_app" / "static" / "console.js").read_text()
+    for tenant in demo.DEMO_TENANTS:
+        assert tenant["secret"] not in driver.page_source and tenant["secret"] not in script
+    assert driver.execute_script("return document.cookie;") == ""
+    cookies = driver.get_cookies()
+    assert [c["name"] for c in cookies] == ["session"] and cookies[0]["httpOnly"] is True
+
+    # The other room of acme's, with a screen share; a name is shown as text, never as HTML.
+    picker.select_by_value("acme-support")
+    driver.find_element(By.CSS_SELECTOR, "form.row button[type=submit]").click()
+    console.wait_people({"erin", "frank"}, "acme-support's participants")
+    hostile = '<img src=x onerror="window.__pwned=1">'
+    console.emulator.join("acme-support", "mallory", name=hostile)
+    rows = console.wait_people({"erin", "frank", "mallory"}, "a participant joining shows up")
+    assert rows["mallory"].find_element(By.CSS_SELECTOR, ".pname").text == hostile
+    assert driver.execute_script("return window.__pwned === undefined;") is True
+    sources = [
+        li.get_attribute("data-source") for li in rows["erin"].find_elements(By.CSS_SELECTOR, "li.track")
+    ]
+    assert sources == ["microphone", "camera", "screen_share"]
+
+
+def test_mute_a_microphone_see_it_muted_in_livekit_and_unmute_it_from_the_keyboard(console):
+    console.sign_in("acme")
+    console.wait_people({"alice", "bob"})
+    mic = console.track_sid("acme-standup", "alice", "microphone")
+    key = f"mute:alice:{mic}"
+    assert console.button(key).get_attribute("aria-label") == "Mute the microphone of Alice (alice)"
+
+    console.click(key)
+    console.wait_status("Alice (alice): microphone muted (LiveKit reports muted: true).")
+    track = next(t for t in console.participant_tracks("acme-standup", "alice") if t.sid == mic)
+    assert track.muted is True
+    console.wait(lambda d: console.button(key).text == "Unmute", "the button turns into Unmute")
+    badge = console.rows()["alice"].find_element(By.CSS_SELECTOR, f'li[data-sid="{mic}"] .badge')
+    assert badge.text == "muted"
+    # The list was redrawn, and keyboard focus stayed on the same button.
+    assert console.active_key() == key
+    assert console.driver.find_element(By.ID, "status").get_attribute("aria-live") == "polite"
+    console.screenshot("03-alice-microphone-muted", docs=True)
+
+    console.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    console.wait_status("Alice (alice): microphone unmuted (LiveKit reports muted: false).")
+    track = next(t for t in console.participant_tracks("acme-standup", "alice") if t.sid == mic)
+    assert track.muted is False
+    console.wait(lambda d: console.button(key).text == "Mute", "the button turns back into Mute")
+
+    # A LiveKit server without remote unmute: the extension's words, then what to configure.
+    console.emulator.enable_remote_unmute = False
+    console.click(key)
+    console.wait_status("microphone muted")
+    console.wait(lambda d: console.button(key).text == "Unmute", "muted again")
+    console.click(key)
+    text = console.wait_status(errors.REMOTE_UNMUTE_DISABLED.code)
+    assert f"{errors.REMOTE_UNMUTE_DISABLED.code}: {errors.REMOTE_UNMUTE_DISABLED.message}" in text
+    assert "enable_remote_unmute: true" in text and "ask the participant to unmute themselves" in text
+    track = next(t for t in console.participant_tracks("acme-standup", "alice") if t.sid == mic)
+    assert track.muted is True
+    console.screenshot("04-remote-unmute-disabled")
+
+
+def test_remove_a_participant_and_see_the_row_go(console):
+    console.sign_in("acme")
+    console.wait_people({"alice", "bob"})
+
+    console.click("remove:bob")
+    console.wait_status("Removed Bob (bob) from acme-standup.")
+    console.wait_people({"alice"}, "bob's row goes")
+    assert console.emulator.participant("acme-standup", "bob") is None
+    assert console.active_key() is None  # his button is gone: focus moved to the list's heading
+    assert console.driver.execute_script("return document.activeElement.id;") == "people-h"
+    console.screenshot("05-bob-removed")
+
+    # Another moderator was quicker: the extension's masked 404, and the row goes too.
+    console.driver.find_element(By.ID, "auto-refresh").click()  # pause: the row stays drawn
+    assert console.emulator.leave("acme-standup", "alice")
+    console.click("remove:alice")
+    text = console.wait_status(errors.PARTICIPANT_NOT_FOUND.code)
+    assert f"{errors.PARTICIPANT_NOT_FOUND.code}: {errors.PARTICIPANT_NOT_FOUND.message}" in text
+    console.wait_people(set(), "alice's row goes after the refresh the action triggers")
+    assert "Nobody is in this room right now." in console.driver.find_element(By.ID, "participants").text
+    # The demo room outlives its last participant, as a scheduled meeting's room does
+    # (LiveKit's default would close it 20 s after the last one left).
+    room = console.emulator.room("acme-standup")
+    assert room is not None and room.departure_timeout == math.ceil(demo.ROOM_LIFETIME)
+    history = console.driver.find_element(By.ID, "history").text
+    assert "Removed Bob (bob) from acme-standup." in history and errors.PARTICIPANT_NOT_FOUND.code in history
+
+
+def test_another_tenants_room_is_refused_with_the_masked_404(console):
+    driver = console.driver
+    console.sign_in("acme")
+    console.wait_people({"alice", "bob"})
+    offered = [o.get_attribute("value") for o in Select(driver.find_element(By.ID, "room-select")).options]
+    assert "globex-review" not in offered and demo.UNOWNED_ROOM not in offered
+
+    statuses = {}
+    for room in ("globex-review", demo.UNOWNED_ROOM, "no-such-room"):
+        field = driver.find_element(By.ID, "room-name")
+        field.clear()
+        field.send_keys(room, Keys.ENTER)
+        console.wait(lambda d, room=room: d.current_url.endswith(f"?room={room}"), f"open {room}")
+        statuses[room] = console.wait_status(errors.PARTICIPANT_NOT_FOUND.code)
+        summary = driver.find_element(By.ID, "summary").text
+        assert "automatic refresh stopped" in summary and console.rows() == {}
+        if room == "globex-review":
+            console.screenshot("06-foreign-room-refused")
+    # One answer for all three: nothing tells another tenant's room from no room.
+    assert len(set(statuses.values())) == 1
+    assert statuses["globex-review"].startswith(
+        f"{errors.PARTICIPANT_NOT_FOUND.code}: {errors.PARTICIPANT_NOT_FOUND.message}"
+    )
+    assert {p.identity for p in console.emulator.participants("globex-review")} == {"carol", "dave"}
+    assert set(console.emulator.call_names()) <= {"ListRooms", "ListParticipants"}
+
+    # globex sees its own room only; once signed out, the cookie moderates nothing.
+    driver.find_element(By.CSS_SELECTOR, ".signout button").click()
+    console.wait(lambda d: d.current_url == console.url + "/signin", "signed out")
+    console.sign_in("globex")
+    console.wait_people({"carol", "dave"})
+    offered = [o.get_attribute("value") for o in Select(driver.find_element(By.ID, "room-select")).options]
+    assert offered == _owned(console.emulator, "globex") == ["globex-review"]
+    driver.find_element(By.CSS_SELECTOR, ".signout button").click()
+    console.wait(lambda d: d.current_url == console.url + "/signin", "signed out")
+    answer = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/livekit/participants?room_name=globex-review', {credentials: 'same-origin'})"
+        ".then(r => r.json().then(body => done([r.status, body.code])));"
+    )
+    assert answer == [401, errors.MISSING_TOKEN.code]
+
+
+def test_a_livekit_outage_shows_the_503_and_its_retry_after_then_recovers(console):
+    console.sign_in("acme")
+    console.wait_people({"alice", "bob"})
+    with console.emulator.down():
+        text = console.wait_status(errors.LIVEKIT_UNAVAILABLE.code)
+        assert f"{errors.LIVEKIT_UNAVAILABLE.code}: {errors.LIVEKIT_UNAVAILABLE.message}" in text
+        assert "try again in 1 s (Retry-After: 1)" in text
+        console.wait(
+            lambda d: "LiveKit did not answer" in d.find_element(By.ID, "summary").text, "stale list marked"
+        )
+        assert set(console.rows()) == {"alice", "bob"}  # the last list stays visible
+        console.screenshot("07-livekit-unavailable")
+    console.wait_status("LiveKit answers again")
+
+
+def test_narrow_screen_and_keyboard_only(console):
+    driver = console.driver
+    driver.set_window_size(360, 780)
+    console.sign_in("acme")
+    console.wait_people({"alice", "bob"})
+    width = driver.execute_script("return window.innerWidth;")
+    assert width <= 360
+    assert driver.execute_script("return document.documentElement.scrollWidth;") <= width
+    for button in driver.find_elements(By.CSS_SELECTOR, "#participant-rows button"):
+        box = driver.execute_script(
+            "const r = arguments[0].getBoundingClientRect(); return [r.left, r.right];", button
+        )
+        assert 0 <= box[0] and box[1] <= width, button.get_attribute("aria-label")
+    console.screenshot("08-narrow-360px")
+
+    # Tab from the top of the page to alice's microphone, and mute it with the space bar.
+    mic = console.track_sid("acme-standup", "alice", "microphone")
+    key = f"mute:alice:{mic}"
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.click()
+    for _ in range(40):
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+        if console.active_key() == key:
+            break
+    assert console.active_key() == key, "alice's microphone button is not reachable with Tab"
+    driver.switch_to.active_element.send_keys(Keys.SPACE)
+    console.wait_status("Alice (alice): microphone muted")
+    assert next(t for t in console.participant_tracks("acme-standup", "alice") if t.sid == mic).muted
