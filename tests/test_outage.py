@@ -294,20 +294,20 @@ def test_a_connection_dropped_before_any_answer_is_sent_again_once(room):
 
 def test_a_livekit_with_a_short_keep_alive_never_fails_a_request(livekit_emulator):
     """A real server closes idle keep-alive connections; a request sent as it does so must
-    not fail. 200 listings spaced around the keep-alive timeout, all answered 200."""
-    with LiveKitEmulator(keepalive_timeout=0.05) as emulator:
+    not fail. 120 listings spaced around the keep-alive timeout, all answered 200."""
+    with LiveKitEmulator(keepalive_timeout=0.03) as emulator:
         emulator.add_room("room-1")
         emulator.add_participants("room-1", ["p1"])
         app = host_app(emulator)
         statuses = []
         rng = random.Random(7)
         with serve(app) as served:
-            for _ in range(200):
+            for _ in range(120):
                 statuses.append(served.participants("room-1").status_code)
-                time.sleep(rng.uniform(0.040, 0.060))
+                time.sleep(rng.uniform(0.020, 0.040))
         calls = emulator.call_counts()["ListParticipants"]
-    assert statuses == [200] * 200
-    assert calls >= 200
+    assert statuses == [200] * 120
+    assert calls >= 120
 
 
 def test_a_foreign_room_is_refused_as_fast_as_a_missing_one():
@@ -354,9 +354,7 @@ def test_a_foreign_room_is_refused_as_fast_as_a_missing_one():
             foreign, missing = [], []
             for _ in range(200):
                 foreign.append(timed("foreign"))
-                time.sleep(0.01)
                 missing.append(timed("missing"))
-                time.sleep(0.01)
             conn.close()
         listings = stand_in.control("GET", "calls?records=1")["calls"]
     difference_ms = abs(statistics.median(foreign) - statistics.median(missing)) * 1000

@@ -11,7 +11,7 @@ from benchmarks.soak import soak, verdicts
 
 
 def test_short_soak_has_no_5xx_removes_exactly_once_and_workers_do_not_grow() -> None:
-    report = soak(duration=3.0, workers=2, threads=4, clients=8, latency_ms=1.0, warmup_s=1.0)
+    report = soak(duration=2.0, workers=2, threads=4, clients=8, latency_ms=1.0, warmup_s=0.5)
 
     assert report["requests"] > 100, report["statuses"]
     assert report["server_errors"] == {}, report["statuses"]
