@@ -203,7 +203,6 @@ LIST_FAILED = ErrorCode(
     "LiveKit refused to list the participants.",
     "Any other LiveKit refusal of a listing.",
 )
-# -- permissions and room mute ----------------------------------------------------------------
 PERMISSION_UPDATE_FAILED = ErrorCode(
     "PERMISSION_UPDATE_FAILED",
     500,
@@ -217,45 +216,8 @@ ROOM_MUTE_FAILED = ErrorCode(
     "LiveKit refused to list the room's participants; nothing was muted or unmuted.",
     "Room mute: any other LiveKit refusal of the room's participant listing (no track was touched).",
 )
-# -- end of permissions and room mute ---------------------------------------------------------
 
-INTERNAL_ERROR = ErrorCode(
-    "INTERNAL_ERROR",
-    500,
-    "Internal error.",
-    "An unexpected failure, e.g. the host's resolver or request loader raised.",
-)
-
-
-def invalid_fields(details: Mapping[str, Any]) -> ModerationError:
-    """INVALID_REQUEST naming the fields that failed validation, with their messages."""
-    return INVALID_REQUEST(f"Invalid request: check {', '.join(sorted(map(str, details)))}.", details=details)
-
-
-def body_not_an_object() -> ModerationError:
-    """INVALID_REQUEST for a body that is not a JSON object."""
-    return INVALID_REQUEST("Request body must be a JSON object.")
-
-
-#: Every code, in the order the README and the OpenAPI document list them.
-ALL: tuple[ErrorCode, ...] = tuple(
-    value for value in list(globals().values()) if isinstance(value, ErrorCode)
-)
-BY_CODE: dict[str, ErrorCode] = {error.code: error for error in ALL}
-
-#: The codes werkzeug's own HTTP errors become when they happen under the extension's prefix.
-BY_HTTP_STATUS: dict[int, ErrorCode] = {
-    400: INVALID_REQUEST,
-    404: NOT_FOUND,
-    405: METHOD_NOT_ALLOWED,
-    413: PAYLOAD_TOO_LARGE,
-    415: UNSUPPORTED_MEDIA_TYPE,
-}
-
-# -- bans ---------------------------------------------------------------------------------
-# The codes of bans and of LiveKit's webhooks (flask_livekit_moderation.bans, the ban routes
-# and the webhook route), appended to the table above.
-
+# Bans and LiveKit's webhooks.
 BAN_STORE_UNAVAILABLE = ErrorCode(
     "BAN_STORE_UNAVAILABLE",
     503,
@@ -278,8 +240,35 @@ PARTICIPANT_BANNED = ErrorCode(
     "Raised by `participant_token()` in the host's own token route (`ParticipantBanned`) when the "
     "identity has an active ban; no route of the extension answers it.",
 )
-
-ALL = (*ALL, BAN_STORE_UNAVAILABLE, WEBHOOK_UNAUTHORIZED, PARTICIPANT_BANNED)
-BY_CODE.update(
-    {error.code: error for error in (BAN_STORE_UNAVAILABLE, WEBHOOK_UNAUTHORIZED, PARTICIPANT_BANNED)}
+INTERNAL_ERROR = ErrorCode(
+    "INTERNAL_ERROR",
+    500,
+    "Internal error.",
+    "An unexpected failure, e.g. the host's resolver or request loader raised.",
 )
+
+
+def invalid_fields(details: Mapping[str, Any]) -> ModerationError:
+    """INVALID_REQUEST naming the fields that failed validation, with their messages."""
+    return INVALID_REQUEST(f"Invalid request: check {', '.join(sorted(map(str, details)))}.", details=details)
+
+
+def body_not_an_object() -> ModerationError:
+    """INVALID_REQUEST for a body that is not a JSON object."""
+    return INVALID_REQUEST("Request body must be a JSON object.")
+
+
+#: Every code, in the order the README and the OpenAPI document list them.
+ALL: tuple[ErrorCode, ...] = tuple(
+    value for value in dict(globals()).values() if isinstance(value, ErrorCode)
+)
+BY_CODE: dict[str, ErrorCode] = {error.code: error for error in ALL}
+
+#: The codes werkzeug's own HTTP errors become when they happen under the extension's prefix.
+BY_HTTP_STATUS: dict[int, ErrorCode] = {
+    400: INVALID_REQUEST,
+    404: NOT_FOUND,
+    405: METHOD_NOT_ALLOWED,
+    413: PAYLOAD_TOO_LARGE,
+    415: UNSUPPORTED_MEDIA_TYPE,
+}

@@ -42,6 +42,24 @@ Every signal is sent with the app as sender and these keyword arguments:
 The two routes of permissions and room mute have ``action`` ``"permissions"`` and
 ``"room_mute"`` in ``moderation_refused`` and ``moderation_finished``; their ``outcome`` there is
 ``"permissions_updated"``, ``"muted"`` or ``"unmuted"`` (or the error code).
+
+Bans and LiveKit's webhooks:
+
+- ``participant_banned`` (POST /livekit/bans, after the ban is recorded and LiveKit answered):
+  ``auth_id`` (the caller), ``room_name``, ``participant_identity``, ``room_owner`` (the
+  room's auth_id, None for a room with no owner), ``expires_at`` (aware UTC datetime),
+  ``reason``, ``removed`` (bool) and ``outcome="banned"``.
+- ``ban_lifted`` (DELETE /livekit/bans), once per active ban deleted: ``auth_id``,
+  ``room_name``, ``participant_identity``, ``room_owner``, ``outcome="lifted"``.
+- ``banned_participant_removed`` (the webhook route removed a banned participant who
+  joined): ``room_owner``, ``room_name``, ``participant_identity``, ``participant_sid``,
+  ``event_id``, ``expires_at``, ``reason``, ``outcome="removed"``. No caller: ``auth_id`` is
+  absent.
+- ``livekit_webhook_received``: every verified LiveKit webhook the route answered 200:
+  ``event`` (its name, e.g. ``"participant_joined"``), ``event_id``, ``room_name``,
+  ``participant_identity`` (None when the event names no participant), ``webhook_event``
+  (the livekit.protocol ``WebhookEvent``) and ``removed`` (bool). LiveKit may deliver an
+  event more than once: deduplicate on ``event_id``.
 """
 
 import logging
@@ -59,9 +77,12 @@ track_mute_changed = _signals.signal("livekit-moderation.track-mute-changed")
 moderation_refused = _signals.signal("livekit-moderation.moderation-refused")
 moderation_finished = _signals.signal("livekit-moderation.moderation-finished")
 livekit_breaker_changed = _signals.signal("livekit-moderation.livekit-breaker-changed")
-# -- permissions and room mute
 participant_permissions_changed = _signals.signal("livekit-moderation.participant-permissions-changed")
 room_mute_finished = _signals.signal("livekit-moderation.room-mute-finished")
+participant_banned = _signals.signal("livekit-moderation.participant-banned")
+ban_lifted = _signals.signal("livekit-moderation.ban-lifted")
+banned_participant_removed = _signals.signal("livekit-moderation.banned-participant-removed")
+livekit_webhook_received = _signals.signal("livekit-moderation.livekit-webhook-received")
 
 
 def notify(signal: NamedSignal, **data: Any) -> None:
@@ -79,43 +100,15 @@ def notify(signal: NamedSignal, **data: Any) -> None:
 
 
 __all__ = [
+    "ban_lifted",
+    "banned_participant_removed",
     "livekit_breaker_changed",
+    "livekit_webhook_received",
     "moderation_finished",
     "moderation_refused",
+    "participant_banned",
     "participant_permissions_changed",
     "participant_removed",
     "room_mute_finished",
     "track_mute_changed",
-]
-
-
-# -- bans ---------------------------------------------------------------------------------
-# Sent with the app as sender, like the signals above:
-#
-# - ``participant_banned`` (POST /livekit/bans, after the ban is recorded and LiveKit answered):
-#   ``auth_id`` (the caller), ``room_name``, ``participant_identity``, ``room_owner`` (the
-#   room's auth_id, None for a room with no owner), ``expires_at`` (aware UTC datetime),
-#   ``reason``, ``removed`` (bool) and ``outcome="banned"``.
-# - ``ban_lifted`` (DELETE /livekit/bans), once per active ban deleted: ``auth_id``,
-#   ``room_name``, ``participant_identity``, ``room_owner``, ``outcome="lifted"``.
-# - ``banned_participant_removed`` (the webhook route removed a banned participant who
-#   joined): ``room_owner``, ``room_name``, ``participant_identity``, ``participant_sid``,
-#   ``event_id``, ``expires_at``, ``reason``, ``outcome="removed"``. No caller: ``auth_id`` is
-#   absent.
-# - ``livekit_webhook_received``: every verified LiveKit webhook the route answered 200:
-#   ``event`` (its name, e.g. ``"participant_joined"``), ``event_id``, ``room_name``,
-#   ``participant_identity`` (None when the event names no participant), ``webhook_event``
-#   (the livekit.protocol ``WebhookEvent``) and ``removed`` (bool). LiveKit may deliver an
-#   event more than once: deduplicate on ``event_id``.
-
-participant_banned = _signals.signal("livekit-moderation.participant-banned")
-ban_lifted = _signals.signal("livekit-moderation.ban-lifted")
-banned_participant_removed = _signals.signal("livekit-moderation.banned-participant-removed")
-livekit_webhook_received = _signals.signal("livekit-moderation.livekit-webhook-received")
-
-__all__ += [
-    "ban_lifted",
-    "banned_participant_removed",
-    "livekit_webhook_received",
-    "participant_banned",
 ]
