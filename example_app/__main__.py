@@ -2,7 +2,9 @@
 
 With ``LIVEKIT_URL`` unset, it starts the package's LiveKit stand-in in this process,
 seeds demo rooms for two tenants, turns auth on with two demo secrets, opens the moderator
-console at ``/`` with a demo sign-in per tenant and prints curl commands to try. With
+console at ``/`` with a demo sign-in per tenant and prints curl commands to try. Bans are
+kept in memory; the stand-in's webhooks go to the app's ``/livekit/webhook``, and banned
+participants keep trying to rejoin (:class:`example_app.demo.Rejoiner`). With
 ``LIVEKIT_URL`` set, it talks to that server and seeds nothing. ``PORT=0`` picks a free port;
 the banner names the console's URL and the last line printed before serving the app's.
 
@@ -33,7 +35,9 @@ HOST = "127.0.0.1"
 _RULE = "=" * 72
 
 
-def _stand_in_banner(emulator: LiveKitEmulator, rooms: list[demo.DemoRoom], base_url: str) -> list[str]:
+def _stand_in_banner(
+    emulator: LiveKitEmulator, rooms: list[demo.DemoRoom], base_url: str, rejoiner: demo.Rejoiner
+) -> list[str]:
     lines = [
         _RULE,
         "flask-livekit-moderation example app",
@@ -59,6 +63,14 @@ def _stand_in_banner(emulator: LiveKitEmulator, rooms: list[demo.DemoRoom], base
     for tenant in demo.DEMO_TENANTS:
         owned = ", ".join(room.name for room in rooms if room.owner == tenant["id"])
         lines.append(f"  {tenant['id']:<8} {tenant['secret']:<20} may moderate: {owned}")
+    lines += [
+        "",
+        "Bans are kept in memory while the app runs. The stand-in sends LiveKit's webhooks to",
+        *(f"  {url}" for url in emulator.webhook_urls),
+        f"each {emulator.webhook_delay:g} s late (as if every connection took that long to come up).",
+        f"A banned participant of a demo room tries to rejoin every {rejoiner.interval:g} s with their old",
+        "token: the webhook has them removed again, as the console shows. Lift the ban and they stay.",
+    ]
     lines += ["", "Rooms (metadata built with flask_livekit_moderation.room_metadata):"]
     for room in rooms:
         owner = f"auth_id {room.owner}" if room.owner else "no auth_id (no demo token may moderate it)"
@@ -89,6 +101,7 @@ def _real_livekit_banner(app: Flask, base_url: str) -> list[str]:
     else:
         lines.append("Auth is OFF (AUTH_REQUIRED=false): every caller may moderate every room.")
         token = ""
+    lines.append(f"Bans are enforced when LiveKit's webhook points at {base_url}{_api_base(app)}/webhook.")
     if app.config["CONSOLE_ACCOUNTS"]:
         accounts = ", ".join(sorted(app.config["CONSOLE_ACCOUNTS"]))
         lines.append(f"Moderator console: {base_url}/  (sign in as {accounts}; CONSOLE_ACCOUNTS_JSON)")
@@ -110,6 +123,10 @@ def _moderation_state_of(app: Flask) -> ModerationState:
     return state
 
 
+def _api_base(app: Flask) -> str:
+    return _moderation_state_of(app).settings.url_prefix.rstrip("/") + "/livekit"
+
+
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     # SystemExit unwinds serve_forever, so the stand-in and the socket are closed cleanly.
     raise SystemExit(0)
@@ -126,19 +143,27 @@ class Running:
     #: The in-process stand-in and its seeded rooms; ``None`` / ``[]`` with ``LIVEKIT_URL`` set.
     emulator: LiveKitEmulator | None
     rooms: list[demo.DemoRoom]
+    #: The banned participants' reconnecting apps (with the stand-in only).
+    rejoiner: demo.Rejoiner | None = None
 
 
 @contextmanager
-def running(port: int) -> Iterator[Running]:
-    """Everything ``main`` does but serving: the stand-in (with ``LIVEKIT_URL`` unset) and
-    its demo rooms, the app, its server bound to ``port`` (0: a free one), the banner."""
+def running(
+    port: int, *, rejoin_interval: float = demo.REJOIN_INTERVAL, webhook_delay: float = demo.WEBHOOK_DELAY
+) -> Iterator[Running]:
+    """Everything ``main`` does but serving: the stand-in (with ``LIVEKIT_URL`` unset), its
+    demo rooms and banned participants' rejoins, the app, its server bound to ``port`` (0: a
+    free one), the banner. ``rejoin_interval`` and ``webhook_delay`` (seconds) are for tests."""
     with ExitStack() as stack:
         rooms: list[demo.DemoRoom] = []
+        rejoiner = None
         if os.environ.get("LIVEKIT_URL"):
             app = create_app()
             emulator = None
         else:
-            emulator = stack.enter_context(LiveKitEmulator(enable_remote_unmute=True))
+            emulator = stack.enter_context(
+                LiveKitEmulator(enable_remote_unmute=True, webhook_delay=webhook_delay)
+            )
             rooms = demo.seed(emulator)
             app = create_app(
                 {
@@ -149,6 +174,8 @@ def running(port: int) -> Iterator[Running]:
                     "LIVEKIT_MODERATION_API_SECRETS": list(demo.DEMO_TENANTS),
                     "CONSOLE_ACCOUNTS": dict(demo.DEMO_PASSWORDS),
                     "CONSOLE_SHOW_PASSWORDS": True,
+                    # Never a file in the repository or the working directory.
+                    "LIVEKIT_MODERATION_BAN_STORE": "memory://",
                 }
             )
         # Bind before printing, so every command printed already works.
@@ -158,8 +185,14 @@ def running(port: int) -> Iterator[Running]:
         if emulator is None:
             lines = _real_livekit_banner(app, base_url)
         else:
-            lines = _stand_in_banner(emulator, rooms, base_url)
-        yield Running(app, server, base_url, lines, emulator, rooms)
+            # As LiveKit's config.yaml would point webhook.urls at the app (known once bound).
+            emulator.webhook_urls = [f"{base_url}{_api_base(app)}/webhook"]
+            bans = _moderation_state_of(app).bans
+            assert bans is not None
+            rejoiner = demo.Rejoiner(emulator, bans, rooms, rejoin_interval).start()
+            stack.callback(rejoiner.stop)
+            lines = _stand_in_banner(emulator, rooms, base_url, rejoiner)
+        yield Running(app, server, base_url, lines, emulator, rooms, rejoiner)
 
 
 def main() -> int:

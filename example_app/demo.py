@@ -3,19 +3,27 @@
 The rooms are created the way a host app would create its own: each tenant's room gets
 metadata built with :func:`flask_livekit_moderation.room_metadata`, so the extension's
 access check lets only that tenant's token (or signed-in moderator) moderate it.
+
+:class:`Rejoiner` plays the banned participants' own apps, which keep reconnecting.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shlex
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from livekit.protocol.models import TrackSource
 
-from flask_livekit_moderation import room_metadata
+from flask_livekit_moderation import room_metadata, room_owner
+from flask_livekit_moderation.bans import BanStore
 from flask_livekit_moderation.testing import LiveKitEmulator
+
+logger = logging.getLogger("example_app.demo")
 
 #: The demo's callers: each secret maps to the auth id whose rooms it may moderate.
 DEMO_TENANTS: tuple[dict[str, str], ...] = (
@@ -38,9 +46,18 @@ UNOWNED_ROOM = "lobby"
 #: meeting, so the demo keeps its rooms open while it runs, even once everyone was removed.
 ROOM_LIFETIME = 7 * 24 * 3600.0
 
+#: Seconds between a banned participant's attempts to get back in (see :class:`Rejoiner`).
+REJOIN_INTERVAL = 6.0
+#: Seconds the demo's stand-in holds each webhook back. A real LiveKit lists a participant who
+#: connects before it sends their ``participant_joined`` (once their connection is up, usually
+#: well under a second); the demo makes that window longer than the console's 2-second
+#: refresh, so a moderator sees a banned participant's rejoin before the webhook removes them.
+WEBHOOK_DELAY = 2.5
+
 _MIC = ("audio", "microphone", "microphone")
 _CAMERA = ("video", "camera", "camera")
 _SCREEN = ("video", "screen_share", "screen")
+_BY_SOURCE = {"microphone": _MIC, "camera": _CAMERA, "screen_share": _SCREEN}
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,137 @@ def seed(emulator: LiveKitEmulator) -> list[DemoRoom]:
             tracks[identity] = {TrackSource.Name(t.source).lower(): t.sid for t in info.tracks}
         rooms.append(DemoRoom(name=name, owner=owner, metadata=metadata, tracks=tracks))
     return rooms
+
+
+class Rejoiner:
+    """The apps of the demo rooms' banned participants: they keep coming back.
+
+    Removing someone does not revoke their LiveKit token, so a banned person's app reconnects.
+    Every :attr:`interval` seconds, each identity banned from a demo room who is not in it
+    joins again (``emulator.join``, with the tracks they were seeded with). The stand-in then
+    sends ``participant_joined`` to the app's ``POST /livekit/webhook``, and the extension
+    removes them again. Once their ban is lifted (or ends) their next attempt succeeds and
+    they stay. Participants removed without a ban do not come back.
+
+    The ban store is read only to decide who plays a banned person's app; the console learns
+    of it all through the moderation routes, like any moderator.
+    """
+
+    def __init__(
+        self,
+        emulator: LiveKitEmulator,
+        bans: BanStore,
+        rooms: Sequence[DemoRoom],
+        interval: float = REJOIN_INTERVAL,
+    ) -> None:
+        self.emulator = emulator
+        self.bans = bans
+        self.rooms = list(rooms)
+        self._interval = float(interval)
+        self._wake = threading.Condition()
+        #: Held by an attempt: pause() and forget() wait for the one under way.
+        self._attempting = threading.Lock()
+        #: (room, identity) of those trying to get back in: banned now, or until recently.
+        self._trying: set[tuple[str, str]] = set()
+        self._paused = False
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def interval(self) -> float:
+        """Seconds between attempts; setting it restarts the wait."""
+        return self._interval
+
+    @interval.setter
+    def interval(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError("the rejoin interval must be > 0")
+        with self._wake:
+            self._interval = float(seconds)
+            self._wake.notify_all()
+
+    def start(self) -> Rejoiner:
+        """Attempt every :attr:`interval` seconds on a daemon thread; returns self."""
+        self._thread = threading.Thread(target=self._run, name="example_app:rejoiner", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """End the thread (an attempt under way finishes first)."""
+        with self._wake:
+            self._stopped = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def pause(self) -> None:
+        """No more attempts until :meth:`resume`; returns once one under way is over."""
+        self._paused = True
+        with self._attempting:
+            pass
+
+    def resume(self) -> None:
+        """Attempt again, the next one a full interval from now."""
+        with self._wake:
+            self._paused = False
+            self._wake.notify_all()
+
+    def forget(self) -> None:
+        """Forget who was trying to get back in (for a demo reseeded from scratch)."""
+        with self._attempting:
+            self._trying.clear()
+
+    def attempt(self) -> list[tuple[str, str]]:
+        """One round: who is banned and away comes back; returns the (room, identity) who joined."""
+        with self._attempting:
+            return self._round()
+
+    def _round(self) -> list[tuple[str, str]]:
+        joined: list[tuple[str, str]] = []
+        for room in self.rooms:
+            try:
+                joined += self._attempt_room(room)
+            except Exception as exc:  # noqa: BLE001 - the demo goes on (a closed room, a store error)
+                logger.warning("demo: rejoining %r failed (%s)", room.name, type(exc).__name__)
+        return joined
+
+    def _attempt_room(self, room: DemoRoom) -> list[tuple[str, str]]:
+        live = self.emulator.room(room.name)
+        if live is None:
+            return []
+        owner = room_owner(live.metadata) or ""
+        banned = {ban.participant_identity for ban in self.bans.list_bans(owner, room.name)}
+        present = {person.identity for person in self.emulator.participants(room.name)}
+        self._trying.update((room.name, identity) for identity in banned - present)
+        joined = []
+        for key in sorted(key for key in self._trying if key[0] == room.name):
+            identity = key[1]
+            if identity not in banned:
+                self._trying.discard(key)  # let in: this attempt is the last
+            if identity in present:
+                continue  # still in (the webhook is on its way), or back already
+            sources = room.tracks.get(identity)
+            tracks = [_BY_SOURCE[s] for s in sources if s in _BY_SOURCE] if sources else [_MIC, _CAMERA]
+            name = identity.capitalize() if sources else identity
+            self.emulator.join(room.name, identity, name=name, tracks=tracks)
+            state = "banned: LiveKit's webhook will have them removed" if identity in banned else "not banned"
+            logger.info("demo: %r rejoins %r with their old token (%s)", identity, room.name, state)
+            joined.append(key)
+        return joined
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                if self._stopped:
+                    return
+                woken = self._wake.wait(self._interval)
+                if self._stopped:
+                    return
+                if woken:
+                    continue  # a new interval, a resume: wait a full one
+            with self._attempting:
+                if not self._paused:  # checked under the lock pause() waits for
+                    self._round()
 
 
 def _secret_of(auth_id: str) -> str:

@@ -318,11 +318,11 @@ def openapi_document(url_prefix: str) -> dict[str, Any]:
         ("RemoveParticipantResponse", schemas.RemoveParticipantResponse),
         ("MuteTrackResponse", schemas.MuteTrackResponse),
         ("Track", schemas.TrackSchema),
+        ("Permission", schemas.PermissionSchema),  # before Participant, which nests it
         ("Participant", schemas.ParticipantSchema),
         ("ListParticipantsResponse", schemas.ListParticipantsResponse),
         # -- permissions and room mute
         ("UpdatePermissionsRequest", schemas.UpdatePermissionsRequest),
-        ("Permission", schemas.PermissionSchema),
         ("UnpublishedTrack", schemas.UnpublishedTrackSchema),
         ("UpdatePermissionsResponse", schemas.UpdatePermissionsResponse),
         ("RoomMuteRequest", schemas.RoomMuteRequest),

@@ -355,6 +355,11 @@ def _participant_json(participant: ParticipantInfo) -> dict[str, Any]:
             }
             for track in participant.tracks
         ],
+        # What a console needs to show a locked microphone truthfully: a participant who
+        # reconnects gets their token's permission back, so no earlier answer can tell.
+        "permission": _permission_json(participant.permission)
+        if participant.HasField("permission")
+        else None,
     }
 
 

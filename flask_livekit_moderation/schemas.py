@@ -118,6 +118,26 @@ class TrackSchema(Schema):
     )
 
 
+class PermissionSchema(Schema):
+    """A participant's permission as LiveKit reports it."""
+
+    can_subscribe = fields.Boolean(required=True)
+    can_publish = fields.Boolean(required=True)
+    can_publish_data = fields.Boolean(required=True)
+    can_publish_sources = fields.List(
+        fields.String(metadata={"enum": _answered(TRACK_SOURCES)}),
+        required=True,
+        metadata={
+            "description": "Sources the participant may publish when `can_publish` is true; "
+            "empty: every source."
+        },
+    )
+    can_update_metadata = fields.Boolean(required=True)
+    hidden = fields.Boolean(required=True)
+    can_subscribe_metrics = fields.Boolean(required=True)
+    can_manage_agent_session = fields.Boolean(required=True)
+
+
 class ParticipantSchema(Schema):
     """One participant of a room."""
 
@@ -128,6 +148,15 @@ class ParticipantSchema(Schema):
     joined_at = fields.Integer(required=True, metadata={"description": "Unix time, seconds."})
     is_publisher = fields.Boolean(required=True)
     tracks = fields.List(fields.Nested(TrackSchema), required=True)
+    permission = fields.Nested(
+        PermissionSchema,
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "What the participant may do now, as LiveKit reports it (the same object "
+            "`POST /livekit/participant/permissions` answers); null if LiveKit reported none."
+        },
+    )
 
 
 class ListParticipantsResponse(Schema):
@@ -206,26 +235,6 @@ class UpdatePermissionsRequest(RequestSchema):
     )
     can_subscribe = StrictBoolean(metadata={"description": "May subscribe to others' tracks."})
     can_publish_data = StrictBoolean(metadata={"description": "May send data messages."})
-
-
-class PermissionSchema(Schema):
-    """A participant's permission as LiveKit reports it."""
-
-    can_subscribe = fields.Boolean(required=True)
-    can_publish = fields.Boolean(required=True)
-    can_publish_data = fields.Boolean(required=True)
-    can_publish_sources = fields.List(
-        fields.String(metadata={"enum": _answered(TRACK_SOURCES)}),
-        required=True,
-        metadata={
-            "description": "Sources the participant may publish when `can_publish` is true; "
-            "empty: every source."
-        },
-    )
-    can_update_metadata = fields.Boolean(required=True)
-    hidden = fields.Boolean(required=True)
-    can_subscribe_metrics = fields.Boolean(required=True)
-    can_manage_agent_session = fields.Boolean(required=True)
 
 
 class UnpublishedTrackSchema(Schema):

@@ -3,8 +3,10 @@
 The example app runs in this process exactly as ``python -m example_app`` sets it up
 (:func:`example_app.__main__.running`: the stand-in, its demo rooms, the app, the bound
 server), served on a thread, so the test checks each action's effect in the stand-in itself.
-One browser session serves the whole module; each test reseeds the stand-in and signs in
-afresh. Screenshots go to ``tests/artifacts/`` (and, when missing or with
+Banned participants' apps rejoin every 0.2 s here, and the stand-in holds its webhooks back
+0.6 s (the demo: 6 s and 2.5 s), so a rejoin shows up and is kicked quickly.
+One browser session serves the whole module; each test reseeds the stand-in, lifts every ban
+and signs in afresh. Screenshots go to ``tests/artifacts/`` (and, when missing or with
 ``UPDATE_DOCS_SCREENSHOT=1``, the README's ``docs/console.png``).
 
 Chromium and its WebDriver are Debian's (``bash .ci/deps`` installs them); the test fails,
@@ -19,6 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +40,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from example_app import demo
 from example_app.__main__ import Running, running
-from flask_livekit_moderation import errors, room_owner
-from flask_livekit_moderation.testing import LiveKitEmulator
+from flask_livekit_moderation import errors, room_owner, signals
+from flask_livekit_moderation.bans import Ban, BanStore, rfc3339
+from flask_livekit_moderation.testing import LiveKitEmulator, PublishNotAllowedError
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -57,6 +61,9 @@ CHROMIUM_ARGS = [
 ]
 WIDE = (1100, 860)
 WAIT = 10.0
+#: Seconds between a banned participant's attempts to rejoin, and each webhook's delay.
+REJOIN_INTERVAL = 0.2
+WEBHOOK_DELAY = 0.6
 
 T = TypeVar("T")
 
@@ -70,8 +77,8 @@ def example() -> Iterator[Running]:
             if key.startswith(("LIVEKIT_URL", "LIVEKIT_API_", "LIVEKIT_MODERATION_", "AUTH_", "CONSOLE_")):
                 env.delenv(key)
         env.delenv("SECRET_KEY", raising=False)
-        with running(0) as app:
-            assert app.emulator is not None
+        with running(0, rejoin_interval=REJOIN_INTERVAL, webhook_delay=WEBHOOK_DELAY) as app:
+            assert app.emulator is not None and app.rejoiner is not None
             thread = threading.Thread(
                 target=app.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
             )
@@ -182,12 +189,42 @@ class Console:
         assert info is not None, f"{identity} is not in {room}"
         return list(info.tracks)
 
-    def screenshot(self, name: str, docs: bool = False) -> None:
+    def screenshot(self, name: str, docs: bool = False, full: bool = False) -> None:
+        """The window (``full``: the whole page, the window stretched to its height)."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-        if docs and (os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1" or not DOCS_SCREENSHOT.exists()):
-            DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            self.driver.save_screenshot(str(DOCS_SCREENSHOT))
+        size = self.driver.get_window_size()
+        if full:
+            height, chrome = self.driver.execute_script(
+                "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight];"
+            )
+            self.driver.set_window_size(size["width"], height + chrome)
+        try:
+            self.driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+            if docs and (os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1" or not DOCS_SCREENSHOT.exists()):
+                DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                self.driver.save_screenshot(str(DOCS_SCREENSHOT))
+        finally:
+            if full:
+                self.driver.set_window_size(size["width"], size["height"])
+
+    @property
+    def bans(self) -> BanStore:
+        store = self.example.app.extensions["livekit_moderation"].bans
+        assert store is not None
+        return store
+
+    def history(self) -> str:
+        return self.driver.find_element(By.ID, "history").text
+
+    def wait_history(self, part: str) -> None:
+        self.wait(lambda d: part in self.history(), f"history with {part!r}")
+
+    def ban_items(self) -> dict[str, WebElement]:
+        found = self.driver.find_elements(By.CSS_SELECTOR, "#ban-list li[data-identity]")
+        return {item.get_attribute("data-identity") or "": item for item in found}
+
+    def track(self, room: str, identity: str, source: str) -> Any:
+        return next(t for t in self.participant_tracks(room, identity) if _source(t.source) == source)
 
 
 def _source(value: int) -> str:
@@ -197,13 +234,23 @@ def _source(value: int) -> str:
 @pytest.fixture
 def console(example: Running, browser: WebDriver) -> Iterator[Console]:
     """The demo rooms as seeded, a signed-out browser at the default window size."""
-    emulator = example.emulator
-    assert emulator is not None
+    emulator, rejoiner = example.emulator, example.rejoiner
+    assert emulator is not None and rejoiner is not None
+    rejoiner.pause()
+    store = example.app.extensions["livekit_moderation"].bans
+    for room in example.rooms:
+        for ban in store.list_bans(None, room.name):
+            store.lift(None, room.name, ban.participant_identity)
+    rejoiner.forget()
     emulator.clear()
     emulator.clear_faults()
     emulator.enable_remote_unmute = True
-    demo.seed(emulator)
+    webhooks, emulator.webhook_urls = emulator.webhook_urls, []
+    demo.seed(emulator)  # no events: none of them is late for the next test
+    emulator.webhook_urls = webhooks
     emulator.clear_calls()
+    emulator.clear_webhook_deliveries()
+    rejoiner.resume()
     browser.set_window_size(*WIDE)
     browser.get(example.base_url + "/healthz")
     browser.delete_all_cookies()
@@ -297,7 +344,7 @@ def test_mute_a_microphone_see_it_muted_in_livekit_and_unmute_it_from_the_keyboa
     # The list was redrawn, and keyboard focus stayed on the same button.
     assert console.active_key() == key
     assert console.driver.find_element(By.ID, "status").get_attribute("aria-live") == "polite"
-    console.screenshot("03-alice-microphone-muted", docs=True)
+    console.screenshot("03-alice-microphone-muted")
 
     console.driver.switch_to.active_element.send_keys(Keys.ENTER)
     console.wait_status("Alice (alice): microphone unmuted (LiveKit reports muted: false).")
@@ -410,21 +457,46 @@ def test_narrow_screen_and_keyboard_only(console):
     driver.set_window_size(360, 780)
     console.sign_in("acme")
     console.wait_people({"alice", "bob"})
+    console.example.rejoiner.pause()  # the troll's app stays away
+    console.bans.put(
+        Ban.starting_now("acme", "acme-standup", "a-rather-long-identity-of-a-troll", 300, "x" * 80)
+    )
+    driver.find_element(By.ID, "refresh").click()
+    console.wait(lambda d: console.ban_items(), "the ban listed")
     width = driver.execute_script("return window.innerWidth;")
     assert width <= 360
     assert driver.execute_script("return document.documentElement.scrollWidth;") <= width
-    for button in driver.find_elements(By.CSS_SELECTOR, "#participant-rows button"):
+    controls = driver.find_elements(
+        By.CSS_SELECTOR, "#participant-rows button, #room-mute button, #room-mute label, #ban-list button"
+    )
+    assert len(controls) >= 2 * 5 + 2 + 2 + 1
+    for control in controls:
         box = driver.execute_script(
-            "const r = arguments[0].getBoundingClientRect(); return [r.left, r.right];", button
+            "const r = arguments[0].getBoundingClientRect(); return [r.left, r.right];", control
         )
-        assert 0 <= box[0] and box[1] <= width, button.get_attribute("aria-label")
-    console.screenshot("08-narrow-360px")
+        assert 0 <= box[0] and box[1] <= width, control.get_attribute("aria-label") or control.text
+    console.screenshot("08-narrow-360px", full=True)
+
+    # The ban dialog from the keyboard: Enter opens it on the duration, Escape closes it and
+    # gives focus back to the button that opened it.
+    console.button("ban:alice").send_keys(Keys.ENTER)
+    dialog = driver.find_element(By.ID, "ban-dialog")
+    console.wait(lambda d: dialog.is_displayed(), "the ban dialog opens")
+    assert driver.switch_to.active_element.get_attribute("id") == "ban-duration"
+    box = driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return [r.left, r.right];", dialog
+    )
+    assert 0 <= box[0] and box[1] <= width
+    console.screenshot("09-narrow-ban-dialog")
+    driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    console.wait(lambda d: not dialog.is_displayed(), "Escape closes it")
+    assert console.active_key() == "ban:alice"
+    assert console.emulator.participant("acme-standup", "alice") is not None
 
     # Tab from the top of the page to alice's microphone, and mute it with the space bar.
     mic = console.track_sid("acme-standup", "alice", "microphone")
     key = f"mute:alice:{mic}"
-    body = driver.find_element(By.TAG_NAME, "body")
-    body.click()
+    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")  # focus: the page
     for _ in range(40):
         driver.switch_to.active_element.send_keys(Keys.TAB)
         if console.active_key() == key:
@@ -433,3 +505,213 @@ def test_narrow_screen_and_keyboard_only(console):
     driver.switch_to.active_element.send_keys(Keys.SPACE)
     console.wait_status("Alice (alice): microphone muted")
     assert next(t for t in console.participant_tracks("acme-standup", "alice") if t.sid == mic).muted
+
+
+def test_ban_with_a_reason_the_rejoin_is_kicked_then_lift_it(console):
+    driver, emulator, rejoiner = console.driver, console.emulator, console.example.rejoiner
+    assert rejoiner is not None
+    rejoiner.pause()  # bob's app tries again once the test says so
+    console.sign_in("acme")
+    console.wait_people({"alice", "bob"})
+    console.wait(lambda d: "Nobody is banned" in d.find_element(By.ID, "bans-summary").text, "no bans yet")
+
+    # "Ban…" opens a dialog: how long, and why.
+    ban_button = console.button("ban:bob")
+    assert ban_button.get_attribute("aria-label") == "Ban Bob (bob) from the room…"
+    assert ban_button.get_attribute("aria-haspopup") == "dialog"
+    console.click("ban:bob")
+    dialog = driver.find_element(By.ID, "ban-dialog")
+    console.wait(lambda d: dialog.is_displayed(), "the ban dialog opens")
+    assert "Ban Bob (bob)" in dialog.text
+    assert driver.switch_to.active_element.get_attribute("id") == "ban-duration"
+    durations = Select(driver.find_element(By.ID, "ban-duration"))
+    assert [o.text for o in durations.options] == ["5 minutes", "1 hour", "1 day", "1 week"]
+    durations.select_by_visible_text("1 hour")
+    reason = driver.find_element(By.ID, "ban-reason")
+    assert reason.get_attribute("maxlength") == "512"
+    reason.send_keys("Spamming the chat")
+    assert driver.find_element(By.ID, "ban-reason-count").text == "17 of 512 characters"
+    before = time.time()
+    driver.find_element(By.ID, "ban-submit").click()
+
+    text = console.wait_status("Banned Bob (bob) from acme-standup until ")
+    assert "removed from the room: yes. Reason: Spamming the chat" in text
+    ban = console.bans.get("acme", "acme-standup", "bob")
+    assert ban is not None and ban.reason == "Spamming the chat"
+    assert before + 3600 - 1 <= ban.expires_at.timestamp() <= time.time() + 3600
+    console.wait_people({"alice"}, "bob's row goes")
+    assert emulator.participant("acme-standup", "bob") is None
+    item = console.wait(lambda d: console.ban_items().get("bob"), "bob in the list of bans")
+    assert "Reason: Spamming the chat" in item.text
+    assert item.find_element(By.TAG_NAME, "time").get_attribute("datetime") == rfc3339(ban.expires_at)
+    assert driver.find_element(By.ID, "bans-summary").text.startswith("1 active ban")
+
+    # Bob's app rejoins with its still-valid token; LiveKit's webhook has him removed again.
+    emulator.clear_calls()
+    emulator.clear_webhook_deliveries()
+    kicked: list[dict[str, Any]] = []
+
+    def removed(sender: Any, **data: Any) -> None:
+        kicked.append(data)
+
+    with signals.banned_participant_removed.connected_to(removed, console.example.app):
+        rejoiner.resume()
+        console.wait(lambda d: emulator.participant("acme-standup", "bob") is not None, "bob rejoins")
+        rejoiner.pause()  # this one attempt only
+        driver.find_element(By.ID, "refresh").click()  # rather than wait up to 2 s for the next poll
+        row = console.wait(lambda d: console.rows().get("bob"), "bob's row while he is back")
+        assert "banned until" in row.find_element(By.CSS_SELECTOR, ".badge.banned").text
+        console.wait_history("Bob (bob) rejoined acme-standup although banned until ")
+        console.screenshot("10-banned-bob-rejoined")
+        console.wait_people({"alice"}, "the webhook has bob removed, and the console sees him go")
+        console.wait_history(", and is out again: the ban keeps them out.")
+        assert console.history().count("Bob (bob) rejoined acme-standup although banned until") == 1
+        console.wait(lambda d: kicked, "the extension's banned_participant_removed signal")
+        assert emulator.wait_webhooks(5)
+    assert [(k["room_name"], k["participant_identity"]) for k in kicked] == [("acme-standup", "bob")]
+    joined = next(d for d in emulator.webhook_deliveries() if d.id == kicked[0]["event_id"])
+    assert (joined.event, joined.room, joined.status, joined.delivered) == (
+        "participant_joined",
+        "acme-standup",
+        200,
+        True,
+    )
+    # The room check, then the removal: the console itself only listed.
+    calls = [(c.method, getattr(c.request, "identity", "")) for c in emulator.calls]
+    assert [c for c in calls if c[0] not in ("ListRooms", "ListParticipants")] == [
+        ("RemoveParticipant", "bob")
+    ]
+    assert calls.index(("RemoveParticipant", "bob")) > 0
+    assert emulator.participant("acme-standup", "bob") is None and "bob" not in console.rows()
+
+    # The README's picture: a ban listed with its reason, the rejoin in the history, a locked mic.
+    emulator.join("acme-standup", "dan", name="Dan")
+    driver.find_element(By.ID, "refresh").click()
+    console.wait_people({"alice", "dan"})
+    console.click("mic-lock:alice")
+    console.wait_status("Alice (alice): microphone locked")
+    console.wait(lambda d: console.button("mic-lock:alice").text == "Unlock microphone", "alice locked")
+    console.screenshot("11-console-with-ban-and-locked-mic", docs=True, full=True)
+
+    # Lift the ban: the list empties, and bob's next attempt gets in and stays.
+    console.click("lift:bob")
+    console.wait_status("Lifted the ban of bob in acme-standup: they may join again.")
+    console.wait(lambda d: console.ban_items() == {}, "the list of bans empties")
+    assert "Nobody is banned" in driver.find_element(By.ID, "bans-summary").text
+    assert console.bans.get("acme", "acme-standup", "bob") is None
+    emulator.clear_calls()
+    rejoiner.resume()
+    console.wait(lambda d: emulator.participant("acme-standup", "bob") is not None, "bob's next attempt")
+    driver.find_element(By.ID, "refresh").click()
+    console.wait_people({"alice", "bob", "dan"}, "bob is back")
+    assert emulator.wait_webhooks(5)  # his participant_joined reached the app, which let him be
+    assert emulator.participant("acme-standup", "bob") is not None
+    assert "RemoveParticipant" not in emulator.call_names()
+    assert console.rows()["bob"].find_elements(By.CSS_SELECTOR, ".badge.banned") == []
+
+    # A lift nobody needs any more: the masked 404, explained for a ban.
+    console.driver.find_element(By.ID, "auto-refresh").click()
+    console.bans.put(Ban.starting_now("acme", "acme-standup", "ghost", 60, None, console.bans.clock))
+    driver.find_element(By.ID, "refresh").click()
+    console.wait(lambda d: "ghost" in console.ban_items(), "ghost's ban listed")
+    console.bans.lift("acme", "acme-standup", "ghost")
+    console.click("lift:ghost")
+    text = console.wait_status(errors.PARTICIPANT_NOT_FOUND.code)
+    assert "it ended or was lifted already" in text
+
+
+def test_lock_and_unlock_a_microphone(console):
+    emulator = console.emulator
+    console.sign_in("acme")
+    console.wait_people({"alice", "bob"})
+    mic = console.track_sid("acme-standup", "bob", "microphone")
+    camera = console.track_sid("acme-standup", "bob", "camera")
+    key = "mic-lock:bob"
+    assert console.button(key).text == "Lock microphone"
+    assert console.button(key).get_attribute("aria-label") == "Lock the microphone of Bob (bob)"
+
+    console.click(key)
+    text = console.wait_status("Bob (bob): microphone locked; LiveKit says they may publish only ")
+    assert "may publish only camera, screen share, screen share audio." in text
+    assert f"LiveKit unpublished: microphone {mic}." in text
+    info = emulator.participant("acme-standup", "bob")
+    assert info is not None and [t.sid for t in info.tracks] == [camera]
+    permission = info.permission
+    assert [TrackSource.Name(s) for s in permission.can_publish_sources] == [
+        "CAMERA",
+        "SCREEN_SHARE",
+        "SCREEN_SHARE_AUDIO",
+    ]
+    assert permission.can_publish and permission.can_subscribe and permission.can_publish_data
+    with pytest.raises(PublishNotAllowedError):
+        emulator.publish_track("acme-standup", "bob", "audio", "microphone")
+    console.wait(lambda d: console.button(key).text == "Unlock microphone", "the button turns into Unlock")
+    row = console.rows()["bob"]
+    assert row.find_element(By.CSS_SELECTOR, ".badge.locked").text == "microphone locked"
+    assert [li.get_attribute("data-sid") for li in row.find_elements(By.CSS_SELECTOR, "li.track")] == [camera]
+    assert console.active_key() == key  # the row was redrawn; focus stayed
+    console.screenshot("12-bob-microphone-locked")
+
+    console.click(key)
+    console.wait_status("Bob (bob): microphone unlocked; LiveKit says they may publish every source.")
+    info = emulator.participant("acme-standup", "bob")
+    assert info is not None and list(info.permission.can_publish_sources) == []
+    # His app publishes the microphone again when he turns it on.
+    again = emulator.publish_track("acme-standup", "bob", "audio", "microphone", name="microphone")
+    console.driver.find_element(By.ID, "refresh").click()
+    console.wait(lambda d: console.button(key).text == "Lock microphone", "the button turns back into Lock")
+    row = console.wait(
+        lambda d: (
+            (r := console.rows()["bob"]).find_elements(By.CSS_SELECTOR, f'li[data-sid="{again.sid}"]') and r
+        ),
+        "bob's new microphone track",
+    )
+    assert row.find_elements(By.CSS_SELECTOR, ".badge.locked") == []
+
+
+def test_mute_everyones_microphone_except_one(console):
+    driver, emulator = console.driver, console.emulator
+    emulator.join("acme-standup", "dan", name="Dan")
+    console.sign_in("acme")
+    console.wait_people({"alice", "bob", "dan"})
+    spare = console.wait(
+        lambda d: d.find_element(By.CSS_SELECTOR, 'input[type=checkbox][data-key="except:alice"]'),
+        "alice in the room form's exceptions",
+    )
+    assert spare.find_element(By.XPATH, "..").text == "Alice (alice)"
+    spare.click()
+
+    console.click("room-mute")
+    console.wait_status(
+        "Muted 2 microphones in acme-standup, leaving alice as they are (LiveKit reports 2 muted)."
+    )
+    assert console.track("acme-standup", "alice", "microphone").muted is False
+    for identity in ("bob", "dan"):
+        assert console.track("acme-standup", identity, "microphone").muted is True
+        assert console.track("acme-standup", identity, "camera").muted is False
+    console.wait(
+        lambda d: all(
+            console.rows()[who].find_element(By.CSS_SELECTOR, 'li[data-source="microphone"] .badge').text
+            == state
+            for who, state in (("alice", "live"), ("bob", "muted"), ("dan", "muted"))
+        ),
+        "the badges follow",
+    )
+    # The tick survives the list's redraws.
+    assert driver.find_element(By.CSS_SELECTOR, 'input[data-key="except:alice"]').is_selected()
+    console.screenshot("13-room-muted-except-alice")
+
+    # Unmute everyone but alice; LiveKit fails one of the two: its code is shown.
+    emulator.fail_next("MutePublishedTrack", code="not_found", msg="participant does not exist")
+    console.click("room-unmute")
+    text = console.wait_status("Unmuted 1 microphone in acme-standup, leaving alice as they are")
+    assert "1 microphone could not be changed:" in text
+    assert "microphone TR_" in text and "PARTICIPANT_NOT_FOUND (left the room in the meantime)" in text
+
+    # A server that refuses remote unmute: the extension's words, then what to configure.
+    emulator.enable_remote_unmute = False
+    console.click("room-unmute")
+    text = console.wait_status(errors.REMOTE_UNMUTE_DISABLED.code)
+    assert f"{errors.REMOTE_UNMUTE_DISABLED.code}: {errors.REMOTE_UNMUTE_DISABLED.message}" in text
+    assert "enable_remote_unmute: true" in text
+    console.screenshot("14-room-unmute-refused")

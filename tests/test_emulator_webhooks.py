@@ -165,6 +165,30 @@ def test_the_banned_participant_rejoins(receiver: Receiver) -> None:
     assert events[1].participant.sid != events[3].participant.sid  # a new session
 
 
+def test_a_webhook_delay_leaves_the_joined_participant_listed_until_the_event_is_sent(
+    receiver: Receiver,
+) -> None:
+    with LiveKitEmulator(webhook_urls=[receiver.url], webhook_delay=0.3) as emu:
+        emu.add_room("r")
+        started = time.monotonic()
+        emu.join("r", "troll", tracks=[])
+        assert emu.participant("r", "troll") is not None and receiver.hits == []
+        assert not emu.wait_webhooks(0.1)  # still held back
+        assert emu.wait_webhooks(5)
+        assert time.monotonic() - started >= 0.3
+        emu.webhook_delay = 0
+        emu.leave("r", "troll")
+        assert emu.wait_webhooks(0.2)
+        events = received(emu, receiver)
+    assert names(events) == [
+        ("room_started", ""),
+        ("participant_joined", "troll"),
+        ("participant_left", "troll"),
+    ]
+    with pytest.raises(ValueError):
+        emu.webhook_delay = -1
+
+
 def test_delivery_retries_and_gives_up(receiver: Receiver) -> None:
     receiver.statuses = [503, 500]
     with LiveKitEmulator(webhook_urls=[receiver.url]) as emu:

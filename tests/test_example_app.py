@@ -333,7 +333,8 @@ def test_seeded_mode_serves_the_console_and_its_session_moderates_without_a_toke
     assert cookie.has_nonstandard_attr("HttpOnly")
     page = session.get(example.url + "/", timeout=30)
     assert page.status_code == 200 and 'data-room="acme-standup"' in page.text
-    assert re.findall(r'<option value="([^"]+)"', page.text) == ["acme-standup", "acme-support"]
+    picker = page.text.split('id="room-select"', 1)[1].split("</select>", 1)[0]
+    assert re.findall(r'<option value="([^"]+)"', picker) == ["acme-standup", "acme-support"]
     assert not any(token in page.text for token in tokens)
 
     # The cookie is the credential: the extension's request_loader maps it to acme.
@@ -369,6 +370,22 @@ def test_seeded_mode_serves_the_console_and_its_session_moderates_without_a_toke
         example.url + "/livekit/participants", params={"room_name": "acme-standup"}, timeout=30
     )
     assert empty.status_code == 200 and empty.json()["participants"] == []
+
+    # Bans: kept in memory (no file in the repository), enforced through the stand-in's webhook.
+    assert f"  {example.url}/livekit/webhook" in example.lines
+    ban = json.dumps(
+        {
+            "room_name": "acme-support",
+            "participant_identity": "frank",
+            "duration_seconds": 60,
+            "reason": "demo",
+        }
+    )
+    banned = session.post(example.url + "/livekit/bans", data=ban, headers=JSON, timeout=30)
+    assert banned.status_code == 201 and banned.json()["removed"] is True
+    bans = session.get(example.url + "/livekit/bans", params={"room_name": "acme-support"}, timeout=30)
+    assert [b["participant_identity"] for b in bans.json()["bans"]] == ["frank"]
+    assert not list(ROOT.glob("**/livekit_moderation.sqlite3*"))
 
     # The console's own forms need their CSRF token; signing out ends the cookie's rights.
     assert (

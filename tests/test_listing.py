@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from livekit.protocol.models import ParticipantPermission, TrackSource
 
 from flask_livekit_moderation import room_metadata
 from tests.helpers import MASKED_404, TOKEN_A
@@ -26,7 +27,32 @@ def _expected(participant) -> dict[str, Any]:
             {"sid": t.sid, "type": kind, "source": source, "muted": t.muted, "name": t.name}
             for t, (kind, source) in zip(participant.tracks, _KINDS[participant.identity], strict=False)
         ],
+        "permission": _PERMISSIONS[participant.identity],
     }
+
+
+def _permission(**given: Any) -> dict[str, Any]:
+    """A permission as the route spells it: every field, false unless given."""
+    return {
+        "can_subscribe": False,
+        "can_publish": False,
+        "can_publish_data": False,
+        "can_publish_sources": [],
+        "can_update_metadata": False,
+        "hidden": False,
+        "can_subscribe_metrics": False,
+        "can_manage_agent_session": False,
+        **given,
+    }
+
+
+# What each seeded participant may do: a plain join token's grant, or a viewer's.
+_JOIN_TOKEN = _permission(can_subscribe=True, can_publish=True, can_publish_data=True)
+_PERMISSIONS = {
+    "alice": _JOIN_TOKEN,
+    "bob": _JOIN_TOKEN,
+    "carol": _permission(can_subscribe=True, hidden=True),
+}
 
 
 # What each seeded participant publishes, in order, as the route must spell it.
@@ -51,7 +77,9 @@ def _seed(emulator, room: str, metadata: str = "") -> list[Any]:
                 ("data", "unknown"),
             ],
         ),
-        emulator.add_participant(room, "carol", tracks=[]),
+        emulator.add_participant(
+            room, "carol", tracks=[], permission=ParticipantPermission(can_subscribe=True, hidden=True)
+        ),
     ]
 
 
@@ -68,6 +96,20 @@ def test_anonymous_listing_has_the_documented_shape(anon, livekit_emulator):
     bob = next(p for p in body["participants"] if p["identity"] == "bob")
     assert bob["tracks"][0]["muted"] is True and bob["tracks"][0]["name"] == "slides"
     assert isinstance(bob["joined_at"], int) and bob["joined_at"] > 1_600_000_000
+
+
+def test_the_listing_shows_a_changed_permission(anon, livekit_emulator):
+    # A console shows a locked microphone from the listing: it must follow every change.
+    _seed(livekit_emulator, "room-1")
+    locked = ParticipantPermission(
+        can_subscribe=True, can_publish=True, can_publish_data=True, can_publish_sources=[TrackSource.CAMERA]
+    )
+    livekit_emulator.add_participant("room-1", "dave", tracks=[("video", "camera")], permission=locked)
+
+    people = {p["identity"]: p for p in anon.participants("room-1").json()["participants"]}
+
+    assert people["dave"]["permission"] == {**_JOIN_TOKEN, "can_publish_sources": ["camera"]}
+    assert people["alice"]["permission"]["can_publish_sources"] == []  # empty: every source
 
 
 def test_anonymous_listing_makes_exactly_one_call(anon, livekit_emulator):

@@ -67,6 +67,9 @@ class LiveKitEmulator:
     :param webhook_urls: where LiveKit-format webhooks go (``room_started``,
         ``room_finished``, ``participant_joined``, ``participant_left``,
         ``track_published``, ``track_unpublished``); changeable via :attr:`webhook_urls`.
+    :param webhook_delay: seconds each webhook event waits before it is sent (default 0).
+        A real LiveKit lists a joining participant before it sends ``participant_joined``
+        (once their connection is up); a delay makes that window visible to a poller.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class LiveKitEmulator:
         departure_timeout: float = DEFAULT_DEPARTURE_TIMEOUT,
         shuffle: bool | None = None,
         webhook_urls: Sequence[str] = (),
+        webhook_delay: float = 0.0,
     ) -> None:
         self.api_key: str = api_key or "APIemu" + secrets.token_hex(6)
         self.api_secret: str = api_secret or secrets.token_urlsafe(32)
@@ -91,6 +95,7 @@ class LiveKitEmulator:
         self.state = EmulatorState(empty_timeout, departure_timeout)
         self._webhooks = WebhookSender(self.api_key, self.api_secret)
         self._webhooks.urls = webhook_urls
+        self.webhook_delay = webhook_delay
         self.state.on_event = self._webhooks.enqueue
         self.state.events_wanted = lambda: self._webhooks.active
         self.service = RoomService(
@@ -151,6 +156,17 @@ class LiveKitEmulator:
     @webhook_urls.setter
     def webhook_urls(self, urls: Sequence[str]) -> None:
         self._webhooks.urls = urls
+
+    @property
+    def webhook_delay(self) -> float:
+        """Seconds each webhook event waits before it is sent (events queued later get a new value)."""
+        return self._webhooks.delay
+
+    @webhook_delay.setter
+    def webhook_delay(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("webhook_delay must be >= 0")
+        self._webhooks.delay = float(seconds)
 
     def webhook_deliveries(self) -> list[WebhookDelivery]:
         """Each finished webhook delivery (event, url, status, attempts, ...), in order."""

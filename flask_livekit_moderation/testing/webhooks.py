@@ -6,7 +6,9 @@ application/webhook+json``; the body is the protojson of ``WebhookEvent``
 secret, valid 5 minutes, whose ``sha256`` claim is the base64 SHA-256 of the body.
 
 Delivery is asynchronous on one worker thread, so events leave in the order they
-happened (hence in order per room) and never block a RoomService answer.  Failed
+happened (hence in order per room) and never block a RoomService answer. ``delay`` holds
+each event back that many seconds first: a real LiveKit lists a participant before it sends
+their ``participant_joined`` (it waits until their connection is up).  Failed
 attempts are retried with a short doubling backoff on the rule of
 hashicorp/go-retryablehttp's ``DefaultRetryPolicy`` (connection errors, 429 and 5xx
 except 501), so an event can arrive late and, when an answer is lost, more than once.
@@ -69,6 +71,7 @@ class WebhookSender:
     :param retries: extra attempts after the first one (go-retryablehttp RetryMax).
     :param backoff: seconds before the first retry, doubled for each next one.
     :param timeout: seconds one attempt may take.
+    :param delay: seconds each event waits after it happened before its first attempt.
     """
 
     def __init__(
@@ -79,15 +82,18 @@ class WebhookSender:
         retries: int = 3,
         backoff: float = 0.05,
         timeout: float = 2.0,
+        delay: float = 0.0,
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
+        self.delay = delay
         self._urls: tuple[str, ...] = tuple(urls)
         self._cond = threading.Condition()
-        self._queue: deque[tuple[WebhookEvent, str]] = deque()
+        #: (event, url, when its first attempt is due on the monotonic clock)
+        self._queue: deque[tuple[WebhookEvent, str, float]] = deque()
         self._busy = 0
         self._deliveries: list[WebhookDelivery] = []
         self._worker: threading.Thread | None = None
@@ -117,9 +123,10 @@ class WebhookSender:
             return
         event.id = new_sid("EV_")
         event.created_at = int(time.time())
+        due = time.monotonic() + max(0.0, self.delay)
         with self._cond:
             for url in urls:
-                self._queue.append((event, url))
+                self._queue.append((event, url, due))
                 self._busy += 1
             if self._worker is None:
                 self._worker = threading.Thread(
@@ -154,7 +161,11 @@ class WebhookSender:
                 if not self._queue:
                     self._worker = None
                     return
-                event, url = self._queue.popleft()
+                event, url, due = self._queue.popleft()
+            # Each waits for its own due time, in queue order: the order holds even if the delay changed.
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             delivery = self._deliver(event, url)
             with self._cond:
                 self._deliveries.append(delivery)
