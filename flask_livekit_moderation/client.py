@@ -27,8 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -162,15 +161,31 @@ class _StrictSession:
         self.session = session
         self.timeout = session.timeout
 
-    @asynccontextmanager
-    async def post(self, url: str, **kwargs: Any) -> AsyncIterator[aiohttp.ClientResponse]:
+    def post(self, url: str, **kwargs: Any) -> _StrictAnswer:
         kwargs["allow_redirects"] = False
-        async with self.session.post(url, **kwargs) as response:
+        return _StrictAnswer(self.session.post(url, **kwargs))
+
+
+class _StrictAnswer:
+    """``session.post(...)`` as an async context manager that checks the answer it yields."""
+
+    def __init__(self, request: Any) -> None:
+        self._request = request  # aiohttp's _RequestContextManager
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        response: aiohttp.ClientResponse = await self._request.__aenter__()
+        try:
             if 300 <= response.status < 400:
                 raise UnusableAnswer(f"a {response.status} redirect", response.headers.get("Location", ""))
             if response.status == 200 and response.content_type != "application/protobuf":
                 raise UnusableAnswer(f"a 200 with Content-Type {response.content_type!r}")
-            yield response
+        except UnusableAnswer as exc:
+            await self._request.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return response
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._request.__aexit__(*exc)
 
 
 #: Seconds one signed API token is reused.

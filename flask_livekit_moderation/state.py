@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app, g, request
 
 from .client import LiveKitClient
 from .config import Settings
@@ -83,7 +83,14 @@ def request_state() -> ModerationState | None:
 
 def moderation_state() -> ModerationState:
     """The state of the instance whose route is serving the current request."""
-    blueprint = current_app.blueprints.get(request.blueprint or "")
-    if not isinstance(blueprint, ModerationBlueprint):
-        raise RuntimeError("not inside a request to a LiveKitModeration route")
-    return blueprint.state
+    found: ModerationState | None = g.get(_G_STATE)
+    if found is None:
+        blueprint = current_app.blueprints.get(request.blueprint or "")
+        if not isinstance(blueprint, ModerationBlueprint):
+            raise RuntimeError("not inside a request to a LiveKitModeration route")
+        found = blueprint.state
+        setattr(g, _G_STATE, found)
+    return found
+
+
+_G_STATE = "_livekit_moderation_state"
