@@ -13,14 +13,12 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask
-from werkzeug.exceptions import Forbidden
 
-from flask_livekit_moderation import LiveKitModeration, room_metadata
+from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.helpers import TENANTS, TOKEN_A, ServedApp, livekit_config, serve
+from tests.helpers import TENANTS, TOKEN_A, ServedApp, serve
+from tests.openapi_checks import documented, failing_resolver_app, observed, validate_answer, while_busy
 from tests.test_bans import WEBHOOK, joined, signed
-from tests.test_openapi import _validate_answer, _while_busy
 
 BAN = ("/livekit/bans", "post")
 LIST = ("/livekit/bans", "get")
@@ -29,25 +27,6 @@ HOOK = ("/livekit/webhook", "post")
 JSON = {"Content-Type": "application/json"}
 TEXT = {"Content-Type": "text/plain"}
 WRONG_SECRET = "not-the-secret-0123456789abcdefghijklmn"
-
-
-def documented(document: dict[str, Any], path: str, method: str) -> set[tuple[int, str | None]]:
-    """(status, code) pairs the document lists for one operation; code None for a success."""
-    pairs: set[tuple[int, str | None]] = set()
-    for status, response in document["paths"][path][method]["responses"].items():
-        if status.startswith("2"):
-            pairs.add((int(status), None))
-            continue
-        content = response["content"]["application/json"]
-        codes = content["schema"]["allOf"][1]["properties"]["code"]["enum"]
-        assert sorted(content["examples"]) == sorted(codes)
-        assert all(code in response["description"] for code in codes)
-        pairs |= {(int(status), code) for code in codes}
-    return pairs
-
-
-def observed(answers: list[requests.Response]) -> set[tuple[int, str | None]]:
-    return {(a.status_code, None if a.status_code < 300 else a.json()["code"]) for a in answers}
 
 
 @dataclass
@@ -62,20 +41,6 @@ class Apps:
     corrupt_store: ServedApp
 
 
-def _resolver_app(emulator: LiveKitEmulator, store: str) -> Flask:
-    app = Flask("failing_resolver")
-    app.config.update(livekit_config(emulator), LIVEKIT_MODERATION_AUTH_REQUIRED=True)
-    app.config["LIVEKIT_MODERATION_BAN_STORE"] = store
-
-    def resolver(token: str) -> str | None:
-        if token == "forbidden":
-            raise Forbidden()
-        raise RuntimeError("the host's token store is down")
-
-    LiveKitModeration(app, auth_resolver=resolver)
-    return app
-
-
 @pytest.fixture
 def apps(
     make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulator, tmp_path: Path
@@ -84,7 +49,7 @@ def apps(
     tenants = {"LIVEKIT_MODERATION_AUTH_REQUIRED": True, "LIVEKIT_MODERATION_API_SECRETS": TENANTS}
     (tmp_path / "a-file").write_text("")
     corrupt = tmp_path / "corrupt.sqlite3"
-    served = serve(_resolver_app(livekit_emulator, shared))
+    served = serve(failing_resolver_app(livekit_emulator, LIVEKIT_MODERATION_BAN_STORE=shared))
     yield Apps(
         anon=make_served(LIVEKIT_MODERATION_BAN_STORE=shared),
         tenants=make_served(LIVEKIT_MODERATION_BAN_STORE=shared, **tenants),
@@ -131,7 +96,7 @@ def _provoke_ban(apps: Apps, emu: LiveKitEmulator) -> list[requests.Response]:
     answers.append(_ban(apps.tenants))
     emu.fail_next("RemoveParticipant", code="permission_denied")
     answers.append(_ban(apps.tenants))
-    answers.append(_while_busy(emu, lambda: _ban(apps.one_slot)))
+    answers.append(while_busy(emu, lambda: _ban(apps.one_slot)))
     answers.append(_ban(apps.tenants))
     return answers
 
@@ -147,7 +112,7 @@ def _provoke_list(apps: Apps, emu: LiveKitEmulator) -> list[requests.Response]:
     for code in ("unavailable", "permission_denied"):
         emu.fail_next("ListRooms", code=code)
         answers.append(listing(apps.tenants))
-    answers.append(_while_busy(emu, lambda: listing(apps.one_slot)))
+    answers.append(while_busy(emu, lambda: listing(apps.one_slot)))
     answers += [
         listing(apps.tenants),
         listing(apps.tenants, room="room-a"),
@@ -196,7 +161,7 @@ def _provoke_webhook(apps: Apps, emu: LiveKitEmulator, tmp_path: Path) -> list[r
     for method, code in (("ListRooms", "unavailable"), ("RemoveParticipant", "permission_denied")):
         emu.fail_next(method, code=code)
         answers.append(hook(apps.anon, body, headers))
-    answers.append(_while_busy(emu, lambda: hook(apps.one_slot, body, headers)))
+    answers.append(while_busy(emu, lambda: hook(apps.one_slot, body, headers)))
     answers.append(hook(apps.anon, body, headers))
     assert emu.participant("room-a", "troll") is None
     return answers
@@ -221,7 +186,7 @@ def test_each_ban_route_documents_exactly_the_answers_it_gives(
     for (path, method), answers in provoked.items():
         assert observed(answers) == documented(document, path, method), f"{method.upper()} {path}"
         for answer in answers:
-            _validate_answer(document, path, method, answer)
+            validate_answer(document, path, method, answer)
     assert document["paths"]["/livekit/webhook"]["post"]["security"] == []
     assert list(document["paths"]["/livekit/webhook"]["post"]["requestBody"]["content"]) == [
         "application/webhook+json"

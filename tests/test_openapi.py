@@ -7,23 +7,26 @@ validated against the schema documented for its status.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
-from flask import Flask
-from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
-from werkzeug.exceptions import Forbidden
 
-from flask_livekit_moderation import LiveKitModeration, room_metadata
+from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
-from tests.helpers import TENANTS, TOKEN_A, ServedApp, livekit_config, serve
+from tests.helpers import TENANTS, TOKEN_A, ServedApp, serve
+from tests.openapi_checks import (
+    documented,
+    failing_resolver_app,
+    observed,
+    openapi_document,
+    validate_answer,
+    while_busy,
+)
 
 REMOVE = ("/livekit/participant", "delete")
 MUTE = ("/livekit/participant/mute", "post")
@@ -31,37 +34,6 @@ LIST = ("/livekit/participants", "get")
 OPENAPI = ("/livekit/openapi.json", "get")
 JSON = {"Content-Type": "application/json"}
 TEXT = {"Content-Type": "text/plain"}
-
-
-def _document(served: ServedApp, prefix: str = "") -> dict[str, Any]:
-    answer = served.request("GET", prefix + "/livekit/openapi.json")
-    assert answer.status_code == 200
-    assert answer.headers["Content-Type"] == "application/json"
-    return answer.json()
-
-
-def _documented(document: dict[str, Any], path: str, method: str) -> set[tuple[int, str | None]]:
-    """(status, code) pairs the document lists for one operation; code None for 200."""
-    pairs: set[tuple[int, str | None]] = set()
-    for status, response in document["paths"][path][method]["responses"].items():
-        if status == "200":
-            pairs.add((200, None))
-            continue
-        content = response["content"]["application/json"]
-        codes = content["schema"]["allOf"][1]["properties"]["code"]["enum"]
-        # The same codes as examples and in the prose.
-        assert sorted(content["examples"]) == sorted(codes)
-        assert all(code in response["description"] for code in codes)
-        pairs |= {(int(status), code) for code in codes}
-    return pairs
-
-
-def _validate_answer(document: dict[str, Any], path: str, method: str, answer: requests.Response) -> None:
-    response = document["paths"][path][method]["responses"][str(answer.status_code)]
-    schema = response["content"]["application/json"]["schema"]
-    # The schema's "#/components/..." references resolve against this root.
-    OAS31Validator({**schema, "components": document["components"]}).validate(answer.json())
-    assert answer.headers["Content-Type"] == "application/json"
 
 
 @dataclass
@@ -76,20 +48,6 @@ class Apps:
     one_slot: ServedApp
 
 
-def _failing_resolver_app(emulator: Any) -> Flask:
-    """A host app whose auth resolver raises: the ways to reach INTERNAL_ERROR and FORBIDDEN."""
-    app = Flask("failing_resolver")
-    app.config.update(livekit_config(emulator), LIVEKIT_MODERATION_AUTH_REQUIRED=True)
-
-    def resolver(token: str) -> str | None:
-        if token == "forbidden":
-            raise Forbidden()
-        raise RuntimeError("the host's token store is down")
-
-    LiveKitModeration(app, auth_resolver=resolver)
-    return app
-
-
 @pytest.fixture
 def apps(make_served: Callable[..., ServedApp], livekit_emulator: Any) -> Iterator[Apps]:
     with ExitStack() as stack:
@@ -100,23 +58,9 @@ def apps(make_served: Callable[..., ServedApp], livekit_emulator: Any) -> Iterat
             ),
             unconfigured=make_served(LIVEKIT_URL="", LIVEKIT_API_KEY="", LIVEKIT_API_SECRET=""),
             wrong_secret=make_served(LIVEKIT_API_SECRET="not-the-secret-0123456789abcdefghijklmn"),
-            failing_resolver=stack.enter_context(serve(_failing_resolver_app(livekit_emulator))),
+            failing_resolver=stack.enter_context(serve(failing_resolver_app(livekit_emulator))),
             one_slot=make_served(LIVEKIT_MODERATION_MAX_CONCURRENCY=1),
         )
-
-
-def _while_busy(emu: Any, send: Callable[[], requests.Response]) -> requests.Response:
-    """``send`` while another request holds the app's only LiveKit slot: LIVEKIT_BUSY."""
-    emu.set_latency(0.5)
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            holder = pool.submit(send)
-            time.sleep(0.2)
-            refused = send()
-            assert holder.result().status_code != 503
-    finally:
-        emu.set_latency(0)
-    return refused
 
 
 def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:
@@ -143,7 +87,7 @@ def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:
         answers.append(remove(apps.anon))
     emu.drop_next("RemoveParticipant", 2)  # the pooled connection, then the fresh one
     answers.append(remove(apps.anon))
-    answers.append(_while_busy(emu, lambda: remove(apps.one_slot, "nobody")))
+    answers.append(while_busy(emu, lambda: remove(apps.one_slot, "nobody")))
     answers.append(remove(apps.anon))  # finally succeeds
     return answers
 
@@ -169,7 +113,7 @@ def _provoke_mute(apps: Apps, emu: Any, track_sid: str) -> list[requests.Respons
     answers += [mute(apps.unconfigured), mute(apps.wrong_secret), mute(apps.failing_resolver, token="x")]
     answers.append(mute(apps.failing_resolver, token="forbidden"))
     answers.append(mute(apps.anon, muted=False))  # remote unmute is off: LiveKit's default
-    answers.append(_while_busy(emu, lambda: mute(apps.one_slot)))
+    answers.append(while_busy(emu, lambda: mute(apps.one_slot)))
     for method, code in (
         ("GetParticipant", "unavailable"),
         ("GetParticipant", "permission_denied"),
@@ -200,7 +144,7 @@ def _provoke_list(apps: Apps, emu: Any) -> list[requests.Response]:
         answers.append(listing(apps.anon))
     emu.garbage_next("ListParticipants")
     answers.append(listing(apps.anon))
-    answers.append(_while_busy(emu, lambda: listing(apps.one_slot)))
+    answers.append(while_busy(emu, lambda: listing(apps.one_slot)))
     answers += [
         listing(apps.anon),
         listing(apps.anon, "no-such-room"),
@@ -213,17 +157,13 @@ def _provoke_list(apps: Apps, emu: Any) -> list[requests.Response]:
     return answers
 
 
-def _observed(answers: list[requests.Response]) -> set[tuple[int, str | None]]:
-    return {(a.status_code, None if a.status_code == 200 else a.json()["code"]) for a in answers}
-
-
 def test_each_route_documents_exactly_the_answers_it_gives(apps, livekit_emulator):
     livekit_emulator.add_room("room-1")
     livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
     livekit_emulator.add_participants("room-1", ["alice", "bob"])
     bob = livekit_emulator.participant("room-1", "bob")
     track_sid = bob.tracks[0].sid
-    document = _document(apps.anon)
+    document = openapi_document(apps.anon)
 
     provoked = {
         REMOVE: _provoke_remove(apps, livekit_emulator),
@@ -236,21 +176,21 @@ def test_each_route_documents_exactly_the_answers_it_gives(apps, livekit_emulato
     }
 
     for (path, method), answers in provoked.items():
-        assert _observed(answers) == _documented(document, path, method), f"{method.upper()} {path}"
+        assert observed(answers) == documented(document, path, method), f"{method.upper()} {path}"
         for answer in answers:
-            _validate_answer(document, path, method, answer)
+            validate_answer(document, path, method, answer)
     assert livekit_emulator.participant("room-1", "alice") is None  # the final removal worked
 
 
 def test_the_document_is_valid_openapi_3_1(anon):
-    document = _document(anon)
+    document = openapi_document(anon)
 
     validate(document)
     assert document["openapi"] == "3.1.0"
 
 
-def test_every_route_of_the_blueprint_is_documented(anon):
-    document = _document(anon)
+def test_every_route_of_the_blueprint_isdocumented(anon):
+    document = openapi_document(anon)
 
     routed = {
         (rule.rule, method.lower())
@@ -263,7 +203,7 @@ def test_every_route_of_the_blueprint_is_documented(anon):
 
 
 def test_security_schemes_are_the_bearer_header_and_the_api_key_query(anon):
-    document = _document(anon)
+    document = openapi_document(anon)
 
     schemes = document["components"]["securitySchemes"]
     by_type = {scheme["type"]: scheme for scheme in schemes.values()}
@@ -276,7 +216,7 @@ def test_security_schemes_are_the_bearer_header_and_the_api_key_query(anon):
 
 
 def test_request_schemas_are_the_ones_that_validate(anon, livekit_emulator):
-    document = _document(anon)
+    document = openapi_document(anon)
     schemas = document["components"]["schemas"]
 
     for path, method in (REMOVE, MUTE):
@@ -318,7 +258,7 @@ def test_disabled_it_is_a_json_404(make_served, prefix):
 def test_the_url_prefix_is_honoured(make_served):
     served = make_served(LIVEKIT_MODERATION_URL_PREFIX="/api/v1")
 
-    document = _document(served, "/api/v1")
+    document = openapi_document(served, "/api/v1")
 
     assert document["paths"]
     assert all(path.startswith("/api/v1/livekit/") for path in document["paths"])

@@ -11,15 +11,11 @@ import requests
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
 from tests.helpers import TOKEN_A, ServedApp
+from tests.openapi_checks import documented, observed, openapi_document, validate_answer, while_busy
 from tests.test_openapi import (  # noqa: F401 - apps is a fixture
     JSON,
     TEXT,
     Apps,
-    _document,
-    _documented,
-    _observed,
-    _validate_answer,
-    _while_busy,
     apps,
 )
 
@@ -51,7 +47,7 @@ def _provoke_permissions(on: Apps, emu: Any) -> list[requests.Response]:
         update(on.wrong_secret),
         update(on.failing_resolver, token="x"),
         update(on.failing_resolver, token="forbidden"),
-        _while_busy(emu, lambda: update(on.one_slot)),
+        while_busy(emu, lambda: update(on.one_slot)),
     ]
     for method, code in (
         ("GetParticipant", "permission_denied"),
@@ -86,7 +82,7 @@ def _provoke_room_mute(on: Apps, emu: Any) -> list[requests.Response]:
         mute(on.failing_resolver, token="x"),
         mute(on.failing_resolver, token="forbidden"),
         mute(on.anon, muted=False),  # remote unmute is off: LiveKit's default
-        _while_busy(emu, lambda: mute(on.one_slot)),
+        while_busy(emu, lambda: mute(on.one_slot)),
     ]
     for method, code in (("ListParticipants", "permission_denied"), ("ListParticipants", "unavailable")):
         emu.fail_next(method, code=code)
@@ -103,7 +99,7 @@ def test_both_routes_document_exactly_the_answers_they_give(apps, livekit_emulat
     livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
     livekit_emulator.add_participants("room-1", ["alice", "bob"])
     livekit_emulator.add_participants("room-a", ["carol"])
-    document = _document(apps.anon)
+    document = openapi_document(apps.anon)
 
     provoked = {
         PERMISSIONS: _provoke_permissions(apps, livekit_emulator),
@@ -111,15 +107,15 @@ def test_both_routes_document_exactly_the_answers_they_give(apps, livekit_emulat
     }
 
     for (path, method), answers in provoked.items():
-        assert _observed(answers) == _documented(document, path, method), f"{method.upper()} {path}"
+        assert observed(answers) == documented(document, path, method), f"{method.upper()} {path}"
         for answer in answers:
-            _validate_answer(document, path, method, answer)
+            validate_answer(document, path, method, answer)
     bob = livekit_emulator.participant("room-1", "bob")
     assert bob is not None and list(bob.permission.can_publish_sources) == [1]  # camera: the last update
 
 
 def test_the_request_schemas_say_what_is_required(anon):
-    document = _document(anon)
+    document = openapi_document(anon)
     schemas = document["components"]["schemas"]
 
     permissions = schemas["UpdatePermissionsRequest"]

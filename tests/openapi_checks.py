@@ -1,0 +1,89 @@
+"""What the OpenAPI test modules share: read the document, and compare it with the answers.
+
+Each route's test provokes every status and code it can answer over HTTP; these helpers turn
+the document and the answers into comparable (status, code) sets and check each answer
+against the schema documented for its status.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+from flask import Flask
+from openapi_schema_validator import OAS31Validator
+from werkzeug.exceptions import Forbidden
+
+from flask_livekit_moderation import LiveKitModeration
+from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.helpers import ServedApp, livekit_config
+
+
+def openapi_document(served: ServedApp, prefix: str = "") -> dict[str, Any]:
+    """The app's OpenAPI document, as its route serves it."""
+    answer = served.request("GET", prefix + "/livekit/openapi.json")
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/json"
+    document: dict[str, Any] = answer.json()
+    return document
+
+
+def documented(document: dict[str, Any], path: str, method: str) -> set[tuple[int, str | None]]:
+    """(status, code) pairs the document lists for one operation; code None for a success."""
+    pairs: set[tuple[int, str | None]] = set()
+    for status, response in document["paths"][path][method]["responses"].items():
+        if status.startswith("2"):
+            pairs.add((int(status), None))
+            continue
+        content = response["content"]["application/json"]
+        codes = content["schema"]["allOf"][1]["properties"]["code"]["enum"]
+        # The same codes as examples and in the prose.
+        assert sorted(content["examples"]) == sorted(codes)
+        assert all(code in response["description"] for code in codes)
+        pairs |= {(int(status), code) for code in codes}
+    return pairs
+
+
+def observed(answers: list[requests.Response]) -> set[tuple[int, str | None]]:
+    """(status, code) pairs of the answers; code None for a success."""
+    return {(a.status_code, None if a.status_code < 300 else a.json()["code"]) for a in answers}
+
+
+def validate_answer(document: dict[str, Any], path: str, method: str, answer: requests.Response) -> None:
+    """The answer's body matches the schema the document gives for its status."""
+    response = document["paths"][path][method]["responses"][str(answer.status_code)]
+    schema = response["content"]["application/json"]["schema"]
+    # The schema's "#/components/..." references resolve against this root.
+    OAS31Validator({**schema, "components": document["components"]}).validate(answer.json())
+    assert answer.headers["Content-Type"] == "application/json"
+
+
+def while_busy(emu: LiveKitEmulator, send: Callable[[], requests.Response]) -> requests.Response:
+    """``send`` while another request holds the app's only LiveKit slot: LIVEKIT_BUSY."""
+    emu.set_latency(0.5)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            holder = pool.submit(send)
+            time.sleep(0.2)
+            refused = send()
+            assert holder.result().status_code != 503
+    finally:
+        emu.set_latency(0)
+    return refused
+
+
+def failing_resolver_app(emulator: LiveKitEmulator, **config: Any) -> Flask:
+    """A host app whose auth resolver raises: the ways to reach INTERNAL_ERROR and FORBIDDEN."""
+    app = Flask("failing_resolver")
+    app.config.update(livekit_config(emulator), LIVEKIT_MODERATION_AUTH_REQUIRED=True, **config)
+
+    def resolver(token: str) -> str | None:
+        if token == "forbidden":
+            raise Forbidden()
+        raise RuntimeError("the host's token store is down")
+
+    LiveKitModeration(app, auth_resolver=resolver)
+    return app
