@@ -491,8 +491,6 @@ def mute_room() -> Response:
     return response
 
 
-# -- end of permissions and room mute -----------------------------------------------------------
-
 _OPENAPI_PATH = "/livekit/openapi.json"
 
 

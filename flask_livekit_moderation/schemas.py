@@ -320,9 +320,6 @@ class RoomMuteResponse(Schema):
     failed = fields.List(fields.Nested(RoomMuteFailureSchema), required=True)
 
 
-# -- end of permissions and room mute ---------------------------------------------------------
-
-
 class ErrorResponse(Schema):
     """Every error answer."""
 
