@@ -6,10 +6,14 @@ Fixtures live in ``conftest.py``; plain helpers live here and are imported by na
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -30,6 +34,10 @@ TOKEN_B = TENANTS[1]["secret"]
 #: The one body of every masked refusal: a foreign room, no room, no participant.
 MASKED_404 = {"error": errors.PARTICIPANT_NOT_FOUND.message, "code": errors.PARTICIPANT_NOT_FOUND.code}
 JSON = {"Content-Type": "application/json"}
+TEXT = {"Content-Type": "text/plain"}
+
+#: The repository root: benchmark scripts run from here (``python -m benchmarks...``).
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -93,3 +101,24 @@ def host_app(emulator: LiveKitEmulator, **config: Any) -> Flask:
     app.config.update(config)
     LiveKitModeration(app)
     return app
+
+
+def run_benchmark(
+    module: str, *args: str, out: Path, out_flag: str = "--out"
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run ``python -m <module> <args> <out_flag> <out>`` from the repository root.
+
+    Returns the finished process and the JSON report it wrote (a short run of a benchmark
+    script, so that it cannot rot).
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args, out_flag, str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.exists(), done.stderr[-3000:]
+    report: dict[str, Any] = json.loads(out.read_text())
+    return done, report

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_benchmark
 
 
 def test_ban_benchmark_smoke_run(tmp_path: Path) -> None:
     out = tmp_path / "bans.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bans", "--joins", "5", "--stored", "1000", "--lookups", "50"]
-        + ["--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done, report = run_benchmark(
+        "benchmarks.bans",
+        *("--joins", "5", "--stored", "1000", "--lookups", "50"),
+        out=out,
+        out_flag="--json",
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
     enforcement = report["enforcement"]
     assert enforcement["joins"] == 5 and enforcement["total_ms"]["n"] == 5
     # Every removal came after its webhook arrived, and after the room check it waited for.

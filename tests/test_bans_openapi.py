@@ -16,7 +16,7 @@ import requests
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.helpers import TENANTS, TOKEN_A, ServedApp, serve
+from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, serve
 from tests.openapi_checks import documented, failing_resolver_app, observed, validate_answer, while_busy
 from tests.test_bans import WEBHOOK, joined, signed
 
@@ -24,8 +24,6 @@ BAN = ("/livekit/bans", "post")
 LIST = ("/livekit/bans", "get")
 LIFT = ("/livekit/bans", "delete")
 HOOK = ("/livekit/webhook", "post")
-JSON = {"Content-Type": "application/json"}
-TEXT = {"Content-Type": "text/plain"}
 WRONG_SECRET = "not-the-secret-0123456789abcdefghijklmn"
 
 

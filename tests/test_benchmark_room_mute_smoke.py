@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_benchmark
 
 
 def test_room_mute_benchmark_smoke_run(tmp_path: Path) -> None:
     out = tmp_path / "room_mute.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.room_mute",
-            "--latency-ms",
-            "1",
-            "--sizes",
-            "3",
-            "50",
-            "--repeat",
-            "2",
-            "--loop-repeat",
-            "1",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done, report = run_benchmark(
+        "benchmarks.room_mute",
+        *("--latency-ms", "1", "--sizes", "3", "50", "--repeat", "2", "--loop-repeat", "1", "--quiet"),
+        out=out,
     )
-    report = json.loads(out.read_text())
     (target,) = report["targets"]
     # Exit status follows the target, whatever this machine's load made of it.
     assert done.returncode == (0 if target["passed"] else 1), done.stderr[-3000:]

@@ -2,48 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_benchmark
 
 
 def test_benchmark_smoke_run_measures_every_target_without_errors(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--latencies",
-            "0",
-            "--requests",
-            "5",
-            "--warmup",
-            "2",
-            "--concurrency",
-            "4",
-            "--duration",
-            "0.3",
-            "--memory-requests",
-            "40",
-            "--memory-after",
-            "10",
-            "--no-targets",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done, report = run_benchmark(
+        "benchmarks",
+        *("--latencies", "0", "--requests", "5", "--warmup", "2", "--concurrency", "4"),
+        *("--duration", "0.3", "--memory-requests", "40", "--memory-after", "10"),
+        *("--no-targets", "--quiet"),
+        out=out,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
     assert report["targets"] == []
     per_l = report["results"]["L0"]
     assert per_l["latency_ms"] == 0

@@ -26,9 +26,10 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
+from tests.helpers import JSON
+
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 30.0
-JSON = {"Content-Type": "application/json"}
 
 
 @dataclass

@@ -18,7 +18,7 @@ from openapi_spec_validator import validate
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
-from tests.helpers import TENANTS, TOKEN_A, ServedApp, serve
+from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, serve
 from tests.openapi_checks import (
     documented,
     failing_resolver_app,
@@ -32,8 +32,6 @@ REMOVE = ("/livekit/participant", "delete")
 MUTE = ("/livekit/participant/mute", "post")
 LIST = ("/livekit/participants", "get")
 OPENAPI = ("/livekit/openapi.json", "get")
-JSON = {"Content-Type": "application/json"}
-TEXT = {"Content-Type": "text/plain"}
 
 
 @dataclass

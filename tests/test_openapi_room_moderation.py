@@ -10,11 +10,9 @@ import requests
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
-from tests.helpers import TOKEN_A, ServedApp
+from tests.helpers import JSON, TEXT, TOKEN_A, ServedApp
 from tests.openapi_checks import documented, observed, openapi_document, validate_answer, while_busy
 from tests.test_openapi import (  # noqa: F401 - apps is a fixture
-    JSON,
-    TEXT,
     Apps,
     apps,
 )
