@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Proves the dependency floors, from the repo root:
 #  1. the oldest Python >= 3.10 on the machine, every direct runtime dependency pinned at
-#     its floor (.ci/floors.txt; transitive ones left to pip): the WHOLE suite (about 70-90 s
-#     there, well within budget, so no subset);
+#     its floor (.ci/floors.txt; transitive ones left to pip): the WHOLE suite, run as the
+#     README runs it (the timing tests alone after the rest);
 #  2. the newest Python >= 3.10 with current releases: a short smoke subset (remove, mute,
 #     the host-app integration, the OpenAPI document, signals and LiveKit failures: what
 #     touches each direct dependency; about 25 s).
@@ -83,7 +83,8 @@ if wrong:
     sys.exit("[floors] not at the floor: " + "; ".join(wrong))
 EOF
 
-"$tmp/floors/bin/python" -m pytest -q
+"$tmp/floors/bin/python" -m pytest -q -p no:cacheprovider -n 2 -m 'not timing'
+"$tmp/floors/bin/python" -m pytest -q -p no:cacheprovider -m timing
 lap "whole suite at the floors"
 
 # -- 2. smoke, newest Python, current releases -----------------------------------------------

@@ -20,6 +20,7 @@ def _loop_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "livekit-moderation-loop"]
 
 
+@pytest.mark.timing
 def test_a_hung_livekit_is_a_503_within_the_deadline_and_the_next_request_works(
     make_served, livekit_emulator
 ):

@@ -474,16 +474,16 @@ def test_latency_is_observed_and_can_be_per_method(emu: LiveKitEmulator) -> None
     assert emu.calls[-1].duration >= 0.2
     emu.set_latency(0.0)
     emu.set_latency(0.25, method="ListParticipants")
-    started = time.monotonic()
+    # "No latency" is read off the stand-in's own clock, which a loaded machine slows far less
+    # than the client's round trip.
     room_call(emu, lambda r: r.list_rooms(rp.ListRoomsRequest()))
-    assert time.monotonic() - started < 0.2
+    assert emu.calls[-1].duration < 0.1
     started = time.monotonic()
     room_call(emu, lambda r: r.list_participants(rp.ListParticipantsRequest(room="x")))
-    assert time.monotonic() - started >= 0.25
+    assert time.monotonic() - started >= 0.25 and emu.calls[-1].duration >= 0.25
     emu.clear_faults()
-    started = time.monotonic()
     room_call(emu, lambda r: r.list_participants(rp.ListParticipantsRequest(room="x")))
-    assert time.monotonic() - started < 0.2
+    assert emu.calls[-1].duration < 0.1
 
 
 def test_latency_from_constructor() -> None:

@@ -210,14 +210,16 @@ def test_delivery_retries_and_gives_up(receiver: Receiver) -> None:
         assert (dead.status, dead.attempts, dead.delivered) == (None, 4, False) and dead.error
 
 
+@pytest.mark.timing
 def test_delivery_never_blocks_a_call(receiver: Receiver) -> None:
-    receiver.delay = 0.5
+    receiver.delay = 1.0
     with LiveKitEmulator(webhook_urls=[receiver.url]) as emu:
         emu.add_room("r")
         started = time.monotonic()
         emu.join("r", "alice")
         room_call(emu, lambda r: r.remove_participant(remove_req("r", "alice")))
-        assert time.monotonic() - started < 0.4
+        # Two events are on their way to a receiver that takes 1 s for each.
+        assert time.monotonic() - started < 0.5
         assert not emu.wait_webhooks(0.1)  # still being delivered
         assert emu.wait_webhooks(10)
     assert names(received(emu, receiver))[-1] == ("participant_left", "alice")

@@ -42,17 +42,15 @@ def test_tenant_prechecks_run_concurrently(tenants, livekit_emulator):
     mic = _mic(livekit_emulator.add_participant("room-a", "alice"))
     livekit_emulator.set_latency(0.3)
 
-    started = time.monotonic()
     answer = tenants.mute("room-a", "alice", mic, True, TOKEN_A)
-    elapsed = time.monotonic() - started
 
     assert answer.status_code == 200 and answer.json()["muted"] is True
+    # Two round trips, not three, read off the stand-in's clock rather than the test's: the
+    # two pre-checks overlap, and the mute starts once both are answered.
     first, second, mute = livekit_emulator.calls
     assert {first.method, second.method} == {"ListRooms", "GetParticipant"}
     assert first.started < second.finished and second.started < first.finished, "pre-checks did not overlap"
     assert mute.method == "MutePublishedTrack" and mute.started >= max(first.finished, second.finished)
-    # Two sequential latencies, not three.
-    assert elapsed < 0.3 * 3
 
 
 def test_unknown_participant_is_404_without_livekits_rpc_wait(make_served):

@@ -29,6 +29,8 @@ from flask_livekit_moderation.client import TOKEN_TTL, TokenCachingRoomService
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.helpers import TENANTS, TOKEN_A, ServedApp, host_app, livekit_config, serve
 
+pytestmark = pytest.mark.timing
+
 
 @pytest.fixture
 def room(livekit_emulator: LiveKitEmulator) -> LiveKitEmulator:
@@ -357,9 +359,11 @@ def test_a_foreign_room_is_refused_as_fast_as_a_missing_one():
                 missing.append(timed("missing"))
             conn.close()
         listings = stand_in.control("GET", "calls?records=1")["calls"]
+    # Had the 404 waited for the listing, both would take over 20 ms and the foreign room
+    # about 4 ms more (measured once by breaking the cancellation); interleaved medians
+    # cancel out the machine's load, so 2 ms separates the two cases with room to spare.
     difference_ms = abs(statistics.median(foreign) - statistics.median(missing)) * 1000
-    assert difference_ms <= 0.5, (statistics.median(foreign), statistics.median(missing))
-    # The big listings were abandoned before LiveKit built them.
+    assert difference_ms <= 2.0, (statistics.median(foreign), statistics.median(missing))
     # The listings were abandoned before LiveKit built them (all but a few, by scheduling luck).
     statuses = [c["status"] for c in listings if c["method"] == "ListParticipants"]
     assert statuses.count(None) >= 0.9 * len(statuses), statuses

@@ -209,17 +209,16 @@ def test_a_tenant_reads_beside_the_room_check_then_updates(tenants, livekit_emul
     _owned_room(livekit_emulator)
     livekit_emulator.set_latency(0.25)
 
-    started = time.monotonic()
     answer = permissions(tenants, "room-a", "alice", TOKEN_A, can_publish_sources=["camera"])
-    elapsed = time.monotonic() - started
 
     assert answer.status_code == 200
+    # Two round trips, not three, on the stand-in's clock: the reads overlap, the update
+    # starts once both are answered.
     first, second, update = livekit_emulator.calls
     assert {first.method, second.method} == {"ListRooms", "GetParticipant"}
     assert first.started < second.finished and second.started < first.finished, "not beside each other"
     assert update.method == "UpdateParticipant" and update.started >= max(first.finished, second.finished)
     assert list(first.request.names if first.method == "ListRooms" else second.request.names) == ["room-a"]
-    assert elapsed < 0.25 * 3, "two round trips, not three"
 
 
 # -- the masked 404 -----------------------------------------------------------------------------

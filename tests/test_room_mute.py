@@ -140,9 +140,9 @@ def test_the_mutes_go_out_at_once_up_to_the_bound(tenants, livekit_emulator):
     assert min(c.started for c in mutes) >= max(c.finished for c in listing)
     # Every slot in use, never more.
     assert _overlap_peak(mutes) == ROOM_MUTE_CONCURRENCY
-    # One round trip for the listing, two batches of mutes: 3 x latency, where a loop of the
-    # single-track route would take 2 x size.
-    assert elapsed < latency * 3 + 0.3, elapsed
+    # One round trip for the listing, two batches of mutes: 3 x latency (what the benchmark
+    # measures), where a loop of the single-track route would take 2 x size x latency.
+    assert elapsed < latency * size / 4, elapsed
 
 
 def test_a_room_within_the_bound_costs_two_round_trips(tenants, livekit_emulator):
@@ -155,8 +155,12 @@ def test_a_room_within_the_bound_costs_two_round_trips(tenants, livekit_emulator
     elapsed = time.monotonic() - started
 
     assert answer.status_code == 200 and len(answer.json()["tracks"]) == 50
-    assert _overlap_peak(livekit_emulator.calls[2:]) == 50
-    assert latency * 2 <= elapsed < latency * 3, elapsed
+    # Two round trips on the stand-in's clock: the check and the listing side by side, then
+    # all 50 mutes in flight at once.
+    listing, mutes = livekit_emulator.calls[:2], livekit_emulator.calls[2:]
+    assert _overlap_peak(listing) == 2 and _overlap_peak(mutes) == 50
+    assert min(c.started for c in mutes) >= max(c.finished for c in listing)
+    assert elapsed >= latency * 2, elapsed
 
 
 def test_a_track_unpublished_during_the_request_is_reported_in_failed(tenants, livekit_emulator):
@@ -342,6 +346,7 @@ def test_livekit_rejecting_the_api_key_fails_the_whole_request(anon, livekit_emu
     assert (answer.status_code, answer.json()["code"]) == (500, "LIVEKIT_AUTH_FAILED")
 
 
+@pytest.mark.timing
 def test_the_deadline_bounds_the_whole_room_mute(make_served, livekit_emulator):
     served = make_served(LIVEKIT_MODERATION_TIMEOUT=0.5)
     _seed(livekit_emulator, "room-1", 4, owner=None)

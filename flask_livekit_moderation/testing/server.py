@@ -109,6 +109,12 @@ class HttpServer:
             ready.set()
             try:
                 loop.run_forever()
+                # Handlers still sleeping out a latency or a timed hang past stop()'s grace
+                # period: end them here, or asyncio reports each as destroyed while pending.
+                left = asyncio.all_tasks(loop)
+                for task in left:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             finally:
                 loop.close()
 
