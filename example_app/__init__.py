@@ -7,6 +7,9 @@
 ``CONSOLE_ACCOUNTS_JSON`` (``{"<tenant auth id>": "<password>"}``) and ``SECRET_KEY`` (the
 session cookie's signing key; a random one per start when unset, so with several workers
 set it, or serve with ``--preload``). Serve it with ``gunicorn 'example_app:create_app()'``.
+
+``GET /openapi.json`` is the host's own OpenAPI document: its ``/healthz`` and, merged in by
+``register_openapi``, every route of the extension.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from apispec import APISpec
 from flask import Flask, jsonify
 
 from flask_livekit_moderation import LiveKitModeration
@@ -49,6 +53,56 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # requests with a token never reach the loader. No accounts, no loader: the extension
     # then refuses at start to require auth with no way to authenticate.
     loader = signed_in_tenant if app.config["CONSOLE_ACCOUNTS"] else None
-    LiveKitModeration(app, request_loader=loader)
+    moderation = LiveKitModeration(app, request_loader=loader)
     init_console(app)
+
+    spec = host_spec()
+    moderation.register_openapi(spec, app)
+    document = spec.to_dict()
+
+    @app.get("/openapi.json")
+    def openapi_json() -> Any:
+        return jsonify(document)
+
     return app
+
+
+def host_spec() -> APISpec:
+    """The host's own OpenAPI document, before the extension's routes are added to it."""
+    spec = APISpec(title="flask-livekit-moderation example app", version="1.0.0", openapi_version="3.1.0")
+    spec.components.schema(
+        "Health",
+        {
+            "type": "object",
+            "properties": {"status": {"type": "string", "enum": ["ok"]}},
+            "required": ["status"],
+        },
+    )
+    spec.path(
+        path="/healthz",
+        operations={
+            "get": {
+                "operationId": "health",
+                "summary": "Whether the app is up",
+                "responses": {
+                    "200": {"description": "It is.", "content": {"application/json": {"schema": "Health"}}}
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/openapi.json",
+        operations={
+            "get": {
+                "operationId": "getHostOpenApiDocument",
+                "summary": "This document: the app's own routes and the moderation extension's",
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    )
+    return spec

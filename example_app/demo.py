@@ -307,4 +307,8 @@ def curl_commands(base_url: str, rooms: list[DemoRoom]) -> list[Curl]:
             ),
         ),
         Curl("The OpenAPI document (no token needed):", _curl("GET", f"{livekit}/openapi.json", None)),
+        Curl(
+            "The app's own OpenAPI document, with the extension's routes merged in:",
+            _curl("GET", f"{base_url}/openapi.json", None),
+        ),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,23 @@ MAX_BODY_BYTES = 64 * 1024
 
 class ConfigurationError(ValueError):
     """The extension's configuration cannot work; raised by ``init_app``."""
+
+
+#: What the names of an instance's OpenAPI components, security schemes, operations and tag
+#: start with, unless ``LiveKitModeration(openapi_prefix=...)`` says otherwise.
+DEFAULT_OPENAPI_PREFIX = "LiveKitModeration"
+#: What OpenAPI allows in a component name (the prefix is one's first part).
+_COMPONENT_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_openapi_prefix(prefix: str) -> str:
+    """``prefix`` if it can start OpenAPI component names, else :class:`ValueError`."""
+    if not isinstance(prefix, str) or not _COMPONENT_NAME.fullmatch(prefix):
+        raise ValueError(
+            "openapi_prefix must be letters, digits, '.', '-' or '_' (it starts OpenAPI component "
+            f"names), got {prefix!r}"
+        )
+    return prefix
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import weakref
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, current_app, has_app_context
 from livekit.api import AccessToken, VideoGrants
 
 from . import errors, operations, signals
@@ -21,11 +21,14 @@ from .auth import (
 )
 from .bans import Ban, BanStore, ParticipantBanned, default_url, open_store
 from .client import LiveKitClient
-from .config import ConfigurationError, Settings, load_settings
+from .config import DEFAULT_OPENAPI_PREFIX, ConfigurationError, Settings, check_openapi_prefix, load_settings
 from .errors import ModerationError
 from .guard import BreakerChange
 from .routes import json_routing_error, make_blueprint, render_moderation_error
 from .state import ModerationState
+
+if TYPE_CHECKING:
+    from apispec import APISpec
 
 logger = logging.getLogger("flask_livekit_moderation")
 
@@ -45,6 +48,9 @@ class LiveKitModeration:
     Callers are resolved from a token (configured secrets, then ``auth_resolver``) or, for
     requests without one, by ``request_loader``; both may also be registered with the
     decorators of the same names.
+
+    ``openapi_prefix`` starts every name the instance gives in OpenAPI documents (components,
+    security schemes, operationIds, its tag): see :meth:`register_openapi`.
     """
 
     def __init__(
@@ -55,11 +61,13 @@ class LiveKitModeration:
         request_loader: RequestLoader | None = None,
         name: str = "livekit_moderation",
         url_prefix: str | None = None,
+        openapi_prefix: str = DEFAULT_OPENAPI_PREFIX,
     ) -> None:
         if not name or "." in name:
             raise ValueError("name must be a non-empty blueprint name without dots")
         self.name = name
         self.url_prefix = url_prefix
+        self.openapi_prefix = check_openapi_prefix(openapi_prefix)
         self.resolver: AuthResolver | None = auth_resolver
         self.loader: RequestLoader | None = request_loader
         # Weak: the extension object usually outlives the apps it served (one per test).
@@ -161,6 +169,7 @@ class LiveKitModeration:
                 settings.auth_required, settings.api_secrets, lambda: self.resolver, lambda: self.loader
             ),
             client=client,
+            openapi_prefix=self.openapi_prefix,
         )
         state.bans = ban_store
         weakref.finalize(app, ban_store.close)
@@ -176,6 +185,63 @@ class LiveKitModeration:
         if not isinstance(state, ModerationState):
             raise RuntimeError(f"LiveKitModeration {self.name!r} is not initialised on the current app")
         return resolve_caller(state.name, state.authenticator)[0]
+
+    def register_openapi(self, spec: APISpec, app: Flask | None = None) -> None:
+        """Add this instance's routes to the host's own OpenAPI ``spec``.
+
+        ``spec`` is an apispec ``APISpec`` of OpenAPI 3.0.x or 3.1: flask-smorest's
+        ``api.spec``, or one of your own, with or without plugins. Every route is added at the
+        URL it is mounted under (``url_prefix``, a parent blueprint's prefix), with its security
+        schemes and every answer it documents, and so is every schema it uses, rendered for
+        ``spec``'s OpenAPI version. All are named as in the served
+        ``.../livekit/openapi.json``: ``{openapi_prefix}<Name>`` (``LiveKitModerationParticipant``,
+        ``LiveKitModerationBearerAuth``, operationId ``LiveKitModerationRemoveParticipant``, tag
+        ``LiveKitModeration``). With ``LIVEKIT_MODERATION_OPENAPI`` off, the document's own
+        route is left out.
+
+        Nothing of the host's is replaced. A name or path operation the spec already has is
+        accepted when identical (calling this twice changes nothing); when different,
+        :class:`apispec.exceptions.APISpecError` (``DuplicateComponentNameError`` for a
+        component) names every clash and nothing is added. So two instances documented in one
+        spec need distinct ``openapi_prefix`` values, or their operationIds would clash.
+
+        ``app``: the app whose routes to document; by default the current app, else the only
+        app this instance serves. When nested (``init_app(app, parent=bp)``), call it once
+        ``bp`` is registered: until then the routes have no URL (:class:`RuntimeError`).
+        """
+        from .openapi import register
+
+        state = self._state_of(app)
+        if not state.prefixes:
+            raise RuntimeError(
+                f"the routes of {self!r} are not mounted yet: register the parent blueprint on the app, "
+                "then call register_openapi"
+            )
+        if len(state.prefixes) > 1:
+            raise RuntimeError(
+                f"the routes of {self!r} are mounted under several URLs "
+                f"({', '.join(sorted(state.prefixes))}): one spec cannot give each operation one operationId"
+            )
+        (mount,) = state.prefixes
+        register(
+            spec,
+            mount.removesuffix("/livekit"),
+            self.openapi_prefix,
+            with_document_route=state.settings.openapi,
+        )
+
+    def _state_of(self, app: Flask | None) -> ModerationState:
+        if app is None and has_app_context():
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if app is None:
+            apps = list(self._states)
+            if len(apps) != 1:
+                raise RuntimeError(f"{self!r} serves {len(apps)} apps and there is no app context: pass app=")
+            app = apps[0]
+        state = self._states.get(app)
+        if state is None:
+            raise RuntimeError(f"{self!r} is not initialised on {app!r}: call init_app(app) first")
+        return state
 
     def close(self) -> None:
         """Close the pooled LiveKit connections of every app this instance serves.

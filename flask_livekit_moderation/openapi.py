@@ -1,29 +1,34 @@
-"""The OpenAPI 3.1 document of the extension's routes, built from the schemas that validate.
+"""The OpenAPI document of the extension's routes, built from the schemas that validate.
 
 apispec's marshmallow plugin turns the classes of :mod:`.schemas` into JSON Schema, so a
 field added to a request schema is documented by the same change. Each route lists every
 error status it can answer, and for each status the exact error codes (as an ``enum`` on
 ``code`` and as one example per code).
+
+Every name the extension gives in a document (components, security schemes, operationIds,
+the tag) starts with the instance's prefix (default ``LiveKitModeration``), so
+:func:`register` can add the same paths and components to a host's own spec without taking a
+name the host uses: the served document and the host's agree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.exceptions import APISpecError, DuplicateComponentNameError
+from apispec.ext.marshmallow import MarshmallowPlugin, resolver
 from marshmallow import Schema
 
 from . import errors, schemas
-from .config import MAX_BODY_BYTES, MAX_WEBHOOK_BYTES, WEBHOOK_CONTENT_TYPE
+from .config import DEFAULT_OPENAPI_PREFIX, MAX_BODY_BYTES, MAX_WEBHOOK_BYTES, WEBHOOK_CONTENT_TYPE
 from .operations import ROOM_MUTE_CONCURRENCY
 
-BEARER_SCHEME = "bearerAuth"
-API_KEY_SCHEME = "apiKeyQuery"
-
-#: Either transport of the caller's token satisfies a moderation route.
-_TOKEN_SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}, {API_KEY_SCHEME: []}]
+#: The security schemes' names, after the prefix (``LiveKitModerationBearerAuth``).
+BEARER_SCHEME = "BearerAuth"
+API_KEY_SCHEME = "ApiKeyQuery"
 
 #: What every route may answer, besides its own codes.
 _COMMON = (
@@ -196,13 +201,23 @@ INVALID_REQUEST); the codes each operation can answer are listed per status.
 """
 
 
+def _named(prefix: str, name: str) -> str:
+    """``name`` in an instance's namespace: ``LiveKitModeration`` + ``RemoveParticipant``."""
+    return prefix + name[:1].upper() + name[1:]
+
+
+def _token_security(prefix: str) -> list[dict[str, list[str]]]:
+    """Either transport of the caller's token satisfies a moderation route."""
+    return [{_named(prefix, BEARER_SCHEME): []}, {_named(prefix, API_KEY_SCHEME): []}]
+
+
 def _error_response(
-    status: int, codes: tuple[errors.ErrorCode, ...], status_meaning: dict[int, str] | None = None
+    status: int, codes: tuple[errors.ErrorCode, ...], status_meaning: dict[int, str], prefix: str
 ) -> dict[str, Any]:
     # allOf narrows the shared ErrorResponse to this status's codes, machine-readably.
     schema: dict[str, Any] = {
         "allOf": [
-            {"$ref": "#/components/schemas/ErrorResponse"},
+            {"$ref": f"#/components/schemas/{_named(prefix, 'ErrorResponse')}"},
             {"type": "object", "properties": {"code": {"enum": [error.code for error in codes]}}},
         ]
     }
@@ -218,7 +233,7 @@ def _error_response(
         examples[error.code] = {"summary": f"{error.code}: {error.description}", "value": value}
     meaning = " ".join(f"`{error.code}`: {error.description}" for error in codes)
     response: dict[str, Any] = {
-        "description": f"{(status_meaning or _STATUS_MEANING)[status]} {meaning}",
+        "description": f"{status_meaning[status]} {meaning}",
         "content": {"application/json": {"schema": schema, "examples": examples}},
     }
     headers = {name for error in codes for name, _ in error.headers}
@@ -244,20 +259,22 @@ def _by_status(codes: tuple[errors.ErrorCode, ...]) -> dict[int, tuple[errors.Er
     return {status: tuple(grouped[status]) for status in sorted(grouped)}
 
 
-def _operation(route: _Route) -> dict[str, Any]:
+def _operation(route: _Route, prefix: str) -> dict[str, Any]:
     operation: dict[str, Any] = {
-        "operationId": route.operation_id,
+        "operationId": _named(prefix, route.operation_id),
         "summary": route.summary,
         "description": route.description,
-        "tags": ["moderation"],
-        "security": _TOKEN_SECURITY,
+        "tags": [prefix],
+        "security": _token_security(prefix),
         "responses": {
             str(route.success_status): {
                 "description": route.success_description,
                 "content": {"application/json": {"schema": route.success}},
             },
             **{
-                str(status): _error_response(status, codes, {**_STATUS_MEANING, **route.status_meaning})
+                str(status): _error_response(
+                    status, codes, {**_STATUS_MEANING, **route.status_meaning}, prefix
+                )
                 for status, codes in _by_status(route.errors).items()
             },
         },
@@ -278,25 +295,67 @@ def _operation(route: _Route) -> dict[str, Any]:
     return operation
 
 
-def openapi_document(url_prefix: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for routes mounted under ``url_prefix`` (``""`` for none).
+#: The schemas registered by name (the others are named by :func:`_prefixed_resolver`).
+_SCHEMAS: tuple[tuple[str, type[Schema]], ...] = (
+    ("RemoveParticipantRequest", schemas.RemoveParticipantRequest),
+    ("MuteTrackRequest", schemas.MuteTrackRequest),
+    ("RemoveParticipantResponse", schemas.RemoveParticipantResponse),
+    ("MuteTrackResponse", schemas.MuteTrackResponse),
+    ("Track", schemas.TrackSchema),
+    ("Permission", schemas.PermissionSchema),  # before Participant, which nests it
+    ("Participant", schemas.ParticipantSchema),
+    ("ListParticipantsResponse", schemas.ListParticipantsResponse),
+    # -- permissions and room mute
+    ("UpdatePermissionsRequest", schemas.UpdatePermissionsRequest),
+    ("UnpublishedTrack", schemas.UnpublishedTrackSchema),
+    ("UpdatePermissionsResponse", schemas.UpdatePermissionsResponse),
+    ("RoomMuteRequest", schemas.RoomMuteRequest),
+    ("RoomMuteTrack", schemas.RoomMuteTrackSchema),
+    ("RoomMuteFailure", schemas.RoomMuteFailureSchema),
+    ("RoomMuteResponse", schemas.RoomMuteResponse),
+    ("ErrorResponse", schemas.ErrorResponse),
+)
 
-    Paths are ``{url_prefix}/livekit/...``. The document itself is public: its own
-    operation has an empty ``security``.
+
+def _prefixed_resolver(prefix: str) -> Callable[[type[Schema]], str]:
+    """apispec's default names (``BanSchema`` -> ``Ban``) for the schemas not in ``_SCHEMAS``, prefixed."""
+
+    def resolve(schema: type[Schema]) -> str:
+        return prefix + resolver(schema)
+
+    return resolve
+
+
+def openapi_document(
+    url_prefix: str,
+    prefix: str = DEFAULT_OPENAPI_PREFIX,
+    *,
+    openapi_version: str = "3.1.0",
+    with_document_route: bool = True,
+) -> dict[str, Any]:
+    """The OpenAPI document for routes mounted under ``url_prefix`` (``""`` for none).
+
+    Paths are ``{url_prefix}/livekit/...``; every component, security scheme and operationId,
+    and the tag, is named ``{prefix}<Name>`` (``LiveKitModerationParticipant``). The served
+    document is OpenAPI 3.1.0; for a host's 3.0.x spec, ``openapi_version`` makes apispec
+    render what differs (a nullable field as ``nullable: true`` instead of a ``null`` type).
+    The document's own route is public (an empty ``security``); it is left out when
+    ``with_document_route`` is false.
     """
     from . import __version__
 
+    tag = {"name": prefix, "description": _DESCRIPTION}
     spec = APISpec(
         title="LiveKit moderation",
         version=__version__,
-        openapi_version="3.1.0",
-        plugins=[MarshmallowPlugin()],
+        openapi_version=openapi_version,
+        plugins=[MarshmallowPlugin(schema_name_resolver=_prefixed_resolver(prefix))],
         info={"description": _DESCRIPTION},
-        security=_TOKEN_SECURITY,
-        tags=[{"name": "moderation", "description": "Moderate people in LiveKit rooms."}],
+        security=_token_security(prefix),
+        tags=[tag],
     )
     spec.components.security_scheme(
-        BEARER_SCHEME,
+        _named(prefix, BEARER_SCHEME),
         {
             "type": "http",
             "scheme": "bearer",
@@ -304,7 +363,7 @@ def openapi_document(url_prefix: str) -> dict[str, Any]:
         },
     )
     spec.components.security_scheme(
-        API_KEY_SCHEME,
+        _named(prefix, API_KEY_SCHEME),
         {
             "type": "apiKey",
             "in": "query",
@@ -312,58 +371,123 @@ def openapi_document(url_prefix: str) -> dict[str, Any]:
             "description": "The same caller token as `?api_key=<token>`, used when no Bearer header is sent.",
         },
     )
-    for name, schema in (
-        ("RemoveParticipantRequest", schemas.RemoveParticipantRequest),
-        ("MuteTrackRequest", schemas.MuteTrackRequest),
-        ("RemoveParticipantResponse", schemas.RemoveParticipantResponse),
-        ("MuteTrackResponse", schemas.MuteTrackResponse),
-        ("Track", schemas.TrackSchema),
-        ("Permission", schemas.PermissionSchema),  # before Participant, which nests it
-        ("Participant", schemas.ParticipantSchema),
-        ("ListParticipantsResponse", schemas.ListParticipantsResponse),
-        # -- permissions and room mute
-        ("UpdatePermissionsRequest", schemas.UpdatePermissionsRequest),
-        ("UnpublishedTrack", schemas.UnpublishedTrackSchema),
-        ("UpdatePermissionsResponse", schemas.UpdatePermissionsResponse),
-        ("RoomMuteRequest", schemas.RoomMuteRequest),
-        ("RoomMuteTrack", schemas.RoomMuteTrackSchema),
-        ("RoomMuteFailure", schemas.RoomMuteFailureSchema),
-        ("RoomMuteResponse", schemas.RoomMuteResponse),
-        ("ErrorResponse", schemas.ErrorResponse),
-    ):
-        spec.components.schema(name, schema=schema)
+    for name, schema in _SCHEMAS:
+        spec.components.schema(_named(prefix, name), schema=schema)
 
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
-        paths.setdefault(url_prefix + route.path, {})[route.method] = _operation(route)
+        paths.setdefault(url_prefix + route.path, {})[route.method] = _operation(route, prefix)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    spec.path(
-        path=url_prefix + "/livekit/openapi.json",
-        operations={
-            "get": {
-                "operationId": "getOpenApiDocument",
-                "summary": "This document",
-                "description": (
-                    "Public; answers 404 when the host app sets LIVEKIT_MODERATION_OPENAPI to False."
-                ),
-                "tags": ["moderation"],
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "The OpenAPI 3.1 document.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
-            }
-        },
-    )
+    if with_document_route:
+        spec.path(
+            path=url_prefix + "/livekit/openapi.json",
+            operations={
+                "get": {
+                    "operationId": _named(prefix, "getOpenApiDocument"),
+                    "summary": "The extension's own OpenAPI document",
+                    "description": (
+                        "Public; answers 404 when the host app sets LIVEKIT_MODERATION_OPENAPI to False."
+                    ),
+                    "tags": [prefix],
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI 3.1 document of these routes.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        )
     document = spec.to_dict()
     # -- permissions and room mute: "at least one permission field", which marshmallow cannot say.
-    document["components"]["schemas"]["UpdatePermissionsRequest"]["anyOf"] = [
+    document["components"]["schemas"][_named(prefix, "UpdatePermissionsRequest")]["anyOf"] = [
         {"required": [name]} for name in schemas.PERMISSION_FIELDS
     ]
     return document
+
+
+def register(
+    spec: APISpec, url_prefix: str, prefix: str = DEFAULT_OPENAPI_PREFIX, *, with_document_route: bool = True
+) -> None:
+    """Add the paths, schemas, security schemes and tag of :func:`openapi_document` to ``spec``.
+
+    ``spec`` is the host's own (flask-smorest's ``Api.spec``, or any apispec ``APISpec`` of
+    OpenAPI 3.0.x or 3.1, with or without plugins); what is added is rendered for its version.
+    Nothing of the host's is replaced: a component, path operation or operationId the spec
+    already has is accepted only when identical (registering twice changes nothing), else
+    :class:`~apispec.exceptions.APISpecError` (:class:`DuplicateComponentNameError` for a
+    component) names every clash and the spec is left as it was. A tag of the same name
+    the host declared is kept as the host wrote it.
+    """
+    if spec.openapi_version.major != 3:
+        raise ValueError(f"the extension documents its routes in OpenAPI 3 only, not {spec.openapi_version}")
+    ours = openapi_document(
+        url_prefix, prefix, openapi_version=str(spec.openapi_version), with_document_route=with_document_route
+    )
+    theirs = spec.to_dict()  # with what the host gave as APISpec(**options), e.g. components
+    named: list[str] = []  # a prefix of its own avoids these
+    routes: list[str] = []  # another URL prefix avoids these
+    added: dict[str, dict[str, Any]] = {}
+    for section, lazy in (("securitySchemes", {}), ("schemas", spec.components.schemas_lazy)):
+        present = {**lazy, **theirs.get("components", {}).get(section, {})}
+        added[section] = {}
+        for name, component in ours["components"][section].items():
+            if name not in present:
+                added[section][name] = component
+            elif present[name] != component:
+                named.append(f"components/{section}/{name}")
+    component_clash = bool(named)
+    operation_ids = {
+        operation["operationId"]: (path, method)
+        for path, item in theirs["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+    new_paths: dict[str, dict[str, Any]] = {}
+    for path, item in ours["paths"].items():
+        for method, operation in item.items():
+            present_operation = theirs["paths"].get(path, {}).get(method)
+            if present_operation == operation:
+                continue
+            if present_operation is not None:
+                routes.append(f"{method.upper()} {path}")
+                continue
+            used_by = operation_ids.get(operation["operationId"])
+            if used_by is not None:
+                named.append(f"operationId {operation['operationId']} (of {used_by[1].upper()} {used_by[0]})")
+                continue
+            new_paths.setdefault(path, {})[method] = operation
+    if named or routes:
+        hints = []
+        if named:
+            hints.append(f"give this LiveKitModeration its own openapi_prefix= (now {prefix!r})")
+        if routes:
+            hints.append("mount it under another url_prefix=")
+        error = DuplicateComponentNameError if component_clash else APISpecError
+        raise error(
+            f"the spec already has, different: {', '.join(named + routes)}. Nothing was added: "
+            + " and ".join(hints)
+            + "."
+        )
+
+    for name, component in added["securitySchemes"].items():
+        spec.components.security_scheme(name, component)
+    for name, component in added["schemas"].items():
+        spec.components.schema(name, component)
+    # These operations are final OpenAPI already. The host's plugins would want their own
+    # framework's objects (flask-smorest's FlaskPlugin fails without a werkzeug `rule`,
+    # apispec-webframeworks' without a `view`), so they are not asked about these paths.
+    plugins = spec.plugins
+    spec.plugins = ()
+    try:
+        for path, operations in new_paths.items():
+            spec.path(path=path, operations=operations)
+    finally:
+        spec.plugins = plugins
+    if prefix not in {tag.get("name") for tag in theirs.get("tags", [])}:
+        spec.tag(ours["tags"][0])
 
 
 # -- bans ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Flask, current_app, g, request
 
 from .client import LiveKitClient
-from .config import Settings
+from .config import DEFAULT_OPENAPI_PREFIX, Settings
 
 if TYPE_CHECKING:
     from .auth import Authenticator
@@ -35,6 +35,8 @@ class ModerationState:
     #: Full URL prefixes the routes are mounted under, e.g. ``/api/livekit`` (filled in when
     #: the blueprint, or the host blueprint it is nested in, is registered).
     prefixes: set[str] = field(default_factory=set)
+    #: What the names in its OpenAPI documents start with (``LiveKitModeration(openapi_prefix=)``).
+    openapi_prefix: str = DEFAULT_OPENAPI_PREFIX
     _openapi: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     _openapi_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # -- bans
@@ -50,7 +52,7 @@ class ModerationState:
             with self._openapi_lock:
                 document = self._openapi.get(url_prefix)
                 if document is None:
-                    document = self._openapi[url_prefix] = openapi_document(url_prefix)
+                    document = self._openapi[url_prefix] = openapi_document(url_prefix, self.openapi_prefix)
         return document
 
 

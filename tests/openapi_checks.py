@@ -31,6 +31,36 @@ def openapi_document(served: ServedApp, prefix: str = "") -> dict[str, Any]:
     return document
 
 
+def reached_components(document: dict[str, Any], paths: list[str]) -> set[str]:
+    """Every component the operations of ``paths`` use, as ``schemas/Name`` or ``securitySchemes/Name``.
+
+    References are followed through the components they reach, so a component an extension
+    schema nests is in the set too; so are the security schemes the operations require.
+    """
+    reached: set[str] = set()
+    pending: list[Any] = [document["paths"][path] for path in paths]
+    for item in pending[:]:
+        for operation in item.values():
+            if isinstance(operation, dict):
+                reached |= {
+                    f"securitySchemes/{name}" for option in operation.get("security", []) for name in option
+                }
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending += node
+        elif isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                _, components, section, name = ref.split("/")
+                assert components == "components", ref
+                if f"{section}/{name}" not in reached:
+                    reached.add(f"{section}/{name}")
+                    pending.append(document["components"][section][name])
+            pending += node.values()
+    return reached
+
+
 def documented(document: dict[str, Any], path: str, method: str) -> set[tuple[int, str | None]]:
     """(status, code) pairs the document lists for one operation; code None for a success."""
     pairs: set[tuple[int, str | None]] = set()

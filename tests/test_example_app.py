@@ -27,6 +27,7 @@ import requests
 from openapi_spec_validator import validate
 
 from tests.helpers import JSON
+from tests.openapi_checks import reached_components
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 30.0
@@ -170,9 +171,10 @@ def test_seeded_mode_prints_commands_that_work(start_example):
         ("GET", "/livekit/participants"),
         ("GET", "/livekit/participants"),
         ("GET", "/livekit/openapi.json"),
+        ("GET", "/openapi.json"),
     ]
     assert all(r["url"].startswith(example.url + "/") for r in requests_)
-    list_cmd, mute_cmd, unmute_cmd, remove_cmd, globex_cmd, foreign_cmd, openapi_cmd = example.curls()
+    list_cmd, mute_cmd, unmute_cmd, remove_cmd, globex_cmd, foreign_cmd, openapi_cmd, _ = example.curls()
     token = requests_[0]["headers"]["Authorization"].removeprefix("Bearer ")
     room = parse_qs(urlsplit(requests_[0]["url"]).query)["room_name"][0]
 
@@ -228,6 +230,31 @@ def test_seeded_mode_prints_commands_that_work(start_example):
     assert requests.get(example.url + "/", timeout=30).status_code == 200
     assert requests.get(f"{example.url}/livekit/participants?room_name={room}", timeout=30).status_code == 401
 
+    assert _stop(example) == 0
+
+
+def test_the_app_serves_its_own_document_with_the_extension_s_routes_merged_in(start_example):
+    example = start_example()
+    host_curl = example.curls()[-1]
+    assert _as_request(host_curl)["url"] == example.url + "/openapi.json"
+
+    answer = _run(host_curl)
+    served = requests.get(example.url + "/livekit/openapi.json", timeout=30).json()
+
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
+    document = answer.json()
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+    assert set(document["paths"]) == {"/healthz", "/openapi.json"} | set(served["paths"])
+    assert {path: document["paths"][path] for path in served["paths"]} == served["paths"]
+    extension = reached_components(document, list(served["paths"]))
+    assert extension and all(name.split("/", 1)[1].startswith("LiveKitModeration") for name in extension)
+    assert reached_components(document, ["/healthz"]) == {"schemas/Health"}
+    assert document["components"]["schemas"]["Health"]["properties"]["status"] == {
+        "type": "string",
+        "enum": ["ok"],
+    }
+    assert requests.get(example.url + "/healthz", timeout=30).json() == {"status": "ok"}
     assert _stop(example) == 0
 
 

@@ -116,7 +116,7 @@ def test_the_request_schemas_say_what_is_required(anon):
     document = openapi_document(anon)
     schemas = document["components"]["schemas"]
 
-    permissions = schemas["UpdatePermissionsRequest"]
+    permissions = schemas["LiveKitModerationUpdatePermissionsRequest"]
     assert sorted(permissions["required"]) == ["participant_identity", "room_name"]
     assert permissions["anyOf"] == [
         {"required": [name]}
@@ -124,11 +124,11 @@ def test_the_request_schemas_say_what_is_required(anon):
     ]
     sources = permissions["properties"]["can_publish_sources"]
     assert sources["items"]["enum"] == ["camera", "microphone", "screen_share", "screen_share_audio"]
-    room_mute = schemas["RoomMuteRequest"]
+    room_mute = schemas["LiveKitModerationRoomMuteRequest"]
     assert sorted(room_mute["required"]) == ["muted", "room_name"]
     assert room_mute["properties"]["sources"]["minItems"] == 1
     assert room_mute["properties"]["except_identities"]["maxItems"] == 1000
-    failure_codes = schemas["RoomMuteFailure"]["properties"]["code"]["enum"]
+    failure_codes = schemas["LiveKitModerationRoomMuteFailure"]["properties"]["code"]["enum"]
     assert set(failure_codes) == {
         "TRACK_NOT_FOUND",
         "PARTICIPANT_NOT_FOUND",
