@@ -36,7 +36,7 @@ from statistics import median
 from typing import Any
 
 from flask_livekit_moderation import room_metadata
-from flask_livekit_moderation.operations import ROOM_MUTE_CONCURRENCY
+from flask_livekit_moderation.participants.operations import ROOM_MUTE_CONCURRENCY
 
 from .processes import ROOT, TENANT_ID, TENANT_TOKEN, Gunicorn, StandIn, WorkerSetup
 

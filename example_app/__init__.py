@@ -24,7 +24,7 @@ from flask import Flask, jsonify
 
 from flask_livekit_moderation import LiveKitModeration
 
-from .console import accounts_from, init_console, signed_in_tenant
+from .console import MODERATION, accounts_from, init_console, signed_in_tenant
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -54,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # then refuses at start to require auth with no way to authenticate.
     loader = signed_in_tenant if app.config["CONSOLE_ACCOUNTS"] else None
     moderation = LiveKitModeration(app, request_loader=loader)
+    app.extensions[MODERATION] = moderation
     init_console(app)
 
     spec = host_spec()

@@ -26,10 +26,10 @@ from types import FrameType
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from flask_livekit_moderation.state import ModerationState
 from flask_livekit_moderation.testing import LiveKitEmulator
 
 from . import create_app, demo
+from .console import moderation_of
 
 HOST = "127.0.0.1"
 _RULE = "=" * 72
@@ -85,10 +85,9 @@ def _stand_in_banner(
 
 
 def _real_livekit_banner(app: Flask, base_url: str) -> list[str]:
-    state = _moderation_state_of(app)
-    settings = state.settings
+    settings = moderation_of(app).settings
     lines = [_RULE, "flask-livekit-moderation example app", ""]
-    if state.client is None:
+    if not settings.livekit_configured:
         lines.append(
             "LiveKit is NOT fully configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET."
         )
@@ -117,14 +116,8 @@ def _real_livekit_banner(app: Flask, base_url: str) -> list[str]:
     return lines
 
 
-def _moderation_state_of(app: Flask) -> ModerationState:
-    state = app.extensions["livekit_moderation"]
-    assert isinstance(state, ModerationState)
-    return state
-
-
 def _api_base(app: Flask) -> str:
-    return _moderation_state_of(app).settings.url_prefix.rstrip("/") + "/livekit"
+    return moderation_of(app).settings.url_prefix.rstrip("/") + "/livekit"
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -187,9 +180,7 @@ def running(
         else:
             # As LiveKit's config.yaml would point webhook.urls at the app (known once bound).
             emulator.webhook_urls = [f"{base_url}{_api_base(app)}/webhook"]
-            bans = _moderation_state_of(app).bans
-            assert bans is not None
-            rejoiner = demo.Rejoiner(emulator, bans, rooms, rejoin_interval).start()
+            rejoiner = demo.Rejoiner(emulator, moderation_of(app).bans, rooms, rejoin_interval).start()
             stack.callback(rejoiner.stop)
             lines = _stand_in_banner(emulator, rooms, base_url, rejoiner)
         yield Running(app, server, base_url, lines, emulator, rooms, rejoiner)

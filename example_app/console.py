@@ -15,14 +15,13 @@ bodies. So the session cookie alone cannot be abused to moderate. The console's 
 posts (sign in, sign out) are not JSON, so they carry a per-session CSRF token, and the cookie
 is ``SameSite=Lax``.
 
-The room picker lists the rooms LiveKit has (``ListRooms`` through livekit-api, as against a
-real server) and keeps those whose metadata names the signed-in tenant
-(:func:`flask_livekit_moderation.room_owner`).
+The room picker lists the signed-in tenant's rooms through the extension's pooled LiveKit
+client (:meth:`~flask_livekit_moderation.LiveKitModeration.rooms_of`: one ListRooms, kept to
+the rooms whose metadata names the tenant).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -43,11 +42,9 @@ from flask import (
     session,
     url_for,
 )
-from livekit import api
 from werkzeug.wrappers import Response
 
-from flask_livekit_moderation import room_owner
-from flask_livekit_moderation.state import ModerationState
+from flask_livekit_moderation import LiveKitModeration
 
 logger = logging.getLogger("example_app.console")
 
@@ -111,30 +108,23 @@ def _csrf_ok() -> bool:
     return isinstance(expected, str) and hmac.compare_digest(sent.encode(), expected.encode())
 
 
-def _moderation_state() -> ModerationState:
-    state = current_app.extensions["livekit_moderation"]
-    assert isinstance(state, ModerationState)
-    return state
+#: Where ``create_app`` keeps its :class:`LiveKitModeration`, for the console and the runner.
+MODERATION = "example_app.moderation"
 
 
-async def _owned_rooms(auth_id: str) -> list[RoomChoice]:
-    """The rooms LiveKit has whose metadata names ``auth_id``, by name (one ListRooms)."""
-    settings = _moderation_state().settings
-    if not settings.livekit_configured:
-        raise RuntimeError("LiveKit is not configured")
-    async with api.LiveKitAPI(
-        settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret
-    ) as livekit:
-        # livekit-api sets no deadline of its own: use the extension's.
-        answer = await asyncio.wait_for(
-            livekit.room.list_rooms(api.ListRoomsRequest()), timeout=settings.timeout
-        )
-    rooms = []
-    for room in answer.rooms:
-        if room_owner(room.metadata) != auth_id:
-            continue
-        rooms.append(RoomChoice(room.name, _topic(room.metadata), room.num_participants))
-    return sorted(rooms, key=lambda room: room.name)
+def moderation_of(app: Flask) -> LiveKitModeration:
+    """The extension instance ``create_app`` mounted on ``app``."""
+    moderation = app.extensions[MODERATION]
+    assert isinstance(moderation, LiveKitModeration)
+    return moderation
+
+
+def _owned_rooms(auth_id: str) -> list[RoomChoice]:
+    """The tenant's running rooms, by name."""
+    return [
+        RoomChoice(room.name, _topic(room.metadata), room.num_participants)
+        for room in moderation_of(current_app).rooms_of(auth_id)
+    ]
 
 
 def _topic(metadata: str) -> str:
@@ -146,7 +136,7 @@ def _topic(metadata: str) -> str:
 
 
 @console.get("/")
-async def index() -> Any:
+def index() -> Any:
     """The console: the room picker and, for ``?room=``, that room's participants."""
     tenant = signed_in_tenant(request)
     if tenant is None:
@@ -154,7 +144,7 @@ async def index() -> Any:
     rooms: list[RoomChoice] = []
     rooms_error = None
     try:
-        rooms = await _owned_rooms(tenant)
+        rooms = _owned_rooms(tenant)
     except Exception as exc:  # noqa: BLE001 - the page still works with a typed room name
         logger.warning("console: listing the rooms failed (%s)", type(exc).__name__)
         rooms_error = "LiveKit did not list the rooms just now; reload to try again, or type a room name."
@@ -175,7 +165,7 @@ async def index() -> Any:
 
 def _api_base() -> str:
     # Where this app mounted the extension's routes (LIVEKIT_MODERATION_URL_PREFIX included).
-    return _moderation_state().settings.url_prefix.rstrip("/") + "/livekit"
+    return moderation_of(current_app).settings.url_prefix.rstrip("/") + "/livekit"
 
 
 @console.route("/signin", methods=["GET", "POST"])

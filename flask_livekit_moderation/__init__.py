@@ -9,11 +9,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import signals
 from .access import RoomMetadataError, may_access, room_metadata, room_owner
-from .auth import ALL_ROOMS, AuthContext, current_auth
+from .auth import ALL_ROOMS, AuthContext
 from .bans import Ban, BanStore, ParticipantBanned
-from .config import ConfigurationError
+from .config import ConfigurationError, Settings
 from .errors import ErrorCode, ModerationError
 from .extension import LiveKitModeration
+from .state import current_auth
 
 try:
     __version__ = version("flask-livekit-moderation")
@@ -31,6 +32,7 @@ __all__ = [
     "ModerationError",
     "ParticipantBanned",
     "RoomMetadataError",
+    "Settings",
     "current_auth",
     "may_access",
     "room_metadata",

@@ -1,15 +1,27 @@
-"""Room access policy: which caller may moderate which room.
+"""Room access policy: which caller may moderate which room, and the check every route makes.
 
 A room belongs to the tenant named by the JSON ``auth_id`` in its LiveKit metadata.
 Callers without an auth id (anonymous, the backward-compatible mode) may act on every
 room; callers with one may act only on rooms whose ``auth_id`` equals theirs exactly.
+Every refusal is the masked 404: a room that is not the caller's answers exactly like one
+that does not exist.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
+from livekit.api import TwirpError
 from livekit.protocol.models import Room
+
+from . import errors
+from .client import RoomCalls
+from .errors import ErrorCode, ModerationError
+
+T = TypeVar("T")
 
 
 class RoomMetadataError(ValueError):
@@ -98,3 +110,59 @@ def may_access(auth_id: str | None, room: Room | None) -> bool:
     if room is None:
         return False
     return room_owner(room.metadata) == auth_id
+
+
+# -- the room check, as LiveKit calls --------------------------------------------------------
+
+
+def refusal(exc: TwirpError, failure: ErrorCode) -> ModerationError:
+    """A LiveKit refusal: ``not_found`` is the masked 404, anything else the route's failure."""
+    if exc.code == "not_found":
+        return errors.PARTICIPANT_NOT_FOUND()
+    return failure()
+
+
+async def check_room(lk: RoomCalls, auth_id: str, room_name: str) -> None:
+    """The masked 404 unless the room exists and its metadata names ``auth_id`` (ListRooms)."""
+    if not may_access(auth_id, await lk.find_room(room_name)):
+        raise errors.PARTICIPANT_NOT_FOUND()
+
+
+async def beside_room_check(
+    lk: RoomCalls, auth_id: str | None, room_name: str, call: Coroutine[Any, Any, T]
+) -> T:
+    """Await ``call`` with the room check running beside it (one round trip for both).
+
+    When the room check refuses, the answer goes out at once and ``call`` is cancelled: a
+    foreign room must not take longer to refuse than a room that does not exist (a listing
+    of a big foreign room would otherwise tell its size through timing).
+    """
+    if auth_id is None:
+        return await call
+    task = asyncio.ensure_future(call)
+    try:
+        await check_room(lk, auth_id, room_name)
+    except BaseException:
+        task.cancel()
+        # Its outcome is of no interest any more; fetch it so asyncio does not log it.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        raise
+    return await task
+
+
+async def current_owner(lk: RoomCalls, room_name: str) -> str | None:
+    """The owner LiveKit names for ``room_name`` now (``""``: none), ``None`` when it is not running."""
+    try:
+        room = await lk.find_room(room_name)
+    except TwirpError:
+        raise errors.LIST_FAILED() from None
+    return None if room is None else room_owner(room.metadata) or ""
+
+
+async def rooms_of(lk: RoomCalls, auth_id: str | None) -> list[Room]:
+    """The running rooms ``auth_id`` may moderate (every room for ``None``), by name (one ListRooms)."""
+    try:
+        rooms = await lk.list_rooms()
+    except TwirpError:
+        raise errors.LIST_FAILED() from None
+    return sorted((room for room in rooms if may_access(auth_id, room)), key=lambda room: room.name)

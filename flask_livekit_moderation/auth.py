@@ -9,7 +9,8 @@ Resolution order for one request, when auth is required:
 
 A callback returns an auth id (``str``), ``None`` (reject: 401) or :data:`ALL_ROOMS`. The
 result is cached on ``flask.g`` so the callbacks run at most once per request, whoever asks
-first: the extension's routes, an app-level ``before_request`` or another extension.
+first: the extension's routes, an app-level ``before_request`` or another extension
+(:func:`~.state.current_auth`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 from urllib.parse import unquote_plus
 
-from flask import Request, current_app, g, has_request_context, request
+from flask import Request, current_app, g, request
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from . import errors
 from .config import ApiSecret
 from .errors import ModerationError
-from .state import request_state
 
 logger = logging.getLogger("flask_livekit_moderation")
 
@@ -233,24 +233,6 @@ def resolve_caller(name: str, authenticator: Authenticator) -> tuple[AuthContext
             found = (UNAUTHENTICATED, refusal)
         cache[name] = found
     return found
-
-
-def current_auth() -> AuthContext:
-    """The caller of the current request (resolved on first use, at most once per request).
-
-    Works anywhere in a request: in the extension's routes, in the host's app-level
-    ``before_request`` hooks and views, and in other extensions (e.g. a Flask-Limiter
-    ``key_func`` that limits per tenant). It never raises for missing or invalid
-    credentials: the context then has ``is_authenticated=False`` (and the moderation routes
-    answer 401). Outside a request, or on an app with several instances outside their
-    routes, it is unauthenticated too; use :meth:`LiveKitModeration.current_auth` there.
-    """
-    if not has_request_context():
-        return UNAUTHENTICATED
-    state = request_state()
-    if state is None:
-        return UNAUTHENTICATED
-    return resolve_caller(state.name, state.authenticator)[0]
 
 
 def known_caller(name: str) -> AuthContext | None:

@@ -255,7 +255,7 @@ class RoomCalls:
     """The RoomService as one request uses it: admitted, bounded by one deadline, recorded.
 
     Create one per request with :meth:`LiveKitClient.calls`, then :meth:`run` an operation
-    of :mod:`.operations`; :attr:`made` lists the LiveKit methods it called, in order.
+    of a feature's ``operations`` module; :attr:`made` lists the LiveKit methods it called, in order.
     """
 
     def __init__(self, client: LiveKitClient) -> None:
@@ -380,6 +380,11 @@ class RoomCalls:
         """The room named ``name`` (ListRooms), or ``None`` when it does not exist."""
         answer = await self._call("ListRooms", RoomService.list_rooms, ListRoomsRequest(names=[name]))
         return next((room for room in answer.rooms if room.name == name), None)
+
+    async def list_rooms(self) -> Sequence[Room]:
+        """Every running room (ListRooms with no names)."""
+        answer = await self._call("ListRooms", RoomService.list_rooms, ListRoomsRequest())
+        return answer.rooms
 
     async def list_participants(self, room: str) -> Sequence[ParticipantInfo]:
         """The room's participants (an unknown room has none, as LiveKit answers)."""

@@ -168,11 +168,3 @@ def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> S
         breaker_cooldown=_seconds(config, "LIVEKIT_MODERATION_BREAKER_COOLDOWN", 5.0),
         ban_store=config.get("LIVEKIT_MODERATION_BAN_STORE"),
     )
-
-
-# -- bans ---------------------------------------------------------------------------------
-
-#: Largest LiveKit webhook body accepted, in bytes; larger ones answer 413.
-MAX_WEBHOOK_BYTES = 256 * 1024
-#: The Content-Type LiveKit sends its webhooks with (livekit/protocol ``webhook/consts.go``).
-WEBHOOK_CONTENT_TYPE = "application/webhook+json"

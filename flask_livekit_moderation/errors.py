@@ -272,3 +272,23 @@ BY_HTTP_STATUS: dict[int, ErrorCode] = {
     413: PAYLOAD_TOO_LARGE,
     415: UNSUPPORTED_MEDIA_TYPE,
 }
+
+# What routes may answer, by what they do (each route lists these and its own codes).
+#: Every route with a caller.
+CALLER_ERRORS: tuple[ErrorCode, ...] = (
+    INVALID_REQUEST,
+    MISSING_TOKEN,
+    UNAUTHORIZED,
+    FORBIDDEN,
+    PARTICIPANT_NOT_FOUND,
+    INTERNAL_ERROR,
+)
+#: A route that calls LiveKit.
+LIVEKIT_ERRORS: tuple[ErrorCode, ...] = (
+    LIVEKIT_NOT_CONFIGURED,
+    LIVEKIT_AUTH_FAILED,
+    LIVEKIT_UNAVAILABLE,
+    LIVEKIT_BUSY,
+)
+#: A route that reads a JSON body.
+BODY_ERRORS: tuple[ErrorCode, ...] = (PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE)

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, has_app_context
 from livekit.api import AccessToken, VideoGrants
+from livekit.protocol.models import Room
 
-from . import errors, operations, signals
+from . import access, errors, signals
 from .auth import (
     AuthContext,
     Authenticator,
@@ -24,8 +25,10 @@ from .client import LiveKitClient
 from .config import DEFAULT_OPENAPI_PREFIX, ConfigurationError, Settings, check_openapi_prefix, load_settings
 from .errors import ModerationError
 from .guard import BreakerChange
-from .routes import json_routing_error, make_blueprint, render_moderation_error
-from .state import ModerationState
+from .openapi import register
+from .routes import ROUTES
+from .routing import json_routing_error, make_blueprint, render_moderation_error
+from .state import ModerationBlueprint, ModerationState
 
 if TYPE_CHECKING:
     from apispec import APISpec
@@ -72,6 +75,7 @@ class LiveKitModeration:
         self.loader: RequestLoader | None = request_loader
         # Weak: the extension object usually outlives the apps it served (one per test).
         self._states: weakref.WeakKeyDictionary[Flask, ModerationState] = weakref.WeakKeyDictionary()
+        self._blueprints: weakref.WeakKeyDictionary[Flask, ModerationBlueprint] = weakref.WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
@@ -169,22 +173,53 @@ class LiveKitModeration:
                 settings.auth_required, settings.api_secrets, lambda: self.resolver, lambda: self.loader
             ),
             client=client,
+            bans=ban_store,
+            routes=ROUTES,
             openapi_prefix=self.openapi_prefix,
         )
-        state.bans = ban_store
         weakref.finalize(app, ban_store.close)
         app.extensions[self.name] = self._states[app] = state
         redact_access_logs()
         _install_app_hooks(app)
-        blueprint = make_blueprint(state)
+        self._blueprints[app] = blueprint = make_blueprint(state)
         (parent or app).register_blueprint(blueprint, url_prefix=settings.url_prefix + "/livekit")
+
+    # -- the host's API -----------------------------------------------------------------------
+
+    @property
+    def blueprint(self) -> ModerationBlueprint:
+        """The blueprint serving this instance's routes on the current app (or its only app).
+
+        Its name is the instance's ``name`` (default ``livekit_moderation``); endpoints are
+        ``{name}.{view}``, e.g. ``livekit_moderation.livekit_webhook``. Hand it to
+        host-wide middleware that exempts blueprints (Flask-Limiter, Flask-WTF's CSRF).
+        """
+        return self._blueprints[self._app(None)]
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this instance read from the current app's config (or its only app's)."""
+        return self._state_of(None).settings
+
+    @property
+    def bans(self) -> BanStore:
+        """The ban store of the current app (or its only app): ``LIVEKIT_MODERATION_BAN_STORE``."""
+        return self._state_of(None).bans
 
     def current_auth(self) -> AuthContext:
         """The current request's caller as this instance resolves it (see :func:`current_auth`)."""
-        state = current_app.extensions.get(self.name)
-        if not isinstance(state, ModerationState):
-            raise RuntimeError(f"LiveKitModeration {self.name!r} is not initialised on the current app")
+        state = self._state_of(None)
         return resolve_caller(state.name, state.authenticator)[0]
+
+    def rooms_of(self, auth_id: str | None) -> list[Room]:
+        """The running rooms ``auth_id`` may moderate, by name: those whose metadata names it.
+
+        ``None`` (a caller for all rooms) gets every room. One ListRooms through the pooled
+        client, under the same deadline, bulkhead and breaker as the routes; raises the
+        routes' :class:`~.errors.ModerationError` when LiveKit fails. Needs an app context
+        (or an instance serving one app).
+        """
+        return self._state_of(None).livekit().run(access.rooms_of, auth_id)
 
     def register_openapi(self, spec: APISpec, app: Flask | None = None) -> None:
         """Add this instance's routes to the host's own OpenAPI ``spec``.
@@ -209,8 +244,6 @@ class LiveKitModeration:
         app this instance serves. When nested (``init_app(app, parent=bp)``), call it once
         ``bp`` is registered: until then the routes have no URL (:class:`RuntimeError`).
         """
-        from .openapi import register
-
         state = self._state_of(app)
         if not state.prefixes:
             raise RuntimeError(
@@ -225,12 +258,14 @@ class LiveKitModeration:
         (mount,) = state.prefixes
         register(
             spec,
+            state.routes,
             mount.removesuffix("/livekit"),
             self.openapi_prefix,
             with_document_route=state.settings.openapi,
         )
 
-    def _state_of(self, app: Flask | None) -> ModerationState:
+    def _app(self, app: Flask | None) -> Flask:
+        """``app``, else the current app, else the only app this instance serves."""
         if app is None and has_app_context():
             app = current_app._get_current_object()  # type: ignore[attr-defined]
         if app is None:
@@ -238,10 +273,12 @@ class LiveKitModeration:
             if len(apps) != 1:
                 raise RuntimeError(f"{self!r} serves {len(apps)} apps and there is no app context: pass app=")
             app = apps[0]
-        state = self._states.get(app)
-        if state is None:
+        if app not in self._states:
             raise RuntimeError(f"{self!r} is not initialised on {app!r}: call init_app(app) first")
-        return state
+        return app
+
+    def _state_of(self, app: Flask | None) -> ModerationState:
+        return self._states[self._app(app)]
 
     def close(self) -> None:
         """Close the pooled LiveKit connections of every app this instance serves.
@@ -250,21 +287,10 @@ class LiveKitModeration:
         garbage-collected releases its connections by itself.
         """
         for state in list(self._states.values()):
-            if state.client is not None:
-                state.client.close()
-            if state.bans is not None:
-                state.bans.close()
+            state.close()
 
     def __repr__(self) -> str:
         return f"<LiveKitModeration {self.name!r}>"
-
-    # -- bans -----------------------------------------------------------------------------
-
-    def _state(self) -> ModerationState:
-        state = current_app.extensions.get(self.name)
-        if not isinstance(state, ModerationState):
-            raise RuntimeError(f"LiveKitModeration {self.name!r} is not initialised on the current app")
-        return state
 
     def active_ban(self, room_name: str, identity: str, *, owner: str | None = None) -> Ban | None:
         """The active ban of ``identity`` in ``room_name``, or ``None`` (needs an app context).
@@ -278,14 +304,10 @@ class LiveKitModeration:
         Raises :class:`~.errors.ModerationError`: 503 ``BAN_STORE_UNAVAILABLE`` when the
         store fails, the LiveKit errors of the routes when LiveKit does (never "no ban").
         """
-        state = self._state()
+        state = self._state_of(None)
         if owner is None:
-            if state.client is None:
-                raise errors.LIVEKIT_NOT_CONFIGURED()
-            owner = state.client.calls().run(operations.current_owner, room_name) or ""
-        store = state.bans
-        assert store is not None
-        return store.get(owner, room_name, identity)
+            owner = state.livekit().run(access.current_owner, room_name) or ""
+        return state.bans.get(owner, room_name, identity)
 
     def participant_token(
         self,
@@ -313,7 +335,7 @@ class LiveKitModeration:
         ban = self.active_ban(room_name, identity, owner=owner)
         if ban is not None:
             raise ParticipantBanned(ban)
-        settings = self._state().settings
+        settings = self._state_of(None).settings
         if not settings.livekit_api_key or not settings.livekit_api_secret:
             raise errors.LIVEKIT_NOT_CONFIGURED()
         token = (

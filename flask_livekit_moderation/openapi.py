@@ -13,38 +13,26 @@ name the host uses: the served document and the host's agree.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from apispec import APISpec
 from apispec.exceptions import APISpecError, DuplicateComponentNameError
 from apispec.ext.marshmallow import MarshmallowPlugin, resolver
+from flask import request
 from marshmallow import Schema
 
-from . import errors, schemas
-from .config import DEFAULT_OPENAPI_PREFIX, MAX_BODY_BYTES, MAX_WEBHOOK_BYTES, WEBHOOK_CONTENT_TYPE
-from .operations import ROOM_MUTE_CONCURRENCY
+from . import errors
+from .config import DEFAULT_OPENAPI_PREFIX, MAX_BODY_BYTES
+from .pipeline import Answer, Call
+from .routing import Route, Routes
+from .schemas import ErrorResponse
+from .state import ModerationState
 
 #: The security schemes' names, after the prefix (``LiveKitModerationBearerAuth``).
 BEARER_SCHEME = "BearerAuth"
 API_KEY_SCHEME = "ApiKeyQuery"
-
-#: What every route may answer, besides its own codes.
-_COMMON = (
-    errors.INVALID_REQUEST,
-    errors.MISSING_TOKEN,
-    errors.UNAUTHORIZED,
-    errors.FORBIDDEN,
-    errors.PARTICIPANT_NOT_FOUND,
-    errors.LIVEKIT_NOT_CONFIGURED,
-    errors.LIVEKIT_AUTH_FAILED,
-    errors.LIVEKIT_UNAVAILABLE,
-    errors.LIVEKIT_BUSY,
-    errors.INTERNAL_ERROR,
-)
-#: What routes that read a JSON body may answer besides.
-_BODY = (errors.PAYLOAD_TOO_LARGE, errors.UNSUPPORTED_MEDIA_TYPE)
 
 #: The example of INVALID_REQUEST: validation errors name the fields.
 _INVALID_EXAMPLE = "Invalid request: check room_name."
@@ -63,126 +51,6 @@ _STATUS_MEANING: dict[int, str] = {
     "`Retry-After` seconds.",
 }
 
-
-@dataclass(frozen=True)
-class _Route:
-    """One documented operation: where it lives, what it takes and what it can answer."""
-
-    method: str
-    path: str
-    operation_id: str
-    summary: str
-    description: str
-    success: type[Schema]
-    success_description: str
-    errors: tuple[errors.ErrorCode, ...]
-    body: type[Schema] | None = None
-    query: type[Schema] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: The status of a success (201 for a creation).
-    success_status: int = 200
-    #: Per-status sentences replacing those of ``_STATUS_MEANING`` for this route.
-    status_meaning: dict[int, str] = field(default_factory=dict)
-
-
-#: Every route of the blueprint but openapi.json, with the error codes it can answer.
-#: tests/test_openapi.py provokes each of them over HTTP and compares with this table.
-ROUTES: tuple[_Route, ...] = (
-    _Route(
-        method="delete",
-        path="/livekit/participant",
-        operation_id="removeParticipant",
-        summary="Remove a participant from a room",
-        description=(
-            "Disconnects the participant. LiveKit does not revoke their access token: "
-            "issue short-lived tokens so a removed participant cannot simply rejoin."
-        ),
-        body=schemas.RemoveParticipantRequest,
-        success=schemas.RemoveParticipantResponse,
-        success_description="LiveKit removed the participant.",
-        errors=(*_COMMON, *_BODY, errors.REMOVAL_FAILED),
-    ),
-    _Route(
-        method="post",
-        path="/livekit/participant/mute",
-        operation_id="muteTrack",
-        summary="Mute or unmute a participant's published track",
-        description=(
-            "Unmuting needs `room.enable_remote_unmute: true` in the LiveKit server "
-            "configuration (off by default: REMOTE_UNMUTE_DISABLED). A muted participant can "
-            "unmute themselves unless their permissions forbid publishing."
-        ),
-        body=schemas.MuteTrackRequest,
-        success=schemas.MuteTrackResponse,
-        success_description="LiveKit changed the track; `muted` is the state LiveKit reports.",
-        errors=(*_COMMON, *_BODY, errors.TRACK_NOT_FOUND, errors.REMOTE_UNMUTE_DISABLED, errors.MUTE_FAILED),
-    ),
-    _Route(
-        method="get",
-        path="/livekit/participants",
-        operation_id="listParticipants",
-        summary="List a room's participants and their tracks",
-        description=(
-            "An unknown room is an empty list for anonymous callers (as LiveKit answers) and "
-            "the masked 404 for callers with an auth id."
-        ),
-        query=schemas.ListParticipantsQuery,
-        success=schemas.ListParticipantsResponse,
-        success_description="The room's participants, enums as lower-case strings.",
-        errors=(*_COMMON, errors.LIST_FAILED),
-    ),
-    # -- permissions and room mute
-    _Route(
-        method="post",
-        path="/livekit/participant/permissions",
-        operation_id="updateParticipantPermissions",
-        summary="Change what a participant may publish or subscribe to",
-        description=(
-            "Only the permission fields given change; give at least one of "
-            + ", ".join(f"`{name}`" for name in schemas.PERMISSION_FIELDS)
-            + " (else 400). LiveKit's UpdateParticipant replaces the WHOLE permission, every field "
-            "not sent becoming false, so the route reads the current permission (GetParticipant) "
-            "and sends it back merged. Revoking a source (e.g. `microphone` from "
-            "`can_publish_sources`) is the mute a participant cannot undo: LiveKit unpublishes "
-            "their tracks of that source and refuses new ones until it is allowed again. Not "
-            "atomic: a permission changed by someone else between the read and the update is "
-            "overwritten."
-        ),
-        body=schemas.UpdatePermissionsRequest,
-        success=schemas.UpdatePermissionsResponse,
-        success_description=(
-            "LiveKit changed the permission; `permission` is what it now holds, "
-            "`unpublished_tracks` the tracks it unpublished for it."
-        ),
-        errors=(*_COMMON, *_BODY, errors.PERMISSION_UPDATE_FAILED),
-    ),
-    _Route(
-        method="post",
-        path="/livekit/room/mute",
-        operation_id="muteRoom",
-        summary="Mute or unmute every published track of some sources in a room",
-        description=(
-            "Lists the room's participants, then sends every MutePublishedTrack at once (at most "
-            f"{ROOM_MUTE_CONCURRENCY} in flight): two LiveKit round trips for a room of up to "
-            f"{ROOM_MUTE_CONCURRENCY} matching tracks. Tracks of "
-            "`except_identities` are left alone. A track that could not be changed is listed in "
-            "`failed` with its reason (`TRACK_NOT_FOUND`: unpublished meanwhile; "
-            "`PARTICIPANT_NOT_FOUND`: the participant left; `REMOTE_UNMUTE_DISABLED`; "
-            "`LIVEKIT_UNAVAILABLE`: this call failed or timed out; `MUTE_FAILED`: any other "
-            "refusal), not an error of the request; when EVERY track failed because LiveKit is "
-            "unavailable or remote unmute is disabled, the request answers that error. "
-            "A muted participant can unmute themselves: revoke the source with the permissions "
-            "route to keep them muted."
-        ),
-        body=schemas.RoomMuteRequest,
-        success=schemas.RoomMuteResponse,
-        success_description=(
-            "Each matching track, in `tracks` with the state LiveKit reports or in `failed`; "
-            "sorted by participant identity, then source."
-        ),
-        errors=(*_COMMON, *_BODY, errors.REMOTE_UNMUTE_DISABLED, errors.ROOM_MUTE_FAILED),
-    ),
-)
 
 _DESCRIPTION = """\
 REST endpoints to moderate LiveKit rooms (flask-livekit-moderation).
@@ -259,7 +127,7 @@ def _by_status(codes: tuple[errors.ErrorCode, ...]) -> dict[int, tuple[errors.Er
     return {status: tuple(grouped[status]) for status in sorted(grouped)}
 
 
-def _operation(route: _Route, prefix: str) -> dict[str, Any]:
+def _operation(route: Route, prefix: str) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": _named(prefix, route.operation_id),
         "summary": route.summary,
@@ -267,9 +135,9 @@ def _operation(route: _Route, prefix: str) -> dict[str, Any]:
         "tags": [prefix],
         "security": _token_security(prefix),
         "responses": {
-            str(route.success_status): {
-                "description": route.success_description,
-                "content": {"application/json": {"schema": route.success}},
+            str(route.status): {
+                "description": route.answer_description,
+                "content": {"application/json": {"schema": route.answer or {"type": "object"}}},
             },
             **{
                 str(status): _error_response(
@@ -291,34 +159,12 @@ def _operation(route: _Route, prefix: str) -> dict[str, Any]:
     if route.query is not None:
         # The marshmallow plugin expands a schema "in: query" into one parameter per field.
         operation["parameters"] = [{"in": "query", "schema": route.query}]
-    operation.update(route.extra)
+    operation.update(route.openapi)
     return operation
 
 
-#: The schemas registered by name (the others are named by :func:`_prefixed_resolver`).
-_SCHEMAS: tuple[tuple[str, type[Schema]], ...] = (
-    ("RemoveParticipantRequest", schemas.RemoveParticipantRequest),
-    ("MuteTrackRequest", schemas.MuteTrackRequest),
-    ("RemoveParticipantResponse", schemas.RemoveParticipantResponse),
-    ("MuteTrackResponse", schemas.MuteTrackResponse),
-    ("Track", schemas.TrackSchema),
-    ("Permission", schemas.PermissionSchema),  # before Participant, which nests it
-    ("Participant", schemas.ParticipantSchema),
-    ("ListParticipantsResponse", schemas.ListParticipantsResponse),
-    # -- permissions and room mute
-    ("UpdatePermissionsRequest", schemas.UpdatePermissionsRequest),
-    ("UnpublishedTrack", schemas.UnpublishedTrackSchema),
-    ("UpdatePermissionsResponse", schemas.UpdatePermissionsResponse),
-    ("RoomMuteRequest", schemas.RoomMuteRequest),
-    ("RoomMuteTrack", schemas.RoomMuteTrackSchema),
-    ("RoomMuteFailure", schemas.RoomMuteFailureSchema),
-    ("RoomMuteResponse", schemas.RoomMuteResponse),
-    ("ErrorResponse", schemas.ErrorResponse),
-)
-
-
 def _prefixed_resolver(prefix: str) -> Callable[[type[Schema]], str]:
-    """apispec's default names (``BanSchema`` -> ``Ban``) for the schemas not in ``_SCHEMAS``, prefixed."""
+    """apispec's default names (``BanSchema`` -> ``Ban``), prefixed."""
 
     def resolve(schema: type[Schema]) -> str:
         return prefix + resolver(schema)
@@ -327,13 +173,14 @@ def _prefixed_resolver(prefix: str) -> Callable[[type[Schema]], str]:
 
 
 def openapi_document(
+    routes: Iterable[Route],
     url_prefix: str,
     prefix: str = DEFAULT_OPENAPI_PREFIX,
     *,
     openapi_version: str = "3.1.0",
     with_document_route: bool = True,
 ) -> dict[str, Any]:
-    """The OpenAPI document for routes mounted under ``url_prefix`` (``""`` for none).
+    """The OpenAPI document of ``routes`` mounted under ``url_prefix`` (``""`` for none).
 
     Paths are ``{url_prefix}/livekit/...``; every component, security scheme and operationId,
     and the tag, is named ``{prefix}<Name>`` (``LiveKitModerationParticipant``). The served
@@ -371,45 +218,34 @@ def openapi_document(
             "description": "The same caller token as `?api_key=<token>`, used when no Bearer header is sent.",
         },
     )
-    for name, schema in _SCHEMAS:
-        spec.components.schema(_named(prefix, name), schema=schema)
-
+    # Referred to by name from every error answer; the others are registered as routes use them.
+    spec.components.schema(_named(prefix, "ErrorResponse"), schema=ErrorResponse)
+    documented = [route for route in routes if with_document_route or route.view is not openapi]
     paths: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
-        paths.setdefault(url_prefix + route.path, {})[route.method] = _operation(route, prefix)
+    for route in documented:
+        paths.setdefault(url_prefix + "/livekit" + route.rule, {})[route.method.lower()] = _operation(
+            route, prefix
+        )
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    if with_document_route:
-        spec.path(
-            path=url_prefix + "/livekit/openapi.json",
-            operations={
-                "get": {
-                    "operationId": _named(prefix, "getOpenApiDocument"),
-                    "summary": "The extension's own OpenAPI document",
-                    "description": (
-                        "Public; answers 404 when the host app sets LIVEKIT_MODERATION_OPENAPI to False."
-                    ),
-                    "tags": [prefix],
-                    "security": [],
-                    "responses": {
-                        "200": {
-                            "description": "The OpenAPI 3.1 document of these routes.",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
-                    },
-                }
-            },
-        )
     document = spec.to_dict()
-    # -- permissions and room mute: "at least one permission field", which marshmallow cannot say.
-    document["components"]["schemas"][_named(prefix, "UpdatePermissionsRequest")]["anyOf"] = [
-        {"required": [name]} for name in schemas.PERMISSION_FIELDS
-    ]
+    # What marshmallow cannot say (e.g. "at least one of these fields"), declared on the schema.
+    components = document["components"]["schemas"]
+    for route in documented:
+        for schema in (route.body, route.answer):
+            extra = getattr(schema, "OPENAPI_EXTRA", None)
+            if schema is not None and extra:
+                components[_prefixed_resolver(prefix)(schema)].update(extra)
     return document
 
 
 def register(
-    spec: APISpec, url_prefix: str, prefix: str = DEFAULT_OPENAPI_PREFIX, *, with_document_route: bool = True
+    spec: APISpec,
+    routes: Iterable[Route],
+    url_prefix: str,
+    prefix: str = DEFAULT_OPENAPI_PREFIX,
+    *,
+    with_document_route: bool = True,
 ) -> None:
     """Add the paths, schemas, security schemes and tag of :func:`openapi_document` to ``spec``.
 
@@ -424,11 +260,15 @@ def register(
     if spec.openapi_version.major != 3:
         raise ValueError(f"the extension documents its routes in OpenAPI 3 only, not {spec.openapi_version}")
     ours = openapi_document(
-        url_prefix, prefix, openapi_version=str(spec.openapi_version), with_document_route=with_document_route
+        routes,
+        url_prefix,
+        prefix,
+        openapi_version=str(spec.openapi_version),
+        with_document_route=with_document_route,
     )
     theirs = spec.to_dict()  # with what the host gave as APISpec(**options), e.g. components
     named: list[str] = []  # a prefix of its own avoids these
-    routes: list[str] = []  # another URL prefix avoids these
+    paths_taken: list[str] = []  # another URL prefix avoids these
     added: dict[str, dict[str, Any]] = {}
     for section, lazy in (("securitySchemes", {}), ("schemas", spec.components.schemas_lazy)):
         present = {**lazy, **theirs.get("components", {}).get(section, {})}
@@ -452,22 +292,22 @@ def register(
             if present_operation == operation:
                 continue
             if present_operation is not None:
-                routes.append(f"{method.upper()} {path}")
+                paths_taken.append(f"{method.upper()} {path}")
                 continue
             used_by = operation_ids.get(operation["operationId"])
             if used_by is not None:
                 named.append(f"operationId {operation['operationId']} (of {used_by[1].upper()} {used_by[0]})")
                 continue
             new_paths.setdefault(path, {})[method] = operation
-    if named or routes:
+    if named or paths_taken:
         hints = []
         if named:
             hints.append(f"give this LiveKitModeration its own openapi_prefix= (now {prefix!r})")
-        if routes:
+        if paths_taken:
             hints.append("mount it under another url_prefix=")
         error = DuplicateComponentNameError if component_clash else APISpecError
         raise error(
-            f"the spec already has, different: {', '.join(named + routes)}. Nothing was added: "
+            f"the spec already has, different: {', '.join(named + paths_taken)}. Nothing was added: "
             + " and ".join(hints)
             + "."
         )
@@ -490,127 +330,42 @@ def register(
         spec.tag(ours["tags"][0])
 
 
-# -- bans ---------------------------------------------------------------------------------
+routes = Routes()
 
-#: What the ban routes may answer besides their own: the store can fail.
-_STORE = (errors.BAN_STORE_UNAVAILABLE,)
-#: Callers and validation, without LiveKit: lifting a ban reads only the store.
-_NO_LIVEKIT = (
-    errors.INVALID_REQUEST,
-    errors.MISSING_TOKEN,
-    errors.UNAUTHORIZED,
-    errors.FORBIDDEN,
-    errors.PARTICIPANT_NOT_FOUND,
-    errors.INTERNAL_ERROR,
-)
-_BAN_STATUS_MEANING = {
-    503: "LiveKit or the ban store is unavailable, or too many requests are waiting on LiveKit: "
-    "try again after the `Retry-After` seconds.",
-}
 
-ROUTES = (
-    *ROUTES,
-    _Route(
-        method="post",
-        path="/livekit/bans",
-        operation_id="banParticipant",
-        summary="Ban a participant from a room for a while, and remove them",
-        description=(
-            "Records the ban for the room's owner as LiveKit names it (the metadata's `auth_id`), "
-            "then removes the participant if present (`removed`). The room must be running "
-            "(ListRooms, then RemoveParticipant). Banning again replaces the expiry and reason. "
-            "While the ban lasts, the webhook route removes the participant whenever they join "
-            "again, and `participant_token()` refuses them a token. If the removal fails (5xx), "
-            "the ban is already recorded: send the same request again."
-        ),
-        body=schemas.BanRequest,
-        success=schemas.BanResponse,
-        success_status=201,
-        success_description="The ban is recorded; `removed` says whether LiveKit removed the participant.",
-        errors=(*_COMMON, *_BODY, errors.REMOVAL_FAILED, *_STORE),
-        status_meaning=_BAN_STATUS_MEANING,
-    ),
-    _Route(
-        method="get",
-        path="/livekit/bans",
-        operation_id="listBans",
-        summary="List a room's active bans",
-        description=(
-            "A caller with an auth id sees its own bans of that room name, kept after the room "
-            "closed; when it has none, the room must be running and be the caller's (ListRooms), "
-            "else the masked 404. A caller for all rooms sees every owner's bans, with no LiveKit call."
-        ),
-        query=schemas.ListBansQuery,
-        success=schemas.ListBansResponse,
-        success_description="The active bans, by identity.",
-        errors=(*_COMMON, errors.LIST_FAILED, *_STORE),
-        status_meaning=_BAN_STATUS_MEANING,
-    ),
-    _Route(
-        method="delete",
-        path="/livekit/bans",
-        operation_id="liftBan",
-        summary="Lift a ban",
-        description=(
-            "Deletes the caller's ban of the identity in that room (a caller for all rooms: every "
-            "owner's). No active ban answers the masked 404. No LiveKit call."
-        ),
-        body=schemas.LiftBanRequest,
-        success=schemas.LiftBanResponse,
-        success_description="The ban is lifted: the participant may join again.",
-        errors=(*_NO_LIVEKIT, *_BODY, *_STORE),
-        status_meaning={503: "The ban store is unavailable: try again after the `Retry-After` seconds."},
-    ),
-    _Route(
-        method="post",
-        path="/livekit/webhook",
-        operation_id="receiveLiveKitWebhook",
-        summary="Receive LiveKit's webhooks (set this URL in LiveKit's `webhook.urls`)",
-        description=(
-            "Called by LiveKit, not by moderators: no caller token. Verified as LiveKit signs it "
-            "(livekit-api's WebhookReceiver): `Authorization` is a JWT signed with the configured "
-            "LiveKit API key and secret whose `sha256` claim is the body's SHA-256. On "
-            "`participant_joined` by an identity banned from that owner's room, the participant "
-            "is removed at once (ListRooms to check the room is still that owner's, then "
-            "RemoveParticipant). A 5xx makes LiveKit deliver the event again; handling an event "
-            "twice is harmless."
-        ),
-        success=schemas.WebhookResponse,
-        success_description="Verified and handled; `removed` says whether a banned participant was removed.",
-        errors=(
-            errors.INVALID_REQUEST,
-            errors.WEBHOOK_UNAUTHORIZED,
-            errors.PAYLOAD_TOO_LARGE,
-            errors.UNSUPPORTED_MEDIA_TYPE,
-            errors.LIVEKIT_NOT_CONFIGURED,
-            errors.LIVEKIT_AUTH_FAILED,
-            errors.REMOVAL_FAILED,
-            errors.INTERNAL_ERROR,
-            errors.LIVEKIT_UNAVAILABLE,
-            errors.LIVEKIT_BUSY,
-            *_STORE,
-        ),
-        extra={
-            "security": [],
-            "requestBody": {
-                "required": True,
-                "description": (
-                    "LiveKit's `WebhookEvent` as protojson (lowerCamelCase), sent with "
-                    f"`Content-Type: {WEBHOOK_CONTENT_TYPE}` (else 415), at most "
-                    f"{MAX_WEBHOOK_BYTES // 1024} KiB (else 413), and `Authorization: <JWT>` "
-                    "(the bare token, no `Bearer`)."
-                ),
-                "content": {WEBHOOK_CONTENT_TYPE: {"schema": {"type": "object"}}},
-            },
-        },
-        status_meaning={
-            400: "Signed by LiveKit's key, but the body is not a LiveKit `WebhookEvent`.",
-            401: "Not signed by this server's LiveKit API key and secret: nothing was done.",
-            413: f"The webhook body is over {MAX_WEBHOOK_BYTES} bytes: nothing was done.",
-            415: f"The body was not sent as `{WEBHOOK_CONTENT_TYPE}`: nothing was done.",
-            500: "LiveKit is not configured (webhooks cannot be verified), rejected the server's "
-            "credentials, refused the removal, or the extension failed.",
-            **_BAN_STATUS_MEANING,
-        },
-    ),
+@routes.route(
+    "GET",
+    "/openapi.json",
+    action=None,
+    caller=False,
+    operation_id="getOpenApiDocument",
+    answer_description="The OpenAPI 3.1 document of these routes.",
+    errors=(),
+    openapi={"security": []},
 )
+def openapi(call: Call, _: dict[str, Any]) -> Answer:
+    """The extension's own OpenAPI document
+
+    Public; answers 404 when the host app sets LIVEKIT_MODERATION_OPENAPI to False.
+    """
+    if not call.state.settings.openapi:
+        raise errors.NOT_FOUND()
+    # The request's own path says where the routes are mounted, nesting included.
+    url_prefix = request.path[: -len("/livekit/openapi.json")]
+    return Answer(served_document(call.state, url_prefix), "document")
+
+
+_served_lock = threading.Lock()
+
+
+def served_document(state: ModerationState, url_prefix: str) -> dict[str, Any]:
+    """The document ``state`` serves under ``url_prefix``, built on first request."""
+    document = state.openapi_documents.get(url_prefix)
+    if document is None:
+        with _served_lock:
+            document = state.openapi_documents.get(url_prefix)
+            if document is None:
+                document = state.openapi_documents[url_prefix] = openapi_document(
+                    state.routes, url_prefix, state.openapi_prefix
+                )
+    return document

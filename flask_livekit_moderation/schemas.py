@@ -1,41 +1,28 @@
-"""Marshmallow schemas: the request bodies they validate and the answers they document.
+"""The schema vocabulary every feature shares: names, strict JSON types, the error body.
 
-The same classes feed the OpenAPI document, so what is documented is what is enforced.
+Each feature keeps its request and answer schemas beside its views (``participants/schemas.py``,
+``bans/schemas.py``); the same classes validate requests and feed the OpenAPI document, so
+what is documented is what is enforced.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from livekit.protocol import models
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
-
-
-def _lower_case_names(enum: Any) -> dict[int, str]:
-    return {number: name.lower() for name, number in enum.items()}
-
-
-#: LiveKit's enums as the listing answers them: lower-case names, read from livekit-protocol.
-#: A value newer than the installed livekit-protocol is answered as "unknown".
-TRACK_TYPES = _lower_case_names(models.TrackType)
-TRACK_SOURCES = _lower_case_names(models.TrackSource)
-PARTICIPANT_STATES = _lower_case_names(models.ParticipantInfo.State)
-
-
-def _answered(names: dict[int, str]) -> list[str]:
-    return list(dict.fromkeys([*names.values(), "unknown"]))
-
 
 #: Longest room name, identity or track SID accepted, in characters.
 MAX_NAME_LENGTH = 256
 
 
-def _not_blank(value: str) -> None:
+def not_blank(value: str) -> None:
+    """A string with something besides whitespace."""
     if not value.strip():
         raise ValidationError("Must not be empty or only whitespace.")
 
 
-def _unicode_text(value: str) -> None:
+def unicode_text(value: str) -> None:
+    """A string that has a UTF-8 form."""
     # JSON can spell lone surrogates ("\ud800"); they have no UTF-8 form, so LiveKit's
     # protobuf strings cannot carry them.
     try:
@@ -44,10 +31,11 @@ def _unicode_text(value: str) -> None:
         raise ValidationError("Must be valid Unicode text (no lone surrogates).") from None
 
 
-def _name(description: str) -> fields.String:
+def name(description: str) -> fields.String:
+    """A required room name, identity or SID: not blank, at most :data:`MAX_NAME_LENGTH` characters."""
     return fields.String(
         required=True,
-        validate=[_not_blank, _unicode_text, validate.Length(max=MAX_NAME_LENGTH)],
+        validate=[not_blank, unicode_text, validate.Length(max=MAX_NAME_LENGTH)],
         metadata={"description": description, "minLength": 1, "maxLength": MAX_NAME_LENGTH},
     )
 
@@ -68,118 +56,16 @@ class RequestSchema(Schema):
         unknown = EXCLUDE
 
 
-class RemoveParticipantRequest(RequestSchema):
-    """Body of ``DELETE /livekit/participant``."""
+class StrictInteger(fields.Integer):
+    """A JSON integer and nothing else: no ``"60"``, ``60.5`` or ``true``."""
 
-    room_name = _name("LiveKit room name, used exactly as given.")
-    participant_identity = _name("Identity of the participant to remove.")
-
-
-class MuteTrackRequest(RemoveParticipantRequest):
-    """Body of ``POST /livekit/participant/mute``."""
-
-    participant_identity = _name("Identity of the participant who published the track.")
-    track_sid = _name("SID of the participant's published track (TR_...).")
-    muted = StrictBoolean(required=True, metadata={"description": "true to mute, false to unmute."})
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return value
 
 
-class ListParticipantsQuery(RequestSchema):
-    """Query string of ``GET /livekit/participants``."""
-
-    room_name = _name("LiveKit room name, used exactly as given.")
-
-
-class RemoveParticipantResponse(Schema):
-    """Answer of a successful removal."""
-
-    status = fields.String(required=True, metadata={"enum": ["removed"]})
-    room_name = fields.String(required=True)
-    participant_identity = fields.String(required=True)
-
-
-class MuteTrackResponse(Schema):
-    """Answer of a successful mute or unmute; ``muted`` is the state LiveKit reports."""
-
-    room_name = fields.String(required=True)
-    participant_identity = fields.String(required=True)
-    track_sid = fields.String(required=True)
-    muted = fields.Boolean(required=True)
-
-
-class TrackSchema(Schema):
-    """One published track."""
-
-    sid = fields.String(required=True)
-    type = fields.String(required=True, metadata={"enum": _answered(TRACK_TYPES)})
-    source = fields.String(required=True, metadata={"enum": _answered(TRACK_SOURCES)})
-    muted = fields.Boolean(required=True)
-    name = fields.String(
-        required=True, metadata={"description": "Name the publisher gave the track (may be empty)."}
-    )
-
-
-class PermissionSchema(Schema):
-    """A participant's permission as LiveKit reports it."""
-
-    can_subscribe = fields.Boolean(required=True)
-    can_publish = fields.Boolean(required=True)
-    can_publish_data = fields.Boolean(required=True)
-    can_publish_sources = fields.List(
-        fields.String(metadata={"enum": _answered(TRACK_SOURCES)}),
-        required=True,
-        metadata={
-            "description": "Sources the participant may publish when `can_publish` is true; "
-            "empty: every source."
-        },
-    )
-    can_update_metadata = fields.Boolean(required=True)
-    hidden = fields.Boolean(required=True)
-    can_subscribe_metrics = fields.Boolean(required=True)
-    can_manage_agent_session = fields.Boolean(required=True)
-
-
-class ParticipantSchema(Schema):
-    """One participant of a room."""
-
-    identity = fields.String(required=True)
-    name = fields.String(required=True)
-    sid = fields.String(required=True, metadata={"description": "Participant SID (PA_...)."})
-    state = fields.String(required=True, metadata={"enum": _answered(PARTICIPANT_STATES)})
-    joined_at = fields.Integer(required=True, metadata={"description": "Unix time, seconds."})
-    is_publisher = fields.Boolean(required=True)
-    tracks = fields.List(fields.Nested(TrackSchema), required=True)
-    permission = fields.Nested(
-        PermissionSchema,
-        required=True,
-        allow_none=True,
-        metadata={
-            "description": "What the participant may do now, as LiveKit reports it (the same object "
-            "`POST /livekit/participant/permissions` answers); null if LiveKit reported none."
-        },
-    )
-
-
-class ListParticipantsResponse(Schema):
-    """Answer of ``GET /livekit/participants``."""
-
-    room_name = fields.String(required=True)
-    participants = fields.List(fields.Nested(ParticipantSchema), required=True)
-
-
-# -- permissions and room mute ----------------------------------------------------------------
-
-#: The track sources a moderator names (LiveKit's ``TrackSource``, lower-case, without
-#: ``unknown``): in a permission's ``can_publish_sources`` and in a room mute's ``sources``.
-SOURCE_NAMES: tuple[str, ...] = tuple(name for name in TRACK_SOURCES.values() if name != "unknown")
-#: Source name -> LiveKit's ``TrackSource`` number.
-SOURCE_NUMBERS: dict[str, int] = {name: number for number, name in TRACK_SOURCES.items()}
-#: The permission fields a moderator may change (the others are kept as they are).
-PERMISSION_FIELDS = ("can_publish", "can_publish_sources", "can_subscribe", "can_publish_data")
-#: Most identities one room mute may spare.
-MAX_EXCEPT_IDENTITIES = 1000
-
-
-class _FlatList(fields.List):  # type: ignore[type-arg]
+class FlatList(fields.List):  # type: ignore[type-arg]
     """A JSON array whose item errors come out as one flat list of messages, "Item 0: ...",
     so ``details`` stays ``{field: [messages]}`` (marshmallow would nest ``{index: [...]}``)."""
 
@@ -198,126 +84,22 @@ class _FlatList(fields.List):  # type: ignore[type-arg]
         return items
 
 
-def _distinct(values: list[Any]) -> None:
-    if len(set(values)) != len(values):
-        raise ValidationError("Must not name a source twice.")
+def moment(description: str) -> fields.String:
+    """A required RFC 3339 date-time string."""
+    return fields.String(required=True, metadata={"description": description, "format": "date-time"})
 
 
-def _sources(description: str, *, allow_empty: bool, **kwargs: Any) -> _FlatList:
-    checks: list[Any] = [_distinct]
-    if not allow_empty:
-        checks.append(validate.Length(min=1))
-    return _FlatList(
-        fields.String(validate=validate.OneOf(SOURCE_NAMES), metadata={"enum": list(SOURCE_NAMES)}),
-        validate=checks,
-        metadata={
-            "description": description,
-            "uniqueItems": True,
-            **({} if allow_empty else {"minItems": 1}),
-        },
-        **kwargs,
-    )
+class RoomQuery(RequestSchema):
+    """A query string naming one room."""
+
+    room_name = name("LiveKit room name, used exactly as given.")
 
 
-class UpdatePermissionsRequest(RequestSchema):
-    """Body of ``POST /livekit/participant/permissions``: only the permission fields given change."""
+class ParticipantRequest(RequestSchema):
+    """A body naming one participant of one room."""
 
-    room_name = _name("LiveKit room name, used exactly as given.")
-    participant_identity = _name("Identity of the participant whose permission changes.")
-    can_publish = StrictBoolean(metadata={"description": "May publish tracks at all."})
-    can_publish_sources = _sources(
-        "The sources the participant may publish, replacing the current list. As in LiveKit, an "
-        "empty list means every source (a plain join token's default); a list allows only the "
-        "sources it names, so no list allows tracks of `unknown` source (custom tracks). "
-        "Tracks of a source no longer allowed are unpublished by LiveKit and cannot be published "
-        "again until it is allowed. To stop all publishing send `can_publish: false`.",
-        allow_empty=True,
-    )
-    can_subscribe = StrictBoolean(metadata={"description": "May subscribe to others' tracks."})
-    can_publish_data = StrictBoolean(metadata={"description": "May send data messages."})
-
-
-class UnpublishedTrackSchema(Schema):
-    """A track LiveKit unpublished because its source is no longer allowed."""
-
-    track_sid = fields.String(required=True)
-    source = fields.String(required=True, metadata={"enum": _answered(TRACK_SOURCES)})
-
-
-class UpdatePermissionsResponse(Schema):
-    """Answer of a permission update: the permission LiveKit now holds."""
-
-    room_name = fields.String(required=True)
-    participant_identity = fields.String(required=True)
-    permission = fields.Nested(PermissionSchema, required=True)
-    unpublished_tracks = fields.List(
-        fields.Nested(UnpublishedTrackSchema),
-        required=True,
-        metadata={
-            "description": "Tracks LiveKit unpublished because the new permission forbids their source."
-        },
-    )
-
-
-class RoomMuteRequest(RequestSchema):
-    """Body of ``POST /livekit/room/mute``."""
-
-    room_name = _name("LiveKit room name, used exactly as given.")
-    muted = StrictBoolean(required=True, metadata={"description": "true to mute, false to unmute."})
-    sources = _sources(
-        'Sources whose published tracks change (default `["microphone"]`).',
-        allow_empty=False,
-        load_default=lambda: ["microphone"],
-    )
-    except_identities = _FlatList(
-        fields.String(
-            validate=[_not_blank, _unicode_text, validate.Length(max=MAX_NAME_LENGTH)],
-            metadata={"minLength": 1, "maxLength": MAX_NAME_LENGTH},
-        ),
-        load_default=list,
-        validate=validate.Length(max=MAX_EXCEPT_IDENTITIES),
-        metadata={
-            "description": "Identities whose tracks are left alone (e.g. the speaker). Default none.",
-            "maxItems": MAX_EXCEPT_IDENTITIES,
-        },
-    )
-
-
-class RoomMuteTrackSchema(Schema):
-    """One track a room mute changed, in the state LiveKit reports."""
-
-    participant_identity = fields.String(required=True)
-    track_sid = fields.String(required=True)
-    source = fields.String(required=True, metadata={"enum": list(SOURCE_NAMES)})
-    muted = fields.Boolean(required=True)
-
-
-#: Why a room mute could not change one track (``failed[].code``).
-ROOM_MUTE_FAILURES = (
-    "TRACK_NOT_FOUND",
-    "PARTICIPANT_NOT_FOUND",
-    "REMOTE_UNMUTE_DISABLED",
-    "LIVEKIT_UNAVAILABLE",
-    "MUTE_FAILED",
-)
-
-
-class RoomMuteFailureSchema(Schema):
-    """One track a room mute could not change."""
-
-    participant_identity = fields.String(required=True)
-    track_sid = fields.String(required=True)
-    source = fields.String(required=True, metadata={"enum": list(SOURCE_NAMES)})
-    code = fields.String(required=True, metadata={"enum": list(ROOM_MUTE_FAILURES)})
-
-
-class RoomMuteResponse(Schema):
-    """Answer of ``POST /livekit/room/mute``."""
-
-    room_name = fields.String(required=True)
-    muted = fields.Boolean(required=True)
-    tracks = fields.List(fields.Nested(RoomMuteTrackSchema), required=True)
-    failed = fields.List(fields.Nested(RoomMuteFailureSchema), required=True)
+    room_name = name("LiveKit room name, used exactly as given.")
+    participant_identity = name("Identity of the participant.")
 
 
 class ErrorResponse(Schema):
@@ -329,115 +111,4 @@ class ErrorResponse(Schema):
         keys=fields.String(),
         values=fields.List(fields.String()),
         metadata={"description": "Per-field validation messages (INVALID_REQUEST only)."},
-    )
-
-
-# -- bans ---------------------------------------------------------------------------------
-
-#: Longest ban, in seconds (one year), and longest reason, in characters.
-MAX_BAN_SECONDS = 31_536_000
-MAX_REASON_LENGTH = 512
-
-
-class StrictInteger(fields.Integer):
-    """A JSON integer and nothing else: no ``"60"``, ``60.5`` or ``true``."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.make_error("invalid")
-        return value
-
-
-class BanRequest(RemoveParticipantRequest):
-    """Body of ``POST /livekit/bans``."""
-
-    participant_identity = _name("Identity to ban (and remove, if present).")
-    duration_seconds = StrictInteger(
-        required=True,
-        validate=validate.Range(min=1, max=MAX_BAN_SECONDS),
-        metadata={
-            "description": "How long the ban lasts, in seconds (1 to one year). Banning again replaces it.",
-            "minimum": 1,
-            "maximum": MAX_BAN_SECONDS,
-        },
-    )
-    reason = fields.String(
-        load_default=None,
-        allow_none=True,
-        validate=[_unicode_text, validate.Length(max=MAX_REASON_LENGTH)],
-        metadata={
-            "description": "Why, for moderators (never shown to the participant by the extension).",
-            "maxLength": MAX_REASON_LENGTH,
-        },
-    )
-
-
-class LiftBanRequest(RemoveParticipantRequest):
-    """Body of ``DELETE /livekit/bans``."""
-
-    participant_identity = _name("Identity whose ban to lift.")
-
-
-class ListBansQuery(ListParticipantsQuery):
-    """Query string of ``GET /livekit/bans``."""
-
-
-def _moment(description: str) -> fields.String:
-    return fields.String(required=True, metadata={"description": description, "format": "date-time"})
-
-
-class BanResponse(Schema):
-    """Answer of ``POST /livekit/bans`` (201)."""
-
-    room_name = fields.String(required=True)
-    participant_identity = fields.String(required=True)
-    expires_at = _moment("When the ban ends: RFC 3339, UTC.")
-    reason = fields.String(required=True, allow_none=True)
-    removed = fields.Boolean(
-        required=True,
-        metadata={"description": "true: the participant was in the room and LiveKit removed them."},
-    )
-
-
-class BanSchema(Schema):
-    """One active ban."""
-
-    room_name = fields.String(required=True)
-    participant_identity = fields.String(required=True)
-    room_owner = fields.String(
-        required=True,
-        allow_none=True,
-        metadata={"description": "The room owner's auth_id the ban belongs to (null: a room with no owner)."},
-    )
-    expires_at = _moment("When the ban ends: RFC 3339, UTC.")
-    banned_at = _moment("When the ban was made (or last replaced): RFC 3339, UTC.")
-    reason = fields.String(required=True, allow_none=True)
-
-
-class ListBansResponse(Schema):
-    """Answer of ``GET /livekit/bans``: active bans only."""
-
-    room_name = fields.String(required=True)
-    bans = fields.List(fields.Nested(BanSchema), required=True)
-
-
-class LiftBanResponse(Schema):
-    """Answer of ``DELETE /livekit/bans``."""
-
-    status = fields.String(required=True, metadata={"enum": ["lifted"]})
-    room_name = fields.String(required=True)
-    participant_identity = fields.String(required=True)
-
-
-class WebhookResponse(Schema):
-    """Answer of ``POST /livekit/webhook`` to LiveKit."""
-
-    status = fields.String(required=True, metadata={"enum": ["received"]})
-    event = fields.String(
-        required=True, metadata={"description": "The event's name, e.g. participant_joined."}
-    )
-    id = fields.String(required=True, metadata={"description": "The event's id (EV_...)."})
-    removed = fields.Boolean(
-        required=True,
-        metadata={"description": "true: the event was a banned participant joining, and they were removed."},
     )

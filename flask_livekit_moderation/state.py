@@ -1,59 +1,73 @@
 """What one extension instance keeps per app, and how a request finds it.
 
-Each :class:`~.extension.LiveKitModeration` registered on an app stores a
-:class:`ModerationState` in ``app.extensions[name]`` and mounts its own
-:class:`ModerationBlueprint`, which points back at that state. A request under the
-extension's routes finds its state through its blueprint, so two instances on one app (or
-one nested under a host blueprint) never mix their settings.
+Each :class:`~.extension.LiveKitModeration` registered on an app builds one complete
+:class:`ModerationState` in ``init_app``, keeps it in ``app.extensions[name]`` and mounts a
+:class:`ModerationBlueprint` pointing back at it. The routes' views are bound to their state
+when the blueprint is made; code outside the routes (the host's hooks, :func:`current_auth`)
+finds it through the request's blueprint, so two instances on one app (or one nested under a
+host blueprint) never mix their settings.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, has_request_context, request
 
-from .client import LiveKitClient
-from .config import DEFAULT_OPENAPI_PREFIX, Settings
+from . import errors
+from .auth import UNAUTHENTICATED, AuthContext, Authenticator, known_caller, resolve_caller
+from .client import LiveKitClient, RoomCalls
+from .config import Settings
 
 if TYPE_CHECKING:
-    from .auth import Authenticator
-    from .bans import BanStore
+    from .bans.stores import BanStore
+    from .routing import Route
 
 
 @dataclass(eq=False)
 class ModerationState:
-    """One instance's settings, authenticator and LiveKit client on one app."""
+    """One instance's settings, callers, LiveKit client, stores and routes on one app."""
 
     name: str
     settings: Settings
     authenticator: Authenticator
     #: ``None`` when LiveKit is not configured.
     client: LiveKitClient | None
+    #: Where bans are kept (LIVEKIT_MODERATION_BAN_STORE).
+    bans: BanStore
+    #: Every route the blueprint serves and the OpenAPI document describes.
+    routes: tuple[Route, ...]
+    #: What the names in its OpenAPI documents start with (``LiveKitModeration(openapi_prefix=)``).
+    openapi_prefix: str
     #: Full URL prefixes the routes are mounted under, e.g. ``/api/livekit`` (filled in when
     #: the blueprint, or the host blueprint it is nested in, is registered).
     prefixes: set[str] = field(default_factory=set)
-    #: What the names in its OpenAPI documents start with (``LiveKitModeration(openapi_prefix=)``).
-    openapi_prefix: str = DEFAULT_OPENAPI_PREFIX
-    _openapi: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
-    _openapi_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    # -- bans
-    #: Where bans are kept (LIVEKIT_MODERATION_BAN_STORE); set by ``init_app``.
-    bans: BanStore | None = None
+    #: The served OpenAPI documents, by the URL prefix they were asked under (built once each).
+    openapi_documents: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
-    def openapi_document(self, url_prefix: str) -> dict[str, Any]:
-        """The OpenAPI document for routes under ``{url_prefix}/livekit``, built once per prefix."""
-        document = self._openapi.get(url_prefix)
-        if document is None:
-            from .openapi import openapi_document
+    def caller(self) -> AuthContext:
+        """The current request's caller (resolved once per request); raises its refusal."""
+        caller, refusal = resolve_caller(self.name, self.authenticator)
+        if refusal is not None:
+            raise refusal
+        return caller
 
-            with self._openapi_lock:
-                document = self._openapi.get(url_prefix)
-                if document is None:
-                    document = self._openapi[url_prefix] = openapi_document(url_prefix, self.openapi_prefix)
-        return document
+    def known_caller(self) -> AuthContext | None:
+        """The caller already resolved in this request, without resolving it."""
+        return known_caller(self.name)
+
+    def livekit(self) -> RoomCalls:
+        """The LiveKit calls of one request or task; 500 ``LIVEKIT_NOT_CONFIGURED`` without LiveKit."""
+        if self.client is None:
+            raise errors.LIVEKIT_NOT_CONFIGURED()
+        return self.client.calls()
+
+    def close(self) -> None:
+        """Close the pooled LiveKit connections and the store's; both reopen on next use."""
+        if self.client is not None:
+            self.client.close()
+        self.bans.close()
 
 
 class ModerationBlueprint(Blueprint):
@@ -83,16 +97,19 @@ def request_state() -> ModerationState | None:
     return states[0] if len(states) == 1 else None
 
 
-def moderation_state() -> ModerationState:
-    """The state of the instance whose route is serving the current request."""
-    found: ModerationState | None = g.get(_G_STATE)
-    if found is None:
-        blueprint = current_app.blueprints.get(request.blueprint or "")
-        if not isinstance(blueprint, ModerationBlueprint):
-            raise RuntimeError("not inside a request to a LiveKitModeration route")
-        found = blueprint.state
-        setattr(g, _G_STATE, found)
-    return found
+def current_auth() -> AuthContext:
+    """The caller of the current request (resolved on first use, at most once per request).
 
-
-_G_STATE = "_livekit_moderation_state"
+    Works anywhere in a request: in the extension's routes, in the host's app-level
+    ``before_request`` hooks and views, and in other extensions (e.g. a Flask-Limiter
+    ``key_func`` that limits per tenant). It never raises for missing or invalid
+    credentials: the context then has ``is_authenticated=False`` (and the moderation routes
+    answer 401). Outside a request, or on an app with several instances outside their
+    routes, it is unauthenticated too; use :meth:`LiveKitModeration.current_auth` there.
+    """
+    if not has_request_context():
+        return UNAUTHENTICATED
+    state = request_state()
+    if state is None:
+        return UNAUTHENTICATED
+    return resolve_caller(state.name, state.authenticator)[0]

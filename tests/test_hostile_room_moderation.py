@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from livekit.protocol.models import TrackSource
 
-from flask_livekit_moderation.operations import ROOM_MUTE_CONCURRENCY
-from flask_livekit_moderation.schemas import MAX_EXCEPT_IDENTITIES
+from flask_livekit_moderation.participants.operations import ROOM_MUTE_CONCURRENCY
+from flask_livekit_moderation.participants.schemas import MAX_EXCEPT_IDENTITIES
 from tests.hypothesis_profiles import hostile
 from tests.test_hostile_input import (  # noqa: F401 - stage is a fixture
     _ABSENT,

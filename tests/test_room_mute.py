@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from flask_livekit_moderation import errors, room_metadata, signals
-from flask_livekit_moderation.operations import ROOM_MUTE_CONCURRENCY
-from flask_livekit_moderation.schemas import MAX_EXCEPT_IDENTITIES, MAX_NAME_LENGTH
+from flask_livekit_moderation.participants.operations import ROOM_MUTE_CONCURRENCY
+from flask_livekit_moderation.participants.schemas import MAX_EXCEPT_IDENTITIES
+from flask_livekit_moderation.schemas import MAX_NAME_LENGTH
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.helpers import MASKED_404, TOKEN_A, ServedApp
 

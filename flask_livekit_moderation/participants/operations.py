@@ -1,4 +1,4 @@
-"""The LiveKit call sequences behind each route, with the fewest round trips possible.
+"""The LiveKit call sequences behind the participant routes, with the fewest round trips possible.
 
 | operation   | caller with an auth id                              | caller for all rooms             |
 |-------------|-----------------------------------------------------|----------------------------------|
@@ -9,16 +9,16 @@
 | room mute   | ListRooms + ListParticipants at once, then every    | ListParticipants, then every     |
 |             | MutePublishedTrack at once (bounded)                | MutePublishedTrack at once       |
 
-Each is a coroutine run by :meth:`~.client.RoomCalls.run` on the client's loop. The calls
-of :class:`~.client.RoomCalls` already turned transport failures, 5xx and 401s into
-:class:`~.errors.ModerationError`; what reaches an operation as a ``TwirpError`` is a
+Each is a coroutine run by :meth:`~..client.RoomCalls.run` on the client's loop. The calls
+of :class:`~..client.RoomCalls` already turned transport failures, 5xx and 401s into
+:class:`~..errors.ModerationError`; what reaches an operation as a ``TwirpError`` is a
 refusal from a LiveKit that is up, interpreted here.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -31,47 +31,12 @@ from livekit.protocol.models import (
     TrackType,
 )
 
-from . import errors
-from .access import may_access, room_owner
-from .client import RoomCalls
-from .errors import ErrorCode, ModerationError
+from .. import errors
+from ..access import beside_room_check, check_room, refusal
+from ..client import RoomCalls
+from ..errors import ErrorCode, ModerationError
 
 T = TypeVar("T")
-
-
-def _refusal(exc: TwirpError, failure: ErrorCode) -> ModerationError:
-    """A LiveKit refusal: ``not_found`` is the masked 404, anything else the route's failure."""
-    if exc.code == "not_found":
-        return errors.PARTICIPANT_NOT_FOUND()
-    return failure()
-
-
-async def _check_room(lk: RoomCalls, auth_id: str, room_name: str) -> None:
-    """The masked 404 unless the room exists and its metadata names ``auth_id``."""
-    if not may_access(auth_id, await lk.find_room(room_name)):
-        raise errors.PARTICIPANT_NOT_FOUND()
-
-
-async def _beside_room_check(
-    lk: RoomCalls, auth_id: str | None, room_name: str, call: Coroutine[Any, Any, T]
-) -> T:
-    """Await ``call`` with the room check running beside it (one round trip for both).
-
-    When the room check refuses, the answer goes out at once and ``call`` is cancelled: a
-    foreign room must not take longer to refuse than a room that does not exist (a listing
-    of a big foreign room would otherwise tell its size through timing).
-    """
-    if auth_id is None:
-        return await call
-    task = asyncio.ensure_future(call)
-    try:
-        await _check_room(lk, auth_id, room_name)
-    except BaseException:
-        task.cancel()
-        # Its outcome is of no interest any more; fetch it so asyncio does not log it.
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        raise
-    return await task
 
 
 async def remove_participant(lk: RoomCalls, auth_id: str | None, room_name: str, identity: str) -> None:
@@ -79,10 +44,10 @@ async def remove_participant(lk: RoomCalls, auth_id: str | None, room_name: str,
     try:
         if auth_id is not None:
             # Sequential, not beside: a removal must never reach a room that is not the caller's.
-            await _check_room(lk, auth_id, room_name)
+            await check_room(lk, auth_id, room_name)
         await lk.remove_participant(room_name, identity)
     except TwirpError as exc:
-        raise _refusal(exc, errors.REMOVAL_FAILED) from None
+        raise refusal(exc, errors.REMOVAL_FAILED) from None
 
 
 async def set_track_muted(
@@ -100,11 +65,9 @@ async def set_track_muted(
     503, and a mute of an unknown track with 200 and no track.
     """
     try:
-        participant = await _beside_room_check(
-            lk, auth_id, room_name, lk.get_participant(room_name, identity)
-        )
+        participant = await beside_room_check(lk, auth_id, room_name, lk.get_participant(room_name, identity))
     except TwirpError as exc:
-        raise _refusal(exc, errors.MUTE_FAILED) from None
+        raise refusal(exc, errors.MUTE_FAILED) from None
     if not any(track.sid == track_sid for track in participant.tracks):
         raise errors.TRACK_NOT_FOUND()
     try:
@@ -122,95 +85,11 @@ async def set_track_muted(
 async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) -> Sequence[ParticipantInfo]:
     """The participants of ``room_name`` (none for an unknown room, when for all rooms)."""
     try:
-        return await _beside_room_check(lk, auth_id, room_name, lk.list_participants(room_name))
+        return await beside_room_check(lk, auth_id, room_name, lk.list_participants(room_name))
     except TwirpError:
         # LiveKit answers an unknown room with an empty list, so any refusal here is a failure.
         raise errors.LIST_FAILED() from None
 
-
-# -- bans ---------------------------------------------------------------------------------
-#
-# | operation   | LiveKit calls                                                              |
-# |-------------|----------------------------------------------------------------------------|
-# | ban         | ListRooms, then (ban recorded) RemoveParticipant; any caller               |
-# | check_room  | ListRooms (listing bans when a caller with an auth id has none there)       |
-# | enforce_ban | ListRooms, then RemoveParticipant if the room is still the ban owner's     |
-
-
-async def _remove_if_present(lk: RoomCalls, room_name: str, identity: str) -> bool:
-    """Remove ``identity``; ``False`` when LiveKit says it is not in the room."""
-    try:
-        await lk.remove_participant(room_name, identity)
-    except TwirpError as exc:
-        if exc.code == "not_found":
-            return False
-        raise errors.REMOVAL_FAILED() from None
-    return True
-
-
-async def ban_participant(
-    lk: RoomCalls,
-    auth_id: str | None,
-    room_name: str,
-    identity: str,
-    record: Callable[[str], T],
-) -> tuple[T, bool]:
-    """Ban ``identity`` from ``room_name`` and remove them if present.
-
-    The room must exist, and be the caller's when the caller has an auth id (else the masked
-    404). ``record(owner)`` stores the ban for the room's owner as LiveKit names it (``""``
-    when none) before the removal, in a worker thread (it does blocking I/O); its result is
-    returned with whether LiveKit removed someone.
-    """
-    try:
-        room = await lk.find_room(room_name)
-    except TwirpError as exc:
-        raise _refusal(exc, errors.REMOVAL_FAILED) from None
-    if room is None or not may_access(auth_id, room):
-        raise errors.PARTICIPANT_NOT_FOUND()
-    recorded = await asyncio.to_thread(record, room_owner(room.metadata) or "")
-    return recorded, await _remove_if_present(lk, room_name, identity)
-
-
-async def check_room(lk: RoomCalls, auth_id: str, room_name: str) -> None:
-    """The masked 404 unless ``room_name`` exists and is ``auth_id``'s."""
-    try:
-        await _check_room(lk, auth_id, room_name)
-    except TwirpError as exc:
-        raise _refusal(exc, errors.LIST_FAILED) from None
-
-
-async def current_owner(lk: RoomCalls, room_name: str) -> str | None:
-    """The owner LiveKit names for ``room_name`` now (``""``: none), ``None`` when it is not running."""
-    try:
-        room = await lk.find_room(room_name)
-    except TwirpError:
-        raise errors.LIST_FAILED() from None
-    return None if room is None else room_owner(room.metadata) or ""
-
-
-#: What :func:`enforce_ban` did.
-REMOVED, NOT_PRESENT, ROOM_CHANGED = "removed", "not_present", "room_changed"
-
-
-async def enforce_ban(lk: RoomCalls, owner: str, room_name: str, identity: str) -> str:
-    """Remove a banned participant who joined ``owner``'s room ``room_name``.
-
-    The webhook's event is signed, but an old one (LiveKit retries late; a signed request
-    lives five minutes) may describe a room that has since closed and been created again by
-    another owner. So the room as LiveKit has it now must still be ``owner``'s: otherwise
-    nothing is removed (:data:`ROOM_CHANGED`).
-    """
-    try:
-        room = await lk.find_room(room_name)
-    except TwirpError:
-        raise errors.REMOVAL_FAILED() from None
-    if room is None or (room_owner(room.metadata) or "") != owner:
-        return ROOM_CHANGED
-    return REMOVED if await _remove_if_present(lk, room_name, identity) else NOT_PRESENT
-
-
-# -- permissions and room mute ------------------------------------------------------------------
 
 #: MutePublishedTrack calls one room mute keeps in flight at once. Every call of a room mute
 #: is started together up to this bound, so a room of up to this many tracks costs two round
@@ -285,11 +164,9 @@ async def update_permissions(
     someone else between them is overwritten (LiveKit offers no compare-and-set).
     """
     try:
-        participant = await _beside_room_check(
-            lk, auth_id, room_name, lk.get_participant(room_name, identity)
-        )
+        participant = await beside_room_check(lk, auth_id, room_name, lk.get_participant(room_name, identity))
     except TwirpError as exc:
-        raise _refusal(exc, errors.PERMISSION_UPDATE_FAILED) from None
+        raise refusal(exc, errors.PERMISSION_UPDATE_FAILED) from None
     if not participant.HasField("permission"):
         # Merging into nothing would send all-false: refuse rather than cut everything.
         raise errors.PERMISSION_UPDATE_FAILED(
@@ -300,7 +177,7 @@ async def update_permissions(
         updated = await lk.update_participant_permission(room_name, identity, wanted)
     except TwirpError as exc:
         # not_found: the participant left between the two calls.
-        raise _refusal(exc, errors.PERMISSION_UPDATE_FAILED) from None
+        raise refusal(exc, errors.PERMISSION_UPDATE_FAILED) from None
     after = updated.permission
     remaining = {track.sid for track in updated.tracks}
     unpublished = tuple(
@@ -324,8 +201,10 @@ class TrackMuteOutcome:
 
 #: Failures that are the server's, not the track's: when every track fails with one of them,
 #: the whole request answers that error.
-_REQUEST_FAILURES = {errors.LIVEKIT_UNAVAILABLE.code: errors.LIVEKIT_UNAVAILABLE}
-_REQUEST_FAILURES[errors.REMOTE_UNMUTE_DISABLED.code] = errors.REMOTE_UNMUTE_DISABLED
+_REQUEST_FAILURES = {
+    errors.LIVEKIT_UNAVAILABLE.code: errors.LIVEKIT_UNAVAILABLE,
+    errors.REMOTE_UNMUTE_DISABLED.code: errors.REMOTE_UNMUTE_DISABLED,
+}
 
 
 async def _mute_one(
@@ -386,7 +265,7 @@ async def mute_room(
     unmute disabled): then that error is raised.
     """
     try:
-        participants = await _beside_room_check(lk, auth_id, room_name, lk.list_participants(room_name))
+        participants = await beside_room_check(lk, auth_id, room_name, lk.list_participants(room_name))
     except TwirpError:
         raise errors.ROOM_MUTE_FAILED() from None
     slots = asyncio.Semaphore(ROOM_MUTE_CONCURRENCY)

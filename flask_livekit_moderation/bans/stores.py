@@ -1,14 +1,6 @@
-"""Bans: who may not be in which room, until when, and the stores that keep them.
+"""The stores that keep bans, behind one small interface (:class:`BanStore`).
 
-A ban is keyed by **(owner, room name, identity)**. The owner is the room's owner as LiveKit
-names it (the ``auth_id`` of the room's metadata, see :func:`~.access.room_owner`), ``""``
-for a room whose metadata names none. So a ban made in tenant A's room ``standup`` never
-applies to tenant B's room ``standup``, and it outlives the LiveKit room itself: the same
-owner's room of the same name, closed and created again, is still covered until the ban
-expires.
-
-Three stores behind one small interface (:class:`BanStore`), chosen by
-``LIVEKIT_MODERATION_BAN_STORE`` (see :func:`open_store`):
+Chosen by ``LIVEKIT_MODERATION_BAN_STORE`` (see :func:`open_store`):
 
 - ``sqlite:///path`` (the default, under ``app.instance_path``): an embedded file shared by
   every worker process of one host; WAL mode, schema created on first use;
@@ -31,16 +23,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from . import errors
-from .config import ConfigurationError
-from .errors import ModerationError
+from .. import errors
+from ..config import ConfigurationError
+from ..errors import ModerationError
+from .model import Ban, Clock, utc_datetime
 
 if TYPE_CHECKING:
     import redis
@@ -52,81 +44,6 @@ STORE_TIMEOUT = 1.0
 #: The config key naming the store, and the default store's file under ``app.instance_path``.
 CONFIG_KEY = "LIVEKIT_MODERATION_BAN_STORE"
 DEFAULT_FILE = "livekit_moderation.sqlite3"
-
-Clock = Callable[[], float]
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
-
-
-def rfc3339(moment: datetime) -> str:
-    """``moment`` as RFC 3339 in UTC with milliseconds, e.g. ``2025-01-31T12:00:00.000Z``."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class Ban:
-    """One ban: ``participant_identity`` may not be in ``owner``'s room ``room_name`` until ``expires_at``.
-
-    ``owner`` is the room's ``auth_id`` as LiveKit names it, ``""`` for a room with no owner.
-    ``expires_at`` and ``banned_at`` are timezone-aware UTC datetimes.
-    """
-
-    owner: str
-    room_name: str
-    participant_identity: str
-    expires_at: datetime
-    banned_at: datetime
-    reason: str | None = None
-
-    @classmethod
-    def starting_now(
-        cls,
-        owner: str,
-        room_name: str,
-        participant_identity: str,
-        duration_seconds: float,
-        reason: str | None = None,
-        clock: Clock = time.time,
-    ) -> Ban:
-        """A ban from now for ``duration_seconds``."""
-        now = clock()
-        return cls(owner, room_name, participant_identity, _utc(now + duration_seconds), _utc(now), reason)
-
-    @property
-    def room_owner(self) -> str | None:
-        """The owner's auth id, ``None`` for a room with no owner."""
-        return self.owner or None
-
-    def active(self, now: float | None = None) -> bool:
-        """Whether the ban still holds at ``now`` (Unix seconds; default: the current time)."""
-        return self.expires_at.timestamp() > (time.time() if now is None else now)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ban as the routes answer it."""
-        return {
-            "room_name": self.room_name,
-            "participant_identity": self.participant_identity,
-            "room_owner": self.room_owner,
-            "expires_at": rfc3339(self.expires_at),
-            "banned_at": rfc3339(self.banned_at),
-            "reason": self.reason,
-        }
-
-
-class ParticipantBanned(ModerationError):
-    """Raised by :meth:`~.LiveKitModeration.participant_token` for a banned identity.
-
-    ``ban`` is the ban in force. Uncaught in a host view it is answered like every
-    extension error: 403 ``PARTICIPANT_BANNED`` (the reason and expiry are not shown: render
-    your own answer from ``ban`` if the participant should see them).
-    """
-
-    def __init__(self, ban: Ban) -> None:
-        code = errors.PARTICIPANT_BANNED
-        super().__init__(code.status, code.code, code.message)
-        self.ban = ban
 
 
 def _unavailable(store: str, exc: BaseException) -> ModerationError:
@@ -242,7 +159,7 @@ _COLUMNS = "owner, room_name, identity, expires_at, banned_at, reason"
 
 def _row_ban(row: tuple[Any, ...]) -> Ban:
     owner, room_name, identity, expires_at, banned_at, reason = row
-    return Ban(owner, room_name, identity, _utc(expires_at), _utc(banned_at), reason)
+    return Ban(owner, room_name, identity, utc_datetime(expires_at), utc_datetime(banned_at), reason)
 
 
 class SQLiteBanStore(BanStore):
@@ -494,7 +411,12 @@ class RedisBanStore(BanStore):
     def _ban(owner: str, room_name: str, identity: str, value: bytes | str) -> Ban:
         data = json.loads(value)
         return Ban(
-            owner, room_name, identity, _utc(data["expires_at"]), _utc(data["banned_at"]), data["reason"]
+            owner,
+            room_name,
+            identity,
+            utc_datetime(data["expires_at"]),
+            utc_datetime(data["banned_at"]),
+            data["reason"],
         )
 
     def _put_args(self, ban: Ban, now_ms: int) -> tuple[list[str], list[Any]]:

@@ -1,0 +1,86 @@
+"""The LiveKit call sequences behind bans.
+
+| operation   | LiveKit calls                                                              |
+|-------------|----------------------------------------------------------------------------|
+| ban         | ListRooms, then (ban recorded) RemoveParticipant; any caller               |
+| list bans   | ListRooms, only when a caller with an auth id has no ban in that room      |
+| enforce_ban | ListRooms, then RemoveParticipant if the room is still the ban owner's     |
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+from livekit.api import TwirpError
+
+from .. import errors
+from ..access import check_room, may_access, refusal, room_owner
+from ..client import RoomCalls
+
+T = TypeVar("T")
+
+
+async def _remove_if_present(lk: RoomCalls, room_name: str, identity: str) -> bool:
+    """Remove ``identity``; ``False`` when LiveKit says it is not in the room."""
+    try:
+        await lk.remove_participant(room_name, identity)
+    except TwirpError as exc:
+        if exc.code == "not_found":
+            return False
+        raise errors.REMOVAL_FAILED() from None
+    return True
+
+
+async def ban_participant(
+    lk: RoomCalls,
+    auth_id: str | None,
+    room_name: str,
+    identity: str,
+    record: Callable[[str], T],
+) -> tuple[T, bool]:
+    """Ban ``identity`` from ``room_name`` and remove them if present.
+
+    The room must exist, and be the caller's when the caller has an auth id (else the masked
+    404). ``record(owner)`` stores the ban for the room's owner as LiveKit names it (``""``
+    when none) before the removal, in a worker thread (it does blocking I/O); its result is
+    returned with whether LiveKit removed someone.
+    """
+    try:
+        room = await lk.find_room(room_name)
+    except TwirpError as exc:
+        raise refusal(exc, errors.REMOVAL_FAILED) from None
+    if room is None or not may_access(auth_id, room):
+        raise errors.PARTICIPANT_NOT_FOUND()
+    recorded = await asyncio.to_thread(record, room_owner(room.metadata) or "")
+    return recorded, await _remove_if_present(lk, room_name, identity)
+
+
+async def check_bans_room(lk: RoomCalls, auth_id: str, room_name: str) -> None:
+    """The masked 404 unless ``room_name`` exists and is ``auth_id``'s (listing bans when it has none)."""
+    try:
+        await check_room(lk, auth_id, room_name)
+    except TwirpError as exc:
+        raise refusal(exc, errors.LIST_FAILED) from None
+
+
+#: What :func:`enforce_ban` did.
+REMOVED, NOT_PRESENT, ROOM_CHANGED = "removed", "not_present", "room_changed"
+
+
+async def enforce_ban(lk: RoomCalls, owner: str, room_name: str, identity: str) -> str:
+    """Remove a banned participant who joined ``owner``'s room ``room_name``.
+
+    The webhook's event is signed, but an old one (LiveKit retries late; a signed request
+    lives five minutes) may describe a room that has since closed and been created again by
+    another owner. So the room as LiveKit has it now must still be ``owner``'s: otherwise
+    nothing is removed (:data:`ROOM_CHANGED`).
+    """
+    try:
+        room = await lk.find_room(room_name)
+    except TwirpError:
+        raise errors.REMOVAL_FAILED() from None
+    if room is None or (room_owner(room.metadata) or "") != owner:
+        return ROOM_CHANGED
+    return REMOVED if await _remove_if_present(lk, room_name, identity) else NOT_PRESENT

@@ -1,0 +1,189 @@
+"""``POST /livekit/webhook``: LiveKit's webhook, where a banned participant who joins is removed.
+
+LiveKit calls it, not a moderator: there is no caller. It is signed with the LiveKit API key
+and secret (verified by livekit-api's ``WebhookReceiver``) and sent as
+``application/webhook+json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import request
+from google.protobuf import json_format
+from livekit.api import TokenVerifier, WebhookReceiver
+from livekit.protocol.webhook import WebhookEvent
+
+from .. import errors, signals
+from ..access import room_owner
+from ..errors import ModerationError
+from ..pipeline import Answer, Call, read_body
+from ..routing import Routes
+from . import operations
+from .schemas import WebhookResponse
+from .views import STATUS_MEANING, STORE_ERRORS
+
+logger = logging.getLogger("flask_livekit_moderation")
+
+#: Largest LiveKit webhook body accepted, in bytes; larger ones answer 413.
+MAX_WEBHOOK_BYTES = 256 * 1024
+#: The Content-Type LiveKit sends its webhooks with (livekit/protocol ``webhook/consts.go``).
+WEBHOOK_CONTENT_TYPE = "application/webhook+json"
+#: The action a webhook's ban enforcement is logged and signalled as.
+ENFORCE_ACTION = "enforce_ban"
+
+routes = Routes()
+
+
+@routes.route(
+    "POST",
+    "/webhook",
+    action=None,
+    caller=False,
+    operation_id="receiveLiveKitWebhook",
+    answer=WebhookResponse,
+    answer_description="Verified and handled; `removed` says whether a banned participant was removed.",
+    errors=(
+        errors.INVALID_REQUEST,
+        errors.WEBHOOK_UNAUTHORIZED,
+        errors.PAYLOAD_TOO_LARGE,
+        errors.UNSUPPORTED_MEDIA_TYPE,
+        errors.LIVEKIT_NOT_CONFIGURED,
+        errors.LIVEKIT_AUTH_FAILED,
+        errors.REMOVAL_FAILED,
+        errors.INTERNAL_ERROR,
+        errors.LIVEKIT_UNAVAILABLE,
+        errors.LIVEKIT_BUSY,
+        *STORE_ERRORS,
+    ),
+    openapi={
+        "security": [],
+        "requestBody": {
+            "required": True,
+            "description": (
+                "LiveKit's `WebhookEvent` as protojson (lowerCamelCase), sent with "
+                f"`Content-Type: {WEBHOOK_CONTENT_TYPE}` (else 415), at most "
+                f"{MAX_WEBHOOK_BYTES // 1024} KiB (else 413), and `Authorization: <JWT>` "
+                "(the bare token, no `Bearer`)."
+            ),
+            "content": {WEBHOOK_CONTENT_TYPE: {"schema": {"type": "object"}}},
+        },
+    },
+    status_meaning={
+        400: "Signed by LiveKit's key, but the body is not a LiveKit `WebhookEvent`.",
+        401: "Not signed by this server's LiveKit API key and secret: nothing was done.",
+        413: f"The webhook body is over {MAX_WEBHOOK_BYTES} bytes: nothing was done.",
+        415: f"The body was not sent as `{WEBHOOK_CONTENT_TYPE}`: nothing was done.",
+        500: "LiveKit is not configured (webhooks cannot be verified), rejected the server's "
+        "credentials, refused the removal, or the extension failed.",
+        **STATUS_MEANING,
+    },
+)
+def livekit_webhook(call: Call, _: dict[str, Any]) -> Answer:
+    """Receive LiveKit's webhooks (set this URL in LiveKit's `webhook.urls`)
+
+    Called by LiveKit, not by moderators: no caller token. Verified as LiveKit signs it
+    (livekit-api's WebhookReceiver): `Authorization` is a JWT signed with the configured
+    LiveKit API key and secret whose `sha256` claim is the body's SHA-256. On
+    `participant_joined` by an identity banned from that owner's room, the participant is
+    removed at once (ListRooms to check the room is still that owner's, then
+    RemoveParticipant). A 5xx makes LiveKit deliver the event again; handling an event twice
+    is harmless.
+    """
+    if request.mimetype != WEBHOOK_CONTENT_TYPE:
+        raise errors.UNSUPPORTED_MEDIA_TYPE(
+            f"Send LiveKit webhooks with 'Content-Type: {WEBHOOK_CONTENT_TYPE}'."
+        )
+    too_large = errors.PAYLOAD_TOO_LARGE(f"Webhook body is over {MAX_WEBHOOK_BYTES} bytes.")
+    event = _verify(call, read_body(MAX_WEBHOOK_BYTES, too_large))
+    answer = Answer(
+        {"status": "received", "event": event.event, "id": event.id, "removed": False}, "received"
+    )
+    if event.event == "participant_joined" and event.room.name and event.participant.identity:
+        answer.body["removed"] = _enforce_ban(call, event, answer)
+    answer.signals.append(
+        (
+            signals.livekit_webhook_received,
+            {
+                "event": event.event,
+                "event_id": event.id,
+                "room_name": event.room.name or None,
+                "participant_identity": event.participant.identity or None,
+                "webhook_event": event,
+                "removed": answer.body["removed"],
+            },
+        )
+    )
+    return answer
+
+
+def _refuse(reason: str) -> ModerationError:
+    # A wrong key in LiveKit's webhook config shows up here: say why, never the token.
+    logger.warning("LiveKit webhook refused: %s", reason)
+    return errors.WEBHOOK_UNAUTHORIZED()
+
+
+def _verify(call: Call, raw: bytes) -> WebhookEvent:
+    """The event, if LiveKit signed exactly this body (livekit-api's ``WebhookReceiver``)."""
+    settings = call.state.settings
+    if not settings.livekit_configured:
+        raise errors.LIVEKIT_NOT_CONFIGURED()
+    token = request.headers.get("Authorization", "")
+    if not token:
+        raise _refuse("no Authorization token")
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _refuse("the body is not UTF-8") from None
+    receiver = WebhookReceiver(TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret))
+    try:
+        return receiver.receive(body, token)
+    except json_format.ParseError:
+        # Signed by LiveKit's key, yet not a WebhookEvent.
+        raise errors.INVALID_REQUEST("The webhook body is not a LiveKit WebhookEvent.") from None
+    except Exception as exc:  # noqa: BLE001 - jwt errors, "hash mismatch", missing sha256: all refusals
+        raise _refuse(f"{type(exc).__name__}: the token or the body's hash does not verify") from None
+
+
+def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
+    """Remove the participant who joined if they are banned there; whether LiveKit removed them.
+
+    From here on the request is recorded as an enforcement (logged and signalled like a
+    moderator's action, for the room owner); a failure answers 5xx, so LiveKit delivers the
+    event again and the removal is tried again.
+    """
+    room_name, identity = event.room.name, event.participant.identity
+    owner = room_owner(event.room.metadata) or ""
+    ban = call.state.bans.get(owner, room_name, identity)
+    if ban is None:
+        return False
+    call.action, call.enforcement, call.owner = ENFORCE_ACTION, True, ban.room_owner
+    call.target = {"room_name": room_name, "participant_identity": identity}
+    outcome = call.livekit().run(operations.enforce_ban, owner, room_name, identity)
+    answer.outcome = outcome
+    if outcome == operations.ROOM_CHANGED:
+        logger.warning(
+            "LiveKit webhook: %r is banned from %r, but the room is no longer that owner's: not removed",
+            identity,
+            room_name,
+        )
+        return False
+    if outcome != operations.REMOVED:
+        return False
+    answer.signals.append(
+        (
+            signals.banned_participant_removed,
+            {
+                "room_owner": ban.room_owner,
+                "room_name": room_name,
+                "participant_identity": identity,
+                "participant_sid": event.participant.sid,
+                "event_id": event.id,
+                "expires_at": ban.expires_at,
+                "reason": ban.reason,
+                "outcome": "removed",
+            },
+        )
+    )
+    return True

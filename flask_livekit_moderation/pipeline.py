@@ -1,0 +1,151 @@
+"""One request to a moderation route, top to bottom, in one place: :func:`dispatch`.
+
+content type -> caller -> validation -> the view (its LiveKit operation) -> the answer and
+its signals -> the request's record (:mod:`.audit`), whatever happened. What the request is
+and did lives in one :class:`Call`; errors are :class:`~.errors.ModerationError`, rendered by
+the app's handler for them (the host's, when it registered one).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from blinker import NamedSignal
+from flask import Response, current_app, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from . import audit, errors, signals
+from .auth import AuthContext
+from .client import RoomCalls
+from .config import MAX_BODY_BYTES
+from .errors import ModerationError
+
+if TYPE_CHECKING:
+    from .bans.stores import BanStore
+    from .routing import Route
+    from .state import ModerationState
+
+
+@dataclass
+class Answer:
+    """What a view answers: the success's JSON body, its outcome, and the signals it sends."""
+
+    body: dict[str, Any]
+    #: The outcome logged and signalled (``"removed"``, ``"muted"``, ...).
+    outcome: str
+    #: Sent after the body is serialised, so a receiver cannot change the answer.
+    signals: list[tuple[NamedSignal, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class Call:
+    """One request to a moderation route: who asked, for what, and what came of it."""
+
+    state: ModerationState
+    route: Route
+    started: float
+    #: The action recorded (the route's; the webhook names its enforcement); ``None``: nothing to record.
+    action: str | None = None
+    caller: AuthContext | None = None
+    #: The validated input: room, participant, track, ...
+    target: Mapping[str, Any] = field(default_factory=dict)
+    calls: RoomCalls | None = None
+    outcome: str | None = None
+    status: int | None = None
+    answered: float | None = None
+    #: The action reached LiveKit or a store (or found LiveKit unconfigured): an audit line is logged.
+    acted: bool = False
+    #: For an enforcement (no caller): the room owner it acted for.
+    owner: str | None = None
+    enforcement: bool = False
+
+    @property
+    def auth_id(self) -> str | None:
+        """The caller's auth id (``None``: every room)."""
+        return None if self.caller is None else self.caller.auth_id
+
+    def livekit(self) -> RoomCalls:
+        """The request's LiveKit calls (recorded for the audit line)."""
+        self.acted = True
+        self.calls = self.state.livekit()
+        return self.calls
+
+    def bans(self) -> BanStore:
+        """The ban store, for an action that reads or writes it."""
+        self.acted = True
+        return self.state.bans
+
+
+def dispatch(state: ModerationState, route: Route) -> Response:
+    """Serve one request to ``route`` of ``state``'s blueprint."""
+    call = Call(state, route, time.perf_counter(), action=route.action)
+    try:
+        if route.body is not None and not request.is_json:
+            # Before anything that depends on the caller: a cross-site form post
+            # (text/plain, no CORS preflight) must never reach the resolver or LiveKit.
+            raise errors.UNSUPPORTED_MEDIA_TYPE()
+        if route.caller:
+            call.caller = state.caller()
+        data = _input(route)
+        call.target = data
+        answer = route.view(call, data)
+        call.outcome = answer.outcome
+        response = jsonify(answer.body)
+        response.status_code = route.status
+        call.status = response.status_code
+        for signal, fields in answer.signals:
+            signals.notify(signal, **fields)
+    except ModerationError as exc:
+        call.outcome = exc.code
+        response = current_app.make_response(current_app.handle_user_exception(exc))
+        call.status = response.status_code
+    except Exception:
+        call.outcome = errors.INTERNAL_ERROR.code
+        raise
+    finally:
+        call.answered = time.perf_counter()
+        if call.action is not None:
+            audit.finish(call)
+    return response
+
+
+def _input(route: Route) -> dict[str, Any]:
+    """The route's body or query string, validated by its schema (400/413 when not)."""
+    if route.schema is None:
+        return {}
+    raw = _read_json_object() if route.body is not None else request.args.to_dict(flat=True)
+    try:
+        valid: dict[str, Any] = route.schema.load(raw)
+    except ValidationError as exc:
+        raise errors.invalid_fields(exc.messages_dict) from None
+    return valid
+
+
+def _read_json_object() -> dict[str, Any]:
+    """The request body, a JSON object of at most ``MAX_BODY_BYTES``."""
+    raw = read_body(MAX_BODY_BYTES, errors.PAYLOAD_TOO_LARGE())
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise errors.body_not_an_object() from None
+    if not isinstance(body, dict):
+        raise errors.body_not_an_object()
+    return body
+
+
+def read_body(limit: int, too_large: ModerationError) -> bytes:
+    """The raw request body, ``too_large`` when over ``limit`` bytes."""
+    if (request.content_length or 0) > limit:
+        raise too_large
+    try:
+        raw = request.stream.read(limit + 1)
+    except HTTPException as exc:  # the host's MAX_CONTENT_LENGTH, or a broken upload
+        raise errors.BY_HTTP_STATUS.get(exc.code or 400, errors.INVALID_REQUEST)() from None
+    if len(raw) > limit:
+        raise too_large
+    return raw
