@@ -305,7 +305,10 @@ def test_sign_in_pick_a_room_and_see_its_participants(console):
     console.screenshot("02-console-acme-standup")
 
     # No token anywhere the page's scripts can reach; the session cookie is HttpOnly.
-    script = (ROOT / "example_app" / "static" / "console.js").read_text()
+    modules = sorted((ROOT / "example_app" / "static").rglob("*.js"))
+    assert ROOT / "example_app" / "static" / "console" / "main.js" in modules
+    assert driver.find_elements(By.CSS_SELECTOR, 'script[type="module"][src$="/console/main.js"]')
+    script = "".join(module.read_text() for module in modules)
     for tenant in demo.DEMO_TENANTS:
         assert tenant["secret"] not in driver.page_source and tenant["secret"] not in script
     assert driver.execute_script("return document.cookie;") == ""
