@@ -478,8 +478,8 @@ class LiveKitClient:
         self._sessions: tuple[aiohttp.ClientSession, ...] = ()
         self._rooms_pid: int | None = None
 
-    def calls(self) -> RoomCalls:
-        """A :class:`RoomCalls` for one request."""
+    def calls(self, *, enforcement: bool = False) -> RoomCalls:
+        """A :class:`RoomCalls` for one request (``enforcement``: ban enforcement's own lane)."""
         return RoomCalls(self)
 
     def guard(self) -> _Guard:

@@ -70,9 +70,9 @@ class Call:
         return None if self.caller is None else self.caller.auth_id
 
     def livekit(self) -> RoomCalls:
-        """The request's LiveKit calls (recorded for the audit line)."""
+        """The request's LiveKit calls (recorded for the audit line); enforcement on its own lane."""
         self.acted = True
-        self.calls = self.state.livekit()
+        self.calls = self.state.livekit(enforcement=self.enforcement)
         return self.calls
 
     def bans(self) -> BanStore:

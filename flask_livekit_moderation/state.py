@@ -57,11 +57,14 @@ class ModerationState:
         """The caller already resolved in this request, without resolving it."""
         return known_caller(self.name)
 
-    def livekit(self) -> RoomCalls:
-        """The LiveKit calls of one request or task; 500 ``LIVEKIT_NOT_CONFIGURED`` without LiveKit."""
+    def livekit(self, *, enforcement: bool = False) -> RoomCalls:
+        """The LiveKit calls of one request or task; 500 ``LIVEKIT_NOT_CONFIGURED`` without LiveKit.
+
+        ``enforcement``: ban enforcement (webhook, reconciler), admitted on its own lane.
+        """
         if self.client is None:
             raise errors.LIVEKIT_NOT_CONFIGURED()
-        return self.client.calls()
+        return self.client.calls(enforcement=enforcement)
 
     def close(self) -> None:
         """Close the pooled LiveKit connections and the store's; both reopen on next use."""
