@@ -275,7 +275,7 @@ def _table(rows: list[Figures]) -> str:
 
 
 UNGUARDED = {"LIVEKIT_MODERATION_MAX_CONCURRENCY": "0", "LIVEKIT_MODERATION_BREAKER_FAILURES": "0"}
-GUARDED = {"LIVEKIT_MODERATION_MAX_CONCURRENCY": "4"}  # the documented default, set explicitly
+GUARDED = {"LIVEKIT_MODERATION_MAX_CONCURRENCY": "8"}  # the documented default, set explicitly
 
 
 def main() -> None:

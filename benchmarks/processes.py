@@ -119,7 +119,9 @@ class _ServerProcess:
     #: Seconds SIGTERM gets before SIGKILL.
     stop_timeout = 10.0
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path = ROOT) -> None:
+        #: The checkout whose code runs (another one compares a past version side by side).
+        self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -127,7 +129,9 @@ class _ServerProcess:
 
     def _spawn(self, command: list[str], ready: Callable[[], bool], timeout: float, env: Any = None) -> None:
         """Start ``command`` and poll ``ready`` until it holds, the process dies, or time runs out."""
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            command, cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -263,9 +267,14 @@ class Gunicorn(_ServerProcess):
     stop_timeout = 20.0
 
     def __init__(
-        self, factory: str, stand_in: StandIn, setup: WorkerSetup, settings: dict[str, str] | None = None
+        self,
+        factory: str,
+        stand_in: StandIn,
+        setup: WorkerSetup,
+        settings: dict[str, str] | None = None,
+        root: Path = ROOT,
     ) -> None:
-        super().__init__()
+        super().__init__(root)
         self.factory = factory
         self.stand_in = stand_in
         self.setup = setup
@@ -285,7 +294,7 @@ class Gunicorn(_ServerProcess):
             # is sized to the thread count, as the README advises for gthread workers.
             "LIVEKIT_MODERATION_MAX_CONCURRENCY": str(self.setup.threads),
             **self.settings,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(self.root), os.environ.get("PYTHONPATH")])),
         }
 
     def command(self) -> list[str]:

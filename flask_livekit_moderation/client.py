@@ -8,13 +8,17 @@ re-created in a forked child (gunicorn ``--preload``) and closed at exit.
 
 One request's LiveKit work, top to bottom (:meth:`RoomCalls.run`):
 
-1. the app's :class:`~.guard.CircuitBreaker` admits it or answers 503 at once;
-2. the app's :class:`~.guard.Bulkhead` gives it a slot or answers 503 ``LIVEKIT_BUSY``;
+1. the app's and the caller's circuit breakers (:class:`~.guard.Breakers`) admit it or
+   answer 503 at once;
+2. its lane (:class:`~.guard.Lane`: the requests' or ban enforcement's) gives it a place,
+   perhaps after waiting on those ahead while they are on time, or answers 503
+   ``LIVEKIT_BUSY``;
 3. the operation runs on the loop under ONE deadline, ``LIVEKIT_MODERATION_TIMEOUT``, for
    all its calls together; each call (:meth:`RoomCalls._call`) turns what LiveKit answered
    into a result, a :class:`~livekit.api.TwirpError` refusal the operation interprets, or
    503 ``LIVEKIT_UNAVAILABLE``;
-4. the outcome (LiveKit up, unavailable, unknown) goes to the breaker.
+4. the outcome (LiveKit up, unavailable, timed out, unknown) goes to the lane and the
+   breakers.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -46,7 +50,8 @@ from livekit.protocol.room import (
 )
 
 from . import errors
-from .guard import BreakerChange, Bulkhead, CircuitBreaker, Outcome, Refused
+from .config import Settings
+from .guard import BreakerChange, Breakers, Busy, Holder, Lane, Lateness, Outcome, Refused
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -258,18 +263,25 @@ class RoomCalls:
     of a feature's ``operations`` module; :attr:`made` lists the LiveKit methods it called, in order.
     """
 
-    def __init__(self, client: LiveKitClient) -> None:
+    def __init__(self, client: LiveKitClient, caller: Hashable = None, *, enforcement: bool = False) -> None:
         self._client = client
+        self._caller = caller
+        self._enforcement = enforcement
+        self._holder: Holder | None = None
         self.made: list[str] = []
         #: A call was answered by LiveKit (a success, or a refusal proving it is up).
         self.reached = False
-        #: A call found LiveKit unavailable, or the deadline passed.
+        #: A call found LiveKit unavailable (connection, 5xx, unusable answer).
         self.unavailable = False
+        #: The deadline passed before LiveKit answered.
+        self.timed_out = False
 
     @property
     def outcome(self) -> Outcome:
         if self.unavailable:
             return Outcome.UNAVAILABLE
+        if self.timed_out:
+            return Outcome.TIMED_OUT
         return Outcome.UP if self.reached else Outcome.UNKNOWN
 
     def run(
@@ -280,29 +292,40 @@ class RoomCalls:
     ) -> T:
         """Run ``operation(self, *args, **kwargs)`` on the loop and return its result.
 
-        Raises 503 ``LIVEKIT_UNAVAILABLE`` (with ``Retry-After``) when the breaker is open
-        or LiveKit fails, 503 ``LIVEKIT_BUSY`` when the bulkhead is full, and whatever
-        :class:`~.errors.ModerationError` the operation raises.
+        Raises 503 ``LIVEKIT_UNAVAILABLE`` (with ``Retry-After``) when a breaker is open or
+        LiveKit fails, 503 ``LIVEKIT_BUSY`` when the lane refuses (see :mod:`.guard`), and
+        whatever :class:`~.errors.ModerationError` the operation raises.
         """
         guard = self._client.guard()
+        lane = guard.enforcement if self._enforcement else guard.requests
         try:
-            probe = guard.breaker.admit()
+            admitted = guard.breakers.admit(self._caller)
         except Refused as refused:
             raise errors.LIVEKIT_UNAVAILABLE(headers={"Retry-After": str(refused.retry_after)}) from None
-        if not guard.bulkhead.try_enter():
-            guard.breaker.record(Outcome.UNKNOWN, probe)
-            raise errors.LIVEKIT_BUSY()
+        try:
+            self._holder = lane.enter(self._caller)
+        except Busy as busy:
+            guard.breakers.record(admitted, Outcome.UNKNOWN)
+            logger.info(
+                "LiveKit %s lane refused a request of %r: %s (%d) in use, %s",
+                busy.lane,
+                self._caller,
+                busy.limit,
+                busy.capacity,
+                busy.why,
+            )
+            raise errors.LIVEKIT_BUSY() from None
         try:
             try:
                 return self._wait(
                     _process_loop().submit(self._within_deadline(operation(self, *args, **kwargs)))
                 )
             finally:
-                guard.bulkhead.leave()
-                guard.breaker.record(self.outcome, probe)
+                lane.leave(self._holder, self.outcome)
+                guard.breakers.record(admitted, self.outcome)
         except errors.ModerationError as exc:
             if exc.code == errors.LIVEKIT_UNAVAILABLE.code:
-                exc.headers["Retry-After"] = str(guard.breaker.retry_after())
+                exc.headers["Retry-After"] = str(guard.breakers.retry_after(self._caller))
             raise
 
     def _wait(self, future: concurrent.futures.Future[T]) -> T:
@@ -311,7 +334,7 @@ class RoomCalls:
         except concurrent.futures.TimeoutError:
             # Only a wedged loop gets here: the deadline inside has already passed.
             future.cancel()
-            self.unavailable = True
+            self.timed_out = True
             logger.warning("LiveKit work did not hand back a result in time (%s)", ",".join(self.made) or "-")
             raise errors.LIVEKIT_UNAVAILABLE() from None
 
@@ -323,7 +346,7 @@ class RoomCalls:
             async with _TIMEOUT_SCOPE(timeout):
                 return await work
         except asyncio.TimeoutError:
-            self.unavailable = True
+            self.timed_out = True
             logger.warning(
                 "LiveKit unavailable: no answer within the %.1fs deadline (calls: %s)",
                 timeout,
@@ -332,8 +355,30 @@ class RoomCalls:
             raise errors.LIVEKIT_UNAVAILABLE() from None
 
     async def _call(self, method: str, send: Callable[[RoomService, M], Awaitable[R]], request: M) -> R:
-        """One RoomService call, sent again once on a fresh connection if a stale one failed."""
+        """One RoomService call, timed for the lane: how long LiveKit takes to answer, and whether late."""
         self.made.append(method)
+        holder, started = self._holder, time.monotonic()
+        if holder is not None:
+            holder.call_started = started
+        try:
+            answer = await self._answer(method, send, request)
+        except TwirpError:  # a refusal is an answer too
+            self._answered_in(holder, time.monotonic() - started)
+            raise
+        finally:
+            if holder is not None:
+                holder.call_started = None
+        self._answered_in(holder, time.monotonic() - started)
+        return answer
+
+    def _answered_in(self, holder: Holder | None, seconds: float) -> None:
+        lateness = self._client.guard().lateness
+        if holder is not None and seconds > lateness.threshold:
+            holder.late = True
+        lateness.sample(seconds)
+
+    async def _answer(self, method: str, send: Callable[[RoomService, M], Awaitable[R]], request: M) -> R:
+        """LiveKit's answer, sent again once on a fresh connection if a stale one failed."""
         try:
             try:
                 answer = await send(self._client.room_service(), request)
@@ -368,6 +413,14 @@ class RoomCalls:
             raise self._unavailable(method, type(exc).__name__) from None
         self.reached = True
         return answer
+
+    def shared_slots(self, name: str, size: int) -> asyncio.Semaphore:
+        """A semaphore ``name`` shared by every request of this app in this process (on the loop).
+
+        Bounds work that fans out into many calls (a room mute's MutePublishedTrack calls)
+        across requests, so two big room operations cannot take the whole connection pool.
+        """
+        return self._client.shared_slots(name, size)
 
     def _unavailable(self, method: str, cause: str) -> errors.ModerationError:
         self.unavailable = True
@@ -435,39 +488,32 @@ class RoomCalls:
 
 @dataclass
 class _Guard:
-    """The bulkhead and breaker of one app in one process."""
+    """The lanes, breakers and lateness of one app in one process."""
 
     pid: int
-    bulkhead: Bulkhead
-    breaker: CircuitBreaker
+    requests: Lane
+    enforcement: Lane
+    breakers: Breakers
+    lateness: Lateness
 
 
 class LiveKitClient:
-    """The LiveKit connection of one app: pooled sessions, bulkhead and breaker.
+    """The LiveKit connection of one app: pooled sessions, admission lanes and breakers.
 
-    ``timeout`` bounds the whole LiveKit work of one request, in seconds; see
-    :mod:`.guard` for ``max_concurrency``, ``breaker_failures`` and ``breaker_cooldown``.
+    ``settings.timeout`` bounds the whole LiveKit work of one request, in seconds; see
+    :mod:`.guard` for the lanes (``max_concurrency``, ``caller_share``,
+    ``enforcement_concurrency``, ``queue_timeout``) and the breakers.
     """
 
     def __init__(
-        self,
-        url: str,
-        api_key: str,
-        api_secret: str,
-        *,
-        timeout: float,
-        max_concurrency: int,
-        breaker_failures: int,
-        breaker_cooldown: float,
-        on_breaker_change: Callable[[BreakerChange], None] | None = None,
+        self, settings: Settings, *, on_breaker_change: Callable[[BreakerChange], None] | None = None
     ) -> None:
-        self._url = url
-        self._api_key = api_key
-        self._api_secret = api_secret
-        self.timeout = timeout
-        self.max_concurrency = max_concurrency
-        self.breaker_failures = breaker_failures
-        self.breaker_cooldown = breaker_cooldown
+        assert settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret
+        self._url = settings.livekit_url
+        self._api_key = settings.livekit_api_key
+        self._api_secret = settings.livekit_api_secret
+        self.settings = settings
+        self.timeout = settings.timeout
         self._on_breaker_change = on_breaker_change
         self._guard_lock = threading.Lock()
         self._guard: _Guard | None = None
@@ -477,24 +523,53 @@ class LiveKitClient:
         self._fresh_rooms: RoomService | None = None
         self._sessions: tuple[aiohttp.ClientSession, ...] = ()
         self._rooms_pid: int | None = None
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._slots_pid: int | None = None
 
-    def calls(self, *, enforcement: bool = False) -> RoomCalls:
-        """A :class:`RoomCalls` for one request (``enforcement``: ban enforcement's own lane)."""
-        return RoomCalls(self)
+    def calls(self, caller: Hashable = None, *, enforcement: bool = False) -> RoomCalls:
+        """A :class:`RoomCalls` for one request of ``caller`` (an auth id; ``None`` for a caller
+        without one), or for ban enforcement on its own lane."""
+        return RoomCalls(self, caller, enforcement=enforcement)
 
     def guard(self) -> _Guard:
-        """This process's bulkhead and breaker (a forked worker starts with its own)."""
+        """This process's lanes and breakers (a forked worker starts with its own)."""
         guard = self._guard
         if guard is not None and guard.pid == os.getpid():
             return guard
         with self._guard_lock:
             if self._guard is None or self._guard.pid != os.getpid():
+                s = self.settings
+                # A call later than half the deadline is late whatever LiveKit's usual speed.
+                lateness = Lateness(ceiling=s.timeout / 2)
+
+                def lane(name: str, ceiling: int, share: float) -> Lane:
+                    return Lane(
+                        name,
+                        ceiling,
+                        share=share,
+                        adaptive=s.adaptive_concurrency,
+                        lateness=lateness,
+                        queue_timeout=s.queue_timeout,
+                    )
+
                 self._guard = _Guard(
                     os.getpid(),
-                    Bulkhead(self.max_concurrency),
-                    CircuitBreaker(self.breaker_failures, self.breaker_cooldown, self._on_breaker_change),
+                    requests=lane("requests", s.max_concurrency, s.caller_share),
+                    enforcement=lane("enforcement", s.enforcement_concurrency, 1.0),
+                    breakers=Breakers(s.breaker_failures, s.breaker_cooldown, self._on_breaker_change),
+                    lateness=lateness,
                 )
             return self._guard
+
+    def shared_slots(self, name: str, size: int) -> asyncio.Semaphore:
+        """See :meth:`RoomCalls.shared_slots` (on the loop thread only, so no lock)."""
+        pid = os.getpid()
+        if self._slots_pid != pid:
+            self._slots, self._slots_pid = {}, pid
+        slots = self._slots.get(name)
+        if slots is None:
+            slots = self._slots[name] = asyncio.Semaphore(size)
+        return slots
 
     def room_service(self, fresh: bool = False) -> RoomService:
         """The RoomService of this process (on the loop thread only, so no lock)."""

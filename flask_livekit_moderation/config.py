@@ -54,7 +54,16 @@ class Settings:
     timeout: float
     url_prefix: str
     openapi: bool
-    max_concurrency: int = 4
+    #: The most requests of one process doing LiveKit work at once (the adaptive limit's ceiling).
+    max_concurrency: int = 8
+    #: Whether the limit adapts to LiveKit's health (else it stays at ``max_concurrency``).
+    adaptive_concurrency: bool = True
+    #: The part of the limit one caller may hold (0 < share <= 1).
+    caller_share: float = 0.5
+    #: Places reserved for ban enforcement (webhook, reconciler), which no request can take.
+    enforcement_concurrency: int = 4
+    #: Seconds a request may wait for a place while those ahead of it are on time.
+    queue_timeout: float = 5.0
     breaker_failures: int = 5
     breaker_cooldown: float = 5.0
     #: LIVEKIT_MODERATION_BAN_STORE as given (``None``: the SQLite file under the instance path).
@@ -133,6 +142,17 @@ def _seconds(config: Mapping[str, Any], key: str, default: float) -> float:
     return seconds
 
 
+def _share(config: Mapping[str, Any], key: str, default: float) -> float:
+    value = config.get(key, default)
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{key} must be a number more than 0 and at most 1") from None
+    if isinstance(value, bool) or not 0 < share <= 1:  # also refuses nan
+        raise ConfigurationError(f"{key} must be a number more than 0 and at most 1")
+    return share
+
+
 def _count(config: Mapping[str, Any], key: str, default: int, meaning_of_zero: str) -> int:
     value = config.get(key, default)
     if isinstance(value, str) and value.strip().isdigit():
@@ -163,7 +183,16 @@ def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> S
         timeout=_seconds(config, "LIVEKIT_MODERATION_TIMEOUT", 5.0),
         url_prefix=prefix.rstrip("/"),
         openapi=_as_bool("LIVEKIT_MODERATION_OPENAPI", config.get("LIVEKIT_MODERATION_OPENAPI", True)),
-        max_concurrency=_count(config, "LIVEKIT_MODERATION_MAX_CONCURRENCY", 4, "no limit"),
+        max_concurrency=_count(config, "LIVEKIT_MODERATION_MAX_CONCURRENCY", 8, "no limit"),
+        adaptive_concurrency=_as_bool(
+            "LIVEKIT_MODERATION_ADAPTIVE_CONCURRENCY",
+            config.get("LIVEKIT_MODERATION_ADAPTIVE_CONCURRENCY", True),
+        ),
+        caller_share=_share(config, "LIVEKIT_MODERATION_CALLER_SHARE", 0.5),
+        enforcement_concurrency=_count(
+            config, "LIVEKIT_MODERATION_ENFORCEMENT_CONCURRENCY", 4, "no limit for ban enforcement"
+        ),
+        queue_timeout=_seconds(config, "LIVEKIT_MODERATION_QUEUE_TIMEOUT", 5.0),
         breaker_failures=_count(config, "LIVEKIT_MODERATION_BREAKER_FAILURES", 5, "no circuit breaker"),
         breaker_cooldown=_seconds(config, "LIVEKIT_MODERATION_BREAKER_COOLDOWN", 5.0),
         ban_store=config.get("LIVEKIT_MODERATION_BAN_STORE"),

@@ -174,8 +174,11 @@ LIVEKIT_BUSY = ErrorCode(
     "LIVEKIT_BUSY",
     503,
     "Too many moderation requests are waiting on LiveKit; try again shortly.",
-    "LIVEKIT_MODERATION_MAX_CONCURRENCY requests of this process are already waiting on LiveKit "
-    "(answered at once, never queued). `Retry-After: 1`.",
+    "LiveKit is slow: the places this request may take (the caller's share, "
+    "LIVEKIT_MODERATION_CALLER_SHARE, of the process's adaptive limit, at most "
+    "LIVEKIT_MODERATION_MAX_CONCURRENCY) are held by requests whose LiveKit calls are late, or it "
+    "waited LIVEKIT_MODERATION_QUEUE_TIMEOUT. While LiveKit answers in its usual time requests "
+    "wait for a place instead. `Retry-After: 1`.",
     (("Retry-After", "1"),),
 )
 REMOTE_UNMUTE_DISABLED = ErrorCode(

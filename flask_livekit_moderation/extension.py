@@ -148,17 +148,8 @@ class LiveKitModeration:
                     index,
                 )
         client = None
-        if settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret:
-            client = LiveKitClient(
-                settings.livekit_url,
-                settings.livekit_api_key,
-                settings.livekit_api_secret,
-                timeout=settings.timeout,
-                max_concurrency=settings.max_concurrency,
-                breaker_failures=settings.breaker_failures,
-                breaker_cooldown=settings.breaker_cooldown,
-                on_breaker_change=_signal_breaker_change,
-            )
+        if settings.livekit_configured:
+            client = LiveKitClient(settings, on_breaker_change=_signal_breaker_change)
             # A dropped app (e.g. one per test) must not keep its pooled connections open.
             weakref.finalize(app, client.close, False)
         else:
@@ -219,7 +210,7 @@ class LiveKitModeration:
         routes' :class:`~.errors.ModerationError` when LiveKit fails. Needs an app context
         (or an instance serving one app).
         """
-        return self._state_of(None).livekit().run(access.rooms_of, auth_id)
+        return self._state_of(None).livekit(auth_id).run(access.rooms_of, auth_id)
 
     def register_openapi(self, spec: APISpec, app: Flask | None = None) -> None:
         """Add this instance's routes to the host's own OpenAPI ``spec``.
@@ -367,6 +358,8 @@ def _signal_breaker_change(change: BreakerChange) -> None:
         previous=change.previous.value,
         failures=change.failures,
         retry_after=change.retry_after,
+        scope=change.scope,
+        auth_id=change.auth_id,
     )
 
 

@@ -72,7 +72,7 @@ class Call:
     def livekit(self) -> RoomCalls:
         """The request's LiveKit calls (recorded for the audit line); enforcement on its own lane."""
         self.acted = True
-        self.calls = self.state.livekit(enforcement=self.enforcement)
+        self.calls = self.state.livekit(self.auth_id, enforcement=self.enforcement)
         return self.calls
 
     def bans(self) -> BanStore:

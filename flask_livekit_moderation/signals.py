@@ -27,9 +27,12 @@ Every signal is sent with the app as sender and these keyword arguments:
   ``livekit_calls`` (the LiveKit methods called, in order), ``duration_ms`` and ``status``
   (the HTTP status answered). The audit log record carries the same fields as attributes
   named ``moderation_<field>``. Use it for metrics.
-- ``livekit_breaker_changed``: the app's LiveKit circuit breaker changed state in this
-  process: ``state`` and ``previous`` (``"closed"``, ``"open"``, ``"half_open"``),
-  ``failures`` (consecutive unavailable outcomes) and ``retry_after`` (seconds, when open).
+- ``livekit_breaker_changed``: a LiveKit circuit breaker changed state in this process:
+  ``state`` and ``previous`` (``"closed"``, ``"open"``, ``"half_open"``), ``failures``
+  (consecutive unavailable outcomes), ``retry_after`` (seconds, when open), ``scope``
+  (``"livekit"``: the app's breaker, opened by failures that show LiveKit down;
+  ``"caller"``: one caller's, opened by its own requests passing the deadline) and
+  ``auth_id`` (the caller's, for ``"caller"``; ``None`` otherwise).
 - ``participant_permissions_changed``: LiveKit accepted a permission update: ``auth_id``,
   ``room_name``, ``participant_identity``, ``permission`` (the permission LiveKit now holds,
   as the route answers it), ``previous`` (the one it held before, same form),

@@ -57,14 +57,16 @@ class ModerationState:
         """The caller already resolved in this request, without resolving it."""
         return known_caller(self.name)
 
-    def livekit(self, *, enforcement: bool = False) -> RoomCalls:
+    def livekit(self, caller: str | None = None, *, enforcement: bool = False) -> RoomCalls:
         """The LiveKit calls of one request or task; 500 ``LIVEKIT_NOT_CONFIGURED`` without LiveKit.
 
-        ``enforcement``: ban enforcement (webhook, reconciler), admitted on its own lane.
+        ``caller``: the auth id it acts for (``None``: a caller without one), whose share of
+        the lane it takes; ``enforcement``: ban enforcement (webhook, reconciler), admitted on
+        its own lane.
         """
         if self.client is None:
             raise errors.LIVEKIT_NOT_CONFIGURED()
-        return self.client.calls(enforcement=enforcement)
+        return self.client.calls(caller, enforcement=enforcement)
 
     def close(self) -> None:
         """Close the pooled LiveKit connections and the store's; both reopen on next use."""

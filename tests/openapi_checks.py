@@ -91,8 +91,17 @@ def validate_answer(document: dict[str, Any], path: str, method: str, answer: re
     assert answer.headers["Content-Type"] == "application/json"
 
 
+#: An app with one place in each LiveKit lane that waits 50 ms at most for it: LIVEKIT_BUSY
+#: while another request holds it, however long LiveKit usually takes.
+ONE_SLOT = {
+    "LIVEKIT_MODERATION_MAX_CONCURRENCY": 1,
+    "LIVEKIT_MODERATION_ENFORCEMENT_CONCURRENCY": 1,
+    "LIVEKIT_MODERATION_QUEUE_TIMEOUT": 0.05,
+}
+
+
 def while_busy(emu: LiveKitEmulator, send: Callable[[], requests.Response]) -> requests.Response:
-    """``send`` while another request holds the app's only LiveKit slot: LIVEKIT_BUSY."""
+    """``send`` while another request holds the only place of a :data:`ONE_SLOT` app: LIVEKIT_BUSY."""
     emu.set_latency(0.5)
     try:
         with ThreadPoolExecutor(1) as pool:

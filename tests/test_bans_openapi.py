@@ -17,7 +17,14 @@ import requests
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, serve
-from tests.openapi_checks import documented, failing_resolver_app, observed, validate_answer, while_busy
+from tests.openapi_checks import (
+    ONE_SLOT,
+    documented,
+    failing_resolver_app,
+    observed,
+    validate_answer,
+    while_busy,
+)
 from tests.test_bans import WEBHOOK, joined, signed
 
 BAN = ("/livekit/bans", "post")
@@ -62,9 +69,7 @@ def apps(
             LIVEKIT_API_SECRET=WRONG_SECRET, LIVEKIT_MODERATION_BAN_STORE=shared, **tenants
         ),
         failing_resolver=served.__enter__(),
-        one_slot=make_served(
-            LIVEKIT_MODERATION_MAX_CONCURRENCY=1, LIVEKIT_MODERATION_BAN_STORE=shared, **tenants
-        ),
+        one_slot=make_served(**ONE_SLOT, LIVEKIT_MODERATION_BAN_STORE=shared, **tenants),
         broken_store=make_served(
             LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{tmp_path}/a-file/x.sqlite3", **tenants
         ),

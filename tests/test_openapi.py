@@ -20,6 +20,7 @@ from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
 from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, serve
 from tests.openapi_checks import (
+    ONE_SLOT,
     documented,
     failing_resolver_app,
     observed,
@@ -57,7 +58,7 @@ def apps(make_served: Callable[..., ServedApp], livekit_emulator: Any) -> Iterat
             unconfigured=make_served(LIVEKIT_URL="", LIVEKIT_API_KEY="", LIVEKIT_API_SECRET=""),
             wrong_secret=make_served(LIVEKIT_API_SECRET="not-the-secret-0123456789abcdefghijklmn"),
             failing_resolver=stack.enter_context(serve(failing_resolver_app(livekit_emulator))),
-            one_slot=make_served(LIVEKIT_MODERATION_MAX_CONCURRENCY=1),
+            one_slot=make_served(**ONE_SLOT),
         )
 
 

@@ -23,7 +23,8 @@ TIMEOUT = 1.0
 AT_ONCE = TIMEOUT / 4
 SETTINGS = {
     "LIVEKIT_MODERATION_TIMEOUT": str(TIMEOUT),
-    "LIVEKIT_MODERATION_MAX_CONCURRENCY": "4",
+    # One caller (the wave's tenant) may hold half of the limit: four places.
+    "LIVEKIT_MODERATION_MAX_CONCURRENCY": "8",
     "LIVEKIT_MODERATION_BREAKER_FAILURES": "4",
     "LIVEKIT_MODERATION_BREAKER_COOLDOWN": "2",
 }
@@ -36,7 +37,8 @@ def test_a_black_holed_livekit_never_takes_the_host_down():
     # The host's own route never waits for LiveKit through the whole outage.
     assert s["healthz_max_ms"] <= AT_ONCE * 1000, s
     assert len(figures.healthz_during_ms) >= 50, s
-    # Four requests hold the four slots and answer 503 at the deadline; the other 28 at once.
+    # Four requests hold the tenant's four places and answer 503 at the deadline; the other 28
+    # wait only until those four are late (0.1 s: nothing learned yet), then answer 503 BUSY.
     assert all(a.seconds <= TIMEOUT + 0.5 for a in figures.wave), s
     unavailable = [a for a in figures.wave if a.code == "LIVEKIT_UNAVAILABLE"]
     busy = [a for a in figures.wave if a.code == "LIVEKIT_BUSY"]
@@ -44,7 +46,7 @@ def test_a_black_holed_livekit_never_takes_the_host_down():
     assert all(a.status == 503 and a.retry_after == "1" for a in busy), s
     assert all(a.seconds <= AT_ONCE for a in busy), s
     assert all(TIMEOUT <= a.seconds for a in unavailable), s
-    # The breaker opened after those four failures: the next requests are refused at once,
+    # The tenant's breaker opened after those four deadlines: its next requests are refused at once,
     # telling when to come back, and LiveKit hears nothing of them.
     assert all(a.status == 503 and a.code == "LIVEKIT_UNAVAILABLE" for a in figures.after_wave), s
     assert all(a.seconds <= AT_ONCE for a in figures.after_wave), s

@@ -91,7 +91,8 @@ async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) 
         raise errors.LIST_FAILED() from None
 
 
-#: MutePublishedTrack calls one room mute keeps in flight at once. Every call of a room mute
+#: MutePublishedTrack calls the room mutes of one app and process keep in flight at once, all
+#: together (so two big room mutes cannot take the whole connection pool). Every call of a room mute
 #: is started together up to this bound, so a room of up to this many tracks costs two round
 #: trips (the listing, then the mutes) and each further batch of this size about one more. It
 #: keeps one request from taking the whole connection pool (aiohttp's default: 100
@@ -258,7 +259,8 @@ async def mute_room(
 ) -> list[TrackMuteOutcome]:
     """Mute or unmute every published track of ``sources`` in the room, but those of
     ``except_identities``: ListParticipants (beside the room check), then every
-    MutePublishedTrack at once, at most :data:`ROOM_MUTE_CONCURRENCY` in flight.
+    MutePublishedTrack at once, at most :data:`ROOM_MUTE_CONCURRENCY` in flight (with the other
+    room mutes of the app in this process).
 
     A track that cannot be changed is an outcome with a ``failure``, not an error of the
     request, unless every track failed for the server's reason (LiveKit unavailable, remote
@@ -268,7 +270,7 @@ async def mute_room(
         participants = await beside_room_check(lk, auth_id, room_name, lk.list_participants(room_name))
     except TwirpError:
         raise errors.ROOM_MUTE_FAILED() from None
-    slots = asyncio.Semaphore(ROOM_MUTE_CONCURRENCY)
+    slots = lk.shared_slots("room_mute", ROOM_MUTE_CONCURRENCY)
     outcomes = await _all_at_once(
         [
             _mute_one(lk, slots, room_name, participant.identity, track, muted)

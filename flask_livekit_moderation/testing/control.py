@@ -28,7 +28,7 @@ GET       settings     -> ``{"enable_remote_unmute", "mute_unknown_delay", "shuf
 POST      settings     any of those fields -> the settings after the change
 GET       calls        ``[?records=1]`` -> ``{"total", "counts": {method: n}, "in_flight"[, "calls": [...]]}``
 DELETE    calls        -> ``{"cleared": n}``
-POST      latency      ``{"seconds" | "ms", "method"?}`` -> ``{"ok": true}``
+POST      latency      ``{"seconds" | "ms", "method"?, "room"?}`` -> ``{"ok": true}``
 POST      faults       ``{"kind": "fail"|"garbage"|"drop"|"hang"|"redirect"|"answer", "method",
                        "n"?, "code"?, "status"?, "msg"?, "seconds"?, "location"?, "body"? |
                        "body_base64"?, "content_type"?}`` -> ``{"pending": {method: n}}``
@@ -348,7 +348,9 @@ class ControlRoutes:
             seconds = field(data, "seconds", float)
         else:
             seconds = field(data, "ms", float) / 1000.0
-        self.faults.set_latency(seconds, method=field(data, "method", str, None))
+        self.faults.set_latency(
+            seconds, method=field(data, "method", str, None), room=field(data, "room", str, None)
+        )
         return _ok({"ok": True})
 
     async def _add_fault(self, request: web.BaseRequest) -> web.Response:

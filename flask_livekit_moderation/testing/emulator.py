@@ -414,9 +414,10 @@ class LiveKitEmulator:
         self._calls.clear()
 
     # ------------------------------------------------------ fault injection
-    def set_latency(self, seconds: float, method: str | None = None) -> None:
-        """Delay every RoomService call (or only ``method``'s) by ``seconds``."""
-        self.faults.set_latency(seconds, method)
+    def set_latency(self, seconds: float, method: str | None = None, room: str | None = None) -> None:
+        """Delay every RoomService call (or only ``method``'s) by ``seconds``; with ``room``,
+        every call about that room by ``seconds`` more (a room LiveKit is slow to serve)."""
+        self.faults.set_latency(seconds, method, room)
 
     def fail_next(
         self,

@@ -73,13 +73,17 @@ class FaultPlan:
         self._default_latency = float(latency)
         self._latency = float(latency)
         self._method_latency: dict[str, float] = {}
+        self._room_latency: dict[str, float] = {}
         self._queues: dict[str, deque[Fault]] = {}
 
-    def set_latency(self, seconds: float, method: str | None = None) -> None:
+    def set_latency(self, seconds: float, method: str | None = None, room: str | None = None) -> None:
         if seconds < 0:
             raise ValueError("latency must be >= 0")
         with self._lock:
-            if method is None:
+            if room is not None:
+                # On top of the method's: a room LiveKit is slow to serve (a big one, a busy node).
+                self._room_latency[room] = float(seconds)
+            elif method is None:
                 self._latency = float(seconds)
             else:
                 self._method_latency[method] = float(seconds)
@@ -88,6 +92,10 @@ class FaultPlan:
         # Reading two dicts without the lock is safe under the GIL and this is
         # on every call's path; a concurrent change is seen by the next call.
         return self._method_latency.get(method, self._latency)
+
+    def room_latency(self, room: str) -> float:
+        """Seconds added to every call about ``room``."""
+        return self._room_latency.get(room, 0.0) if self._room_latency else 0.0
 
     def push(self, method: str, fault: Fault, n: int = 1) -> None:
         if n < 1:
@@ -118,4 +126,5 @@ class FaultPlan:
         with self._lock:
             self._queues.clear()
             self._method_latency.clear()
+            self._room_latency.clear()
             self._latency = self._default_latency

@@ -319,6 +319,9 @@ class HttpServer:
             req_msg, as_json = decode_request(
                 request.headers.get("Content-Type", ""), body, REQUEST_TYPES[method], request.method, path
             )
+            room_latency = self.faults.room_latency(_room_of(req_msg))
+            if room_latency:
+                await asyncio.sleep(room_latency)
             answer = handler(req_msg, grants)
             self._record(method, req_msg, grants, 200, None, started, "", fault)
             return encode_answer(answer, as_json)
@@ -427,3 +430,12 @@ async def _read_body(request: web.BaseRequest) -> bytes | None:
         if size <= MAX_API_REQUEST_BODY_SIZE:
             chunks.append(chunk)
     return None if size > MAX_API_REQUEST_BODY_SIZE else b"".join(chunks)
+
+
+def _room_of(message: Message) -> str:
+    """The room a RoomService request is about (ListRooms: the one name it asks for)."""
+    room = getattr(message, "room", None)
+    if isinstance(room, str):
+        return room
+    names = getattr(message, "names", None)
+    return names[0] if names is not None and len(names) == 1 else ""
