@@ -1,7 +1,7 @@
 """Admission under load (issue 20): healthy bursts, and a raid of banned rejoins.
 
 ``python -m benchmarks.admission [--against REV]`` serves the example app with gunicorn
-``-k gthread -w 2 --threads 8`` at the extension's default settings against the LiveKit
+``-k gthread -w 2 --threads 8`` at the extension's default settings (of the code run) against the LiveKit
 stand-in (healthy, in its own process), then:
 
 - **burst**: for each mix (remove, list, mute, mixed) and each number of concurrent clients
@@ -43,8 +43,6 @@ from .load import percentile
 from .processes import ROOT, TENANT_ID, TENANT_TOKEN, Gunicorn, StandIn, WorkerSetup
 
 SETUP = WorkerSetup(workers=2, threads=8, preload=True)
-#: The extension's defaults, said explicitly (the harness otherwise sizes the limit to the threads).
-DEFAULTS = {"LIVEKIT_MODERATION_MAX_CONCURRENCY": "8"}
 MIXES = ("remove", "list", "mute", "mixed")
 ROOM = "burst-room"
 
@@ -206,18 +204,24 @@ def run(root: Path, requests: int, clients: list[int], raiders: int, deliveries:
     """Every burst and the raid against the code of ``root``."""
     bursts = []
     with tempfile.TemporaryDirectory() as tmp:
-        settings = {**DEFAULTS, "LIVEKIT_MODERATION_BAN_STORE": f"sqlite:///{tmp}/bans.sqlite3"}
+        # The extension's defaults: of this checkout's code, or of the commit compared with.
+        settings = {"LIVEKIT_MODERATION_BAN_STORE": f"sqlite:///{tmp}/bans.sqlite3"}
         for mix in MIXES:
             for n in clients:
                 # A fresh stand-in and app per cell: removes consume participants, and no cell
                 # inherits what the one before taught the app about LiveKit.
                 with (
                     StandIn() as stand_in,
-                    Gunicorn("ours", stand_in, SETUP, settings, root=root) as gunicorn,
+                    Gunicorn(
+                        "ours", stand_in, SETUP, settings, root=root, limit_to_threads=False
+                    ) as gunicorn,
                 ):
                     items = Items(stand_in, requests if mix in ("remove", "mixed") else 200)
                     bursts.append(asyncio.run(_burst(gunicorn.url, items, mix, n, requests)).row())
-        with StandIn() as stand_in, Gunicorn("ours", stand_in, SETUP, settings, root=root) as gunicorn:
+        with (
+            StandIn() as stand_in,
+            Gunicorn("ours", stand_in, SETUP, settings, root=root, limit_to_threads=False) as gunicorn,
+        ):
             raid = asyncio.run(_raid(gunicorn.url, stand_in, raiders, deliveries)).row()
     return {"bursts": bursts, "raid": raid}
 

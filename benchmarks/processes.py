@@ -273,8 +273,12 @@ class Gunicorn(_ServerProcess):
         setup: WorkerSetup,
         settings: dict[str, str] | None = None,
         root: Path = ROOT,
+        *,
+        limit_to_threads: bool = True,
     ) -> None:
         super().__init__(root)
+        #: Size LIVEKIT_MODERATION_MAX_CONCURRENCY to the thread count (else the app's default).
+        self.limit_to_threads = limit_to_threads
         self.factory = factory
         self.stand_in = stand_in
         self.setup = setup
@@ -290,9 +294,12 @@ class Gunicorn(_ServerProcess):
             "LIVEKIT_API_SECRET": self.stand_in.api_secret,
             "AUTH_REQUIRED": "true",
             "AUTH_API_SECRETS_JSON": json.dumps([{"id": TENANT_ID, "secret": TENANT_TOKEN}]),
-            # Throughput runs let every worker thread wait on LiveKit at once: the bulkhead
-            # is sized to the thread count, as the README advises for gthread workers.
-            "LIVEKIT_MODERATION_MAX_CONCURRENCY": str(self.setup.threads),
+            # Throughput runs let every worker thread wait on LiveKit at once.
+            **(
+                {"LIVEKIT_MODERATION_MAX_CONCURRENCY": str(self.setup.threads)}
+                if self.limit_to_threads
+                else {}
+            ),
             **self.settings,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(self.root), os.environ.get("PYTHONPATH")])),
         }

@@ -259,7 +259,7 @@ def _stale(exc: BaseException) -> bool:
 class RoomCalls:
     """The RoomService as one request uses it: admitted, bounded by one deadline, recorded.
 
-    Create one per request with :meth:`LiveKitClient.calls`, then :meth:`run` an operation
+    Create one per request (:meth:`~.state.ModerationState.livekit`), then :meth:`run` an operation
     of a feature's ``operations`` module; :attr:`made` lists the LiveKit methods it called, in order.
     """
 
@@ -525,11 +525,6 @@ class LiveKitClient:
         self._rooms_pid: int | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._slots_pid: int | None = None
-
-    def calls(self, caller: Hashable = None, *, enforcement: bool = False) -> RoomCalls:
-        """A :class:`RoomCalls` for one request of ``caller`` (an auth id; ``None`` for a caller
-        without one), or for ban enforcement on its own lane."""
-        return RoomCalls(self, caller, enforcement=enforcement)
 
     def guard(self) -> _Guard:
         """This process's lanes and breakers (a forked worker starts with its own)."""

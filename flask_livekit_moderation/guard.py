@@ -17,7 +17,9 @@ Everything here lives in the host's process, one set per app (and per forked wor
   request can take (``LIVEKIT_MODERATION_ENFORCEMENT_CONCURRENCY``).
 - :class:`Lateness`: when a LiveKit call counts as late: the way TCP sets its retransmission
   timeout (RFC 6298), a smoothed round trip plus four times its variation, learned from the
-  calls LiveKit answered, never below :data:`LATE_FLOOR`.
+  calls LiveKit answered, never below :data:`LATE_FLOOR` (:data:`COLD_LATE_FLOOR` before
+  LiveKit ever answered). A waiter gives up when every request ahead of it is late twice in a
+  row, a lateness apart, with no answer in between.
 - :class:`Breakers`: after ``LIVEKIT_MODERATION_BREAKER_FAILURES`` consecutive requests
   that found LiveKit unavailable, requests are refused at once for
   ``LIVEKIT_MODERATION_BREAKER_COOLDOWN`` seconds; then one probe request is let through
@@ -40,9 +42,12 @@ from dataclasses import dataclass, field
 
 logger = logging.getLogger("flask_livekit_moderation")
 
-#: Seconds below which no LiveKit call counts as late, whatever LiveKit's usual speed: jitter
-#: on a loaded host must not refuse healthy work (Linux's minimum TCP RTO is 0.2 s).
-LATE_FLOOR = 0.1
+#: Seconds below which no LiveKit call counts as late once LiveKit has answered: the jitter
+#: of a loaded host must not refuse healthy work (Linux's minimum TCP RTO is 0.2 s).
+LATE_FLOOR = 0.2
+#: The same before LiveKit ever answered: with no sign that it answers at all, a waiter holds
+#: a thread as briefly as can be (an outage that starts with the process costs the least).
+COLD_LATE_FLOOR = 0.05
 #: Seconds within which lateness seen from two different callers counts as LiveKit's own.
 _ACROSS_CALLERS_WINDOW = 10.0
 #: Callers whose breakers are kept (the least recently seen closed ones are forgotten first).
@@ -76,8 +81,11 @@ class Busy(Exception):
 class Lateness:
     """When a LiveKit call is late: SRTT + 4 x RTTVAR (RFC 6298), within [floor, ceiling]."""
 
-    def __init__(self, ceiling: float, floor: float = LATE_FLOOR) -> None:
+    def __init__(
+        self, ceiling: float, floor: float = LATE_FLOOR, cold_floor: float = COLD_LATE_FLOOR
+    ) -> None:
         self.floor = floor
+        self.cold_floor = cold_floor
         self.ceiling = max(floor, ceiling)
         self._srtt: float | None = None
         self._rttvar = 0.0
@@ -94,7 +102,7 @@ class Lateness:
     def threshold(self) -> float:
         """Seconds after which a call still unanswered is late."""
         if self._srtt is None:
-            return self.floor
+            return self.cold_floor
         return min(self.ceiling, max(self.floor, self._srtt + 4 * self._rttvar))
 
 
@@ -145,6 +153,8 @@ class Lane:
         #: When a request of the lane (or of one caller) last got its answer from LiveKit.
         self._progress = -math.inf
         self._caller_progress: dict[Hashable, float] = {}
+        #: Since when those ahead of waiters (of one caller, or of the lane) have been seen late.
+        self._late_seen: dict[Hashable, float] = {}
 
     @property
     def limit(self) -> int:
@@ -164,29 +174,36 @@ class Lane:
         with self._cond:
             while True:
                 mine = self._by_caller.get(caller, 0)
+                scope: Hashable
                 if mine >= self.caller_cap():
                     limit, ahead = "caller_share", [h for h in self._holders if h.caller == caller]
-                    progress = self._caller_progress.get(caller, -math.inf)
+                    progress, scope = self._caller_progress.get(caller, -math.inf), ("caller", caller)
                 elif len(self._holders) >= self.limit:
-                    limit, ahead, progress = "capacity", list(self._holders), self._progress
+                    limit, ahead, progress, scope = "capacity", list(self._holders), self._progress, "lane"
                 else:
                     self._holders.append(holder)
                     self._by_caller[caller] = mine + 1
                     return holder
                 now = self._clock()
                 threshold = self.lateness.threshold
-                # Stuck: every one ahead is waiting on a late call, and none of them has had an
-                # answer lately (a host under load answers late now and then, yet moves on).
-                stuck = now - progress > threshold and all(h.late_at(now, threshold) for h in ahead)
+                # Stuck: every one ahead is waiting on a late call and none got an answer lately,
+                # seen for a lateness already. A host that stalls (CPU, GIL) makes calls late too,
+                # but briefly; once stuck is seen, later arrivals are refused at once.
+                late = now - progress > threshold and all(h.late_at(now, threshold) for h in ahead)
+                if late:
+                    seen = self._late_seen.setdefault(scope, now)
+                    stuck, wake = now - seen >= threshold, seen + threshold
+                else:
+                    self._late_seen.pop(scope, None)
+                    # Wake when a place frees (notified) or when the last one ahead turns late; one
+                    # between two calls turns late only after its next call starts: look again then.
+                    starts = [h.call_started for h in ahead if h.call_started is not None]
+                    wake = max(starts) + threshold if len(starts) == len(ahead) else now + threshold
+                    stuck, wake = False, max(wake, progress + threshold)
                 if now >= give_up or stuck:
                     capacity = self.caller_cap() if limit == "caller_share" else self.limit
                     why = "those ahead are late" if stuck else f"waited {self.queue_timeout:g}s"
                     raise Busy(self.name, limit, capacity, why)
-                # Wake when a place frees (notified) or when the last one ahead turns late; one
-                # between two calls turns late only after its next call starts: look again then.
-                starts = [h.call_started for h in ahead if h.call_started is not None]
-                wake = max(starts) + threshold if len(starts) == len(ahead) else now + threshold
-                wake = max(wake, progress + threshold)
                 self._cond.wait(max(0.001, min(give_up, wake) - now))
 
     def leave(self, holder: Holder, outcome: Outcome) -> None:
@@ -202,6 +219,7 @@ class Lane:
                 del self._by_caller[holder.caller]
             if outcome is Outcome.UP:
                 self._progress = self._caller_progress[holder.caller] = self._clock()
+                self._late_seen.clear()
             if len(self._caller_progress) > _CALLER_BREAKERS:
                 self._caller_progress = {
                     c: t for c, t in self._caller_progress.items() if c in self._by_caller

@@ -52,6 +52,8 @@ class Call:
     #: The action recorded (the route's; the webhook names its enforcement); ``None``: nothing to record.
     action: str | None = None
     caller: AuthContext | None = None
+    #: The caller's auth id (``None``: every room, or no caller).
+    auth_id: str | None = None
     #: The validated input: room, participant, track, ...
     target: Mapping[str, Any] = field(default_factory=dict)
     calls: RoomCalls | None = None
@@ -63,11 +65,6 @@ class Call:
     #: For an enforcement (no caller): the room owner it acted for.
     owner: str | None = None
     enforcement: bool = False
-
-    @property
-    def auth_id(self) -> str | None:
-        """The caller's auth id (``None``: every room)."""
-        return None if self.caller is None else self.caller.auth_id
 
     def livekit(self) -> RoomCalls:
         """The request's LiveKit calls (recorded for the audit line); enforcement on its own lane."""
@@ -91,6 +88,7 @@ def dispatch(state: ModerationState, route: Route) -> Response:
             raise errors.UNSUPPORTED_MEDIA_TYPE()
         if route.caller:
             call.caller = state.caller()
+            call.auth_id = call.caller.auth_id
         data = _input(route)
         call.target = data
         answer = route.view(call, data)
@@ -128,7 +126,7 @@ def _input(route: Route) -> dict[str, Any]:
 
 def _read_json_object() -> dict[str, Any]:
     """The request body, a JSON object of at most ``MAX_BODY_BYTES``."""
-    raw = read_body(MAX_BODY_BYTES, errors.PAYLOAD_TOO_LARGE())
+    raw = read_body(MAX_BODY_BYTES)
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
@@ -138,14 +136,14 @@ def _read_json_object() -> dict[str, Any]:
     return body
 
 
-def read_body(limit: int, too_large: ModerationError) -> bytes:
-    """The raw request body, ``too_large`` when over ``limit`` bytes."""
+def read_body(limit: int, too_large: str | None = None) -> bytes:
+    """The raw request body; 413 ``PAYLOAD_TOO_LARGE`` (saying ``too_large``) when over ``limit`` bytes."""
     if (request.content_length or 0) > limit:
-        raise too_large
+        raise errors.PAYLOAD_TOO_LARGE(too_large)
     try:
         raw = request.stream.read(limit + 1)
     except HTTPException as exc:  # the host's MAX_CONTENT_LENGTH, or a broken upload
         raise errors.BY_HTTP_STATUS.get(exc.code or 400, errors.INVALID_REQUEST)() from None
     if len(raw) > limit:
-        raise too_large
+        raise errors.PAYLOAD_TOO_LARGE(too_large)
     return raw

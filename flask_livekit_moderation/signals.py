@@ -94,6 +94,8 @@ def notify(signal: NamedSignal, **data: Any) -> None:
     The action is already done when a signal goes out, so a receiver that raises is
     logged and the caller still gets the answer that matches what LiveKit did.
     """
+    if not signal.receivers:  # the common case: nobody listens
+        return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     for receiver in signal.receivers_for(app):
         try:

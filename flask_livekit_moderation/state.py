@@ -66,7 +66,7 @@ class ModerationState:
         """
         if self.client is None:
             raise errors.LIVEKIT_NOT_CONFIGURED()
-        return self.client.calls(caller, enforcement=enforcement)
+        return RoomCalls(self.client, caller, enforcement=enforcement)
 
     def close(self) -> None:
         """Close the pooled LiveKit connections and the store's; both reopen on next use."""

@@ -106,7 +106,7 @@ def test_the_deadline_bounds_all_calls_of_a_request_together(room):
 
 
 def test_requests_over_the_limit_are_503_busy_at_once_when_those_ahead_are_late(room):
-    # A fresh app has learned nothing of LiveKit's speed: a call unanswered after 0.1 s is late.
+    # A fresh app has learned nothing of LiveKit's speed: a call unanswered after 0.05 s is late.
     room.set_latency(0.6)
     app = host_app(room, LIVEKIT_MODERATION_MAX_CONCURRENCY=2, LIVEKIT_MODERATION_CALLER_SHARE=1)
     with serve(app) as served:

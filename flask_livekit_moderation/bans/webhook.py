@@ -95,8 +95,7 @@ def livekit_webhook(call: Call, _: dict[str, Any]) -> Answer:
         raise errors.UNSUPPORTED_MEDIA_TYPE(
             f"Send LiveKit webhooks with 'Content-Type: {WEBHOOK_CONTENT_TYPE}'."
         )
-    too_large = errors.PAYLOAD_TOO_LARGE(f"Webhook body is over {MAX_WEBHOOK_BYTES} bytes.")
-    event = _verify(call, read_body(MAX_WEBHOOK_BYTES, too_large))
+    event = _verify(call, read_body(MAX_WEBHOOK_BYTES, f"Webhook body is over {MAX_WEBHOOK_BYTES} bytes."))
     answer = Answer(
         {"status": "received", "event": event.event, "id": event.id, "removed": False}, "received"
     )
