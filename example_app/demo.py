@@ -19,8 +19,7 @@ from urllib.parse import urlencode
 
 from livekit.protocol.models import TrackSource
 
-from flask_livekit_moderation import room_metadata, room_owner
-from flask_livekit_moderation.bans import BanStore
+from flask_livekit_moderation import BanStore, room_metadata, room_owner
 from flask_livekit_moderation.testing import LiveKitEmulator
 
 logger = logging.getLogger("example_app.demo")
