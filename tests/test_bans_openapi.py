@@ -16,9 +16,9 @@ import requests
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.bans_helpers import WEBHOOK, joined, signed
 from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, serve
 from tests.openapi_checks import documented, failing_resolver_app, observed, validate_answer, while_busy
-from tests.test_bans import WEBHOOK, joined, signed
 
 BAN = ("/livekit/bans", "post")
 LIST = ("/livekit/bans", "get")

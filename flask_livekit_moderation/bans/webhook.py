@@ -160,7 +160,7 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
         return False
     call.action, call.enforcement, call.owner = ENFORCE_ACTION, True, ban.room_owner
     call.target = {"room_name": room_name, "participant_identity": identity}
-    outcome = call.livekit().run(operations.enforce_ban, owner, room_name, identity)
+    outcome = call.livekit().run(operations.enforce_ban, ban)
     answer.outcome = outcome
     if outcome == operations.ROOM_CHANGED:
         logger.warning(
