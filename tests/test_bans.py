@@ -130,7 +130,7 @@ def test_tenant_b_can_neither_see_lift_nor_trigger_tenant_a_bans(
     settle(emu)
     assert emu.participant("r", "troll") is not None  # A's ban is not B's
     assert emu.call_names() == []
-    assert host.bans("r", TOKEN_B).json() == {"room_name": "r", "bans": []}
+    assert host.bans("r", TOKEN_B).json() == {"room_name": "r", "bans": [], "next_cursor": None}
     # A's ban is kept (it outlives A's room) and A still sees it; B's token route lets troll in.
     assert [b["room_owner"] for b in host.bans("r", TOKEN_A).json()["bans"]] == ["tenant-a"]
     assert host.token("r", "troll").status_code == 200
@@ -336,7 +336,7 @@ def test_callers_for_all_rooms_and_rooms_with_no_owner(
     assert admin.lift("r", "troll").status_code == 200
     assert [s["room_owner"] for s in admin.signalled("ban_lifted")] == ["tenant-a", "tenant-b"]
     assert tenants.bans("r", TOKEN_A).json() == MASKED_404
-    assert tenants.bans("r", TOKEN_B).json() == {"room_name": "r", "bans": []}
+    assert tenants.bans("r", TOKEN_B).json() == {"room_name": "r", "bans": [], "next_cursor": None}
 
 
 def test_signals_and_audit_lines(
