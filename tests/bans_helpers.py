@@ -29,6 +29,7 @@ BAN_SIGNALS = {
     "ban_lifted": signals.ban_lifted,
     "banned_participant_removed": signals.banned_participant_removed,
     "livekit_webhook_received": signals.livekit_webhook_received,
+    "bans_reconciled": signals.bans_reconciled,
     "moderation_finished": signals.moderation_finished,
     "moderation_refused": signals.moderation_refused,
 }

@@ -68,6 +68,7 @@ def hosts(livekit_emulator: LiveKitEmulator, tmp_path: Path) -> Iterator[Callabl
         config.setdefault("LIVEKIT_MODERATION_API_SECRETS", TENANTS)
         config.setdefault("LIVEKIT_MODERATION_BAN_STORE", f"sqlite:///{tmp_path}/bans.sqlite3")
         app, moderation = make_host(livekit_emulator, **config)
+        stack.callback(moderation.close)  # after the server: its reconciler stops with the test
         host = Host(stack.enter_context(serve(app)), moderation)
         for name, signal in BAN_SIGNALS.items():
 

@@ -235,6 +235,7 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
                 "event_id": event.id,
                 "expires_at": ban.expires_at,
                 "reason": ban.reason,
+                "source": "webhook",
                 "outcome": "removed",
             },
         )
