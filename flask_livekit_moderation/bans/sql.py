@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -348,31 +348,48 @@ class SQLiteBanStore(SQLBanStore):
         """No database at the path, but what is left of a deleted one (its WAL, its index)."""
         return _file_id(self.path) is None and any(os.path.exists(self.path + s) for s in _LEFTOVERS)
 
-    def _remove_orphans(self) -> bool:
-        """Under :meth:`_file_lock`: when the database at the path is gone, delete what is left of
-        it (its WAL and shared-memory index must not be read as the new file's); whether it was gone."""
-        if _file_id(self.path) is not None:
-            return False
+    def _remove_leftovers(self) -> None:
+        """Delete the WAL and shared-memory index at the path: they belong to a database that is
+        no longer there, and must not be read as the next one's (only under :meth:`_file_lock`)."""
         for suffix in _LEFTOVERS:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path + suffix)
-        return True
 
     def _open(self) -> sqlite3.Connection:
         if self._orphaned():
-            with self._file_lock():
-                self._remove_orphans()
+            with self._file_lock() as adopted:
+                if _file_id(self.path) is None:
+                    self._remove_leftovers()
                 connection, file_id = self._connect()
+                adopted(file_id)
         else:
             connection, file_id = self._connect()
         return self._keep(connection, file_id)
 
     def _reopen(self, stale: sqlite3.Connection) -> sqlite3.Connection:
-        """The file at the path is not the one ``stale`` has open: it was deleted or replaced."""
-        with self._file_lock():
-            gone = self._remove_orphans()
+        """The file at the path is not the one ``stale`` has open: it was deleted or replaced.
+
+        The first process to notice (the lock file names the file adopted last) deletes the old
+        file's WAL and index at the path, so the file there starts clean; the others just open it.
+        The old file's active bans, still readable through ``stale``, are copied into it.
+        """
+        rows = self._active_rows(stale)
+        with self._file_lock() as adopted:
+            current = _file_id(self.path)
+            gone = current is None
+            if gone or current != adopted(None):
+                self._remove_leftovers()
+            # Closed first: SQLite sees the old file has moved, so closing it neither checkpoints
+            # into it nor deletes the WAL at the path.
+            self._local.connection = None
+            with contextlib.suppress(sqlite3.Error):
+                stale.close()
             fresh, file_id = self._connect()
-        copied = self._copy_active_bans(stale, fresh)
+            adopted(file_id)
+        with self._lock:
+            if stale in self._connections:
+                self._connections.remove(stale)
+        copied = None if rows is None else self._merge(fresh, rows)
         logger.error(
             "SQLite ban store %s was %s while the app had it open: re-opened the file at that path "
             "(schema re-created) and copied %s active bans from the old file into it",
@@ -380,20 +397,19 @@ class SQLiteBanStore(SQLBanStore):
             "deleted" if gone else "replaced",
             "no" if copied is None else copied,
         )
-        # Closed here: SQLite sees the old file has moved, so closing neither checkpoints into
-        # it nor deletes the WAL at the path (the new file's).
-        self._forget_connection()
         return self._keep(fresh, file_id)
 
-    def _copy_active_bans(self, stale: sqlite3.Connection, fresh: sqlite3.Connection) -> int | None:
-        """Copy the old file's active bans (still readable through ``stale``) into ``fresh``."""
+    def _active_rows(self, stale: sqlite3.Connection) -> list[Any] | None:
+        """The old file's active bans, ``None`` when it cannot be read any more."""
         try:
-            rows = stale.execute(_ACTIVE_BANS, {"now": self.clock()}).fetchall()
+            return stale.execute(_ACTIVE_BANS, {"now": self.clock()}).fetchall()
         except sqlite3.Error as exc:
-            logger.error(
-                "the bans of the old SQLite ban store file could not be read: %s", type(exc).__name__
-            )
+            logger.error("the old SQLite ban store file could not be read: %s", type(exc).__name__)
             return None
+
+    @staticmethod
+    def _merge(fresh: sqlite3.Connection, rows: list[Any]) -> int:
+        """Copy ``rows`` (bans) into ``fresh``, keeping whichever of two bans was made last."""
         names = ("owner", "room_name", "identity", "expires_at", "banned_at", "reason")
         fresh.execute("BEGIN IMMEDIATE")
         try:
@@ -405,19 +421,30 @@ class SQLiteBanStore(SQLBanStore):
         return len(rows)
 
     @contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        """This process's lock, and across processes an advisory lock on ``<path>.lock``."""
+    def _file_lock(self) -> Iterator[Callable[[FileId], FileId]]:
+        """This process's lock and, across processes, an advisory lock on ``<path>.lock``.
+
+        Yields ``adopted(file_id)``: records ``file_id`` as the file every process should now
+        use and returns it; ``adopted(None)`` returns the one recorded (``None``: none yet).
+        """
         with self._lock:
-            if fcntl is None:  # pragma: no cover
-                yield
-                return
             directory = os.path.dirname(self.path)
             if directory:
                 os.makedirs(directory, exist_ok=True)
             fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+
+                def adopted(file_id: FileId) -> FileId:
+                    if file_id is not None:
+                        os.ftruncate(fd, 0)
+                        os.pwrite(fd, f"{file_id[0]} {file_id[1]}".encode(), 0)
+                        return file_id
+                    recorded = os.pread(fd, 64, 0).split()
+                    return (int(recorded[0]), int(recorded[1])) if len(recorded) == 2 else None
+
+                yield adopted
             finally:
                 os.close(fd)
 
