@@ -182,7 +182,7 @@ def test_banned_rooms_name_each_owner_and_room_with_an_active_ban(
     store_and_clock: tuple[BanStore, Clock],
 ) -> None:
     store, clock = store_and_clock
-    assert store.banned_rooms() == []
+    assert store.banned_rooms() == [] and store.any_active() is False
     store.put_many(
         [
             ban(clock, "a", "r", "x", 60),
@@ -193,9 +193,12 @@ def test_banned_rooms_name_each_owner_and_room_with_an_active_ban(
         ]
     )
     assert store.banned_rooms() == [("", "lobby"), ("a", "r"), ("b", "r"), ("a", "r\x00")]
+    assert store.any_active() is True
     store.lift(None, "lobby", "x")
     clock.now += 11  # b's ban has expired
     assert store.banned_rooms() == [("a", "r"), ("a", "r\x00")]
+    clock.now += 50  # all have expired
+    assert store.banned_rooms() == [] and store.any_active() is False
 
 
 def test_a_lease_has_one_holder_until_it_expires_or_is_released(
@@ -290,6 +293,7 @@ def test_an_unreachable_store_is_503_never_no_ban(tmp_path: Path) -> None:
             lambda s=store: s.list_bans("a", "r"),
             lambda s=store: s.lift(None, "r", "x"),
             lambda s=store: s.banned_rooms(),
+            lambda s=store: s.any_active(),
             lambda s=store: s.lease("reconciler", "one", 10),
             lambda s=store: s.hand_over("reconciler", "one", "two", 10),
             lambda s=store: s.release("reconciler", "one"),

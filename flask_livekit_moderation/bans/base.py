@@ -85,6 +85,10 @@ class BanStore(abc.ABC):
     def banned_rooms(self) -> list[tuple[str, str]]:
         """Every (owner, room name) with an active ban, in (room name, owner) order."""
 
+    def any_active(self) -> bool:
+        """Whether any ban is active (what every process asks every interval: cheap)."""
+        return bool(self.banned_rooms())
+
     @abc.abstractmethod
     def lease(self, name: str, holder: str, seconds: float) -> str:
         """Take the lease ``name`` for ``holder`` for ``seconds``, or renew it.

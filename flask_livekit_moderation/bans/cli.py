@@ -80,7 +80,7 @@ def reconcile_command(every: float | None) -> None:
         while not stop.is_set():
             for state in states:
                 try:
-                    if not state.bans.banned_rooms():
+                    if not state.bans.any_active():
                         continue
                     if state.bans.lease(LEASE, holder, every * LEASE_INTERVALS) != holder:
                         continue  # an app process reconciles now

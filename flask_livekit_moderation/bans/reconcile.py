@@ -268,7 +268,7 @@ class Reconciler:
     def tick(self) -> Pass | None:
         """One pass if this process holds (or takes) the lease and a ban is active; in an app context."""
         try:
-            if not self.state.bans.banned_rooms():
+            if not self.state.bans.any_active():
                 return None  # nothing to do: no lease taken, no LiveKit call
             if self.state.bans.lease(LEASE, self.holder, self.lease_seconds) != self.holder:
                 return None  # another process reconciles

@@ -271,6 +271,10 @@ class RedisBanStore(BanStore):
         }
         return sorted(found, key=lambda pair: (pair[1], pair[0]))
 
+    def any_active(self) -> bool:
+        with self._calling():
+            return bool(self.client.zcount(_ROOMS_KEY, f"({self._now_ms()}", "+inf"))
+
     def lease(self, name: str, holder: str, seconds: float) -> str:
         now_ms = self._now_ms()
         with self._calling():

@@ -59,6 +59,7 @@ _BANNED_ROOMS = (
     "SELECT DISTINCT owner, room_name FROM livekit_moderation_bans WHERE expires_at > :now "
     "ORDER BY room_name, owner"
 )
+_ANY_ACTIVE = "SELECT 1 FROM livekit_moderation_bans WHERE expires_at > :now LIMIT 1"
 _PURGE_LEASES = "DELETE FROM livekit_moderation_leases WHERE expires_at <= :now"
 _TAKE_LEASE = (
     "INSERT INTO livekit_moderation_leases (name, holder, expires_at) VALUES (:name, :holder, :expires_at) "
@@ -203,6 +204,9 @@ class SQLBanStore(BanStore):
     def banned_rooms(self) -> list[tuple[str, str]]:
         rows = self._read(_BANNED_ROOMS, {"now": self.clock()})
         return [(self._text(owner), self._text(room)) for owner, room in rows]
+
+    def any_active(self) -> bool:
+        return bool(self._read(_ANY_ACTIVE, {"now": self.clock()}))
 
     def lease(self, name: str, holder: str, seconds: float) -> str:
         now = self.clock()
@@ -471,16 +475,21 @@ class SQLiteBanStore(SQLBanStore):
         with self._using() as connection:
             return connection.execute(sql, params).fetchall()
 
-    def banned_rooms(self) -> list[tuple[str, str]]:
-        # Asked every interval by the reconciler: no file at the path (and none open in this
-        # thread) holds no ban, and is not created for the asking.
+    def _nothing_here(self) -> bool:
+        """No file at the path and none open in this thread: no ban (and nothing is created)."""
         if getattr(self._local, "connection", None) is None and self._pid == os.getpid():
             try:
-                if _file_id(self.path) is None and not self._orphaned():
-                    return []
+                return _file_id(self.path) is None and not self._orphaned()
             except OSError:
-                pass  # e.g. a file where a directory should be: the store answers 503 below
-        return super().banned_rooms()
+                pass  # e.g. a file where a directory should be: the store answers 503 on use
+        return False
+
+    # Asked every interval by the reconciler: a store never used is not created for the asking.
+    def banned_rooms(self) -> list[tuple[str, str]]:
+        return [] if self._nothing_here() else super().banned_rooms()
+
+    def any_active(self) -> bool:
+        return False if self._nothing_here() else super().any_active()
 
     @contextmanager
     def _write(self) -> Iterator[_Session]:
