@@ -270,3 +270,20 @@ def test_the_command_every_seconds_until_sigterm(
     assert out.count("removed 'troll' from 'r' (owner 'tenant-a')") == 2
     with host.served.app.app_context():  # it gave its lease back
         assert host.moderation.bans.lease(LEASE, "next", 1) == "next"
+
+
+def test_the_reconciler_starts_with_a_process_first_request_not_before(
+    hosts: Callable[..., Host], livekit_emulator: LiveKitEmulator
+) -> None:
+    host = hosts(LIVEKIT_MODERATION_RECONCILE_INTERVAL=INTERVAL)
+    reconciler = host.served.app.extensions["livekit_moderation"].reconciler
+    assert reconciler._thread is None  # init_app started nothing (gunicorn may fork after it)
+    host.request("GET", "/livekit/openapi.json")
+    thread = reconciler._thread
+    assert thread is not None and thread.is_alive() and thread.daemon
+    assert reconciler.holder.startswith("app:") and f":{os.getpid()}:" in reconciler.holder
+    host.request("GET", "/livekit/openapi.json")
+    assert reconciler._thread is thread  # one per process
+    host.moderation.close()
+    thread.join(5)
+    assert not thread.is_alive()
