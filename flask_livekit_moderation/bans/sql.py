@@ -584,6 +584,7 @@ class PostgreSQLBanStore(SQLBanStore):
         self.url = parsed.set(drivername="postgresql+psycopg")
         self._lock = threading.Lock()
         self._engine: sqlalchemy.Engine | None = None
+        self._reader: sqlalchemy.Engine | None = None
         self._pid = os.getpid()
         self._ready = False
 
@@ -612,6 +613,8 @@ class PostgreSQLBanStore(SQLBanStore):
                     max_overflow=16,
                     pool_timeout=STORE_TIMEOUT,
                 )
+                # One statement alone needs no transaction: no BEGIN, no ROLLBACK (round trips).
+                self._reader = self._engine.execution_options(isolation_level="AUTOCOMMIT")
                 self._pid = os.getpid()
             return self._engine
 
@@ -647,14 +650,16 @@ class PostgreSQLBanStore(SQLBanStore):
         with self._calling():
             engine = self._engine_here()
             self._schema(engine)
+            reader = self._reader
+            assert reader is not None
             try:
-                with engine.connect() as connection:
+                with reader.connect() as connection:
                     return connection.execute(_statement(sql), dict(params)).fetchall()
             except DBAPIError as exc:
                 if not exc.connection_invalidated:
                     raise
             # The server closed a pooled connection (a restart): once more, on a new one.
-            with engine.connect() as connection:
+            with reader.connect() as connection:
                 return connection.execute(_statement(sql), dict(params)).fetchall()
 
     @contextmanager
