@@ -454,12 +454,16 @@ class RoomCalls:
             RoomParticipantIdentity(room=room, identity=identity),
         )
 
-    async def remove_participant(self, room: str, identity: str) -> None:
-        """Disconnect a participant; a TwirpError ``not_found`` when absent."""
+    async def remove_participant(self, room: str, identity: str, *, revoke_token_ts: int = 0) -> None:
+        """Disconnect a participant; a TwirpError ``not_found`` when absent.
+
+        ``revoke_token_ts`` (Unix seconds; 0: none): LiveKit Cloud refuses that identity's tokens
+        whose ``nbf`` is before it (self-hosted LiveKit ignores it).
+        """
         await self._call(
             "RemoveParticipant",
             RoomService.remove_participant,
-            RoomParticipantIdentity(room=room, identity=identity),
+            RoomParticipantIdentity(room=room, identity=identity, revoke_token_ts=revoke_token_ts),
         )
 
     async def mute_published_track(

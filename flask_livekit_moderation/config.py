@@ -68,6 +68,8 @@ class Settings:
     breaker_cooldown: float = 5.0
     #: LIVEKIT_MODERATION_BAN_STORE as given (``None``: the SQLite file under the instance path).
     ban_store: str | None = field(default=None, repr=False)
+    #: Seconds between the reconciler's passes in each process (0: no reconciler).
+    reconcile_interval: float = 30.0
 
     @property
     def livekit_configured(self) -> bool:
@@ -162,6 +164,21 @@ def _count(config: Mapping[str, Any], key: str, default: int, meaning_of_zero: s
     return value
 
 
+#: Longest reconciler interval accepted, in seconds (one day).
+MAX_RECONCILE_INTERVAL = 86_400.0
+
+
+def _interval(config: Mapping[str, Any], key: str, default: float) -> float:
+    value = config.get(key, default)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{key} must be a number of seconds (0: off)") from None
+    if isinstance(value, bool) or not 0 <= seconds <= MAX_RECONCILE_INTERVAL:  # also refuses nan and inf
+        raise ConfigurationError(f"{key} must be 0 (off) or more, at most {MAX_RECONCILE_INTERVAL:g} seconds")
+    return seconds
+
+
 def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> Settings:
     """Read and check the extension's settings from a Flask ``app.config``.
 
@@ -196,4 +213,5 @@ def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> S
         breaker_failures=_count(config, "LIVEKIT_MODERATION_BREAKER_FAILURES", 5, "no circuit breaker"),
         breaker_cooldown=_seconds(config, "LIVEKIT_MODERATION_BREAKER_COOLDOWN", 5.0),
         ban_store=config.get("LIVEKIT_MODERATION_BAN_STORE"),
+        reconcile_interval=_interval(config, "LIVEKIT_MODERATION_RECONCILE_INTERVAL", 30.0),
     )

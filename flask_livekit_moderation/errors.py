@@ -236,6 +236,15 @@ WEBHOOK_UNAUTHORIZED = ErrorCode(
     "Webhook only: no `Authorization` token, a token not signed with the configured LiveKit API "
     "key and secret (or expired), or a body whose SHA-256 is not the token's `sha256` claim.",
 )
+WEBHOOK_EVENT_IN_PROGRESS = ErrorCode(
+    "WEBHOOK_EVENT_IN_PROGRESS",
+    503,
+    "This LiveKit event is being handled by another delivery; try again shortly.",
+    "Webhook only: the same event (its `id`) is being handled right now by another delivery, in this "
+    "or another worker; nothing was done. LiveKit retries after `Retry-After: 1`; by then it is "
+    "handled (200, nothing done again) or its handling failed (and this delivery does it).",
+    (("Retry-After", "1"),),
+)
 PARTICIPANT_BANNED = ErrorCode(
     "PARTICIPANT_BANNED",
     403,

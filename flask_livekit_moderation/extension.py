@@ -20,7 +20,9 @@ from .auth import (
     redact_access_logs,
     resolve_caller,
 )
-from .bans import Ban, BanStore, ParticipantBanned, default_url, open_store
+from .bans import Ban, BanStore, ParticipantBanned, RedisBanStore, default_url, open_store
+from .bans.cli import cli as bans_cli
+from .bans.reconcile import Pass, Reconciler, run_pass, start_reconcilers
 from .client import LiveKitClient
 from .config import DEFAULT_OPENAPI_PREFIX, ConfigurationError, Settings, check_openapi_prefix, load_settings
 from .errors import ModerationError
@@ -168,6 +170,10 @@ class LiveKitModeration:
             routes=ROUTES,
             openapi_prefix=self.openapi_prefix,
         )
+        if settings.reconcile_interval:
+            state.reconciler = Reconciler(app, state)
+            # Started by the app's first request in each process (so after a fork); stopped with the app.
+            weakref.finalize(app, state.reconciler.stop, True, False)
         weakref.finalize(app, ban_store.close)
         app.extensions[self.name] = self._states[app] = state
         redact_access_logs()
@@ -283,6 +289,15 @@ class LiveKitModeration:
     def __repr__(self) -> str:
         return f"<LiveKitModeration {self.name!r}>"
 
+    def reconcile(self) -> Pass:
+        """Run one reconciler pass now, in this thread (needs an app context, or an instance
+        serving one app): every banned participant present in a room of the ban's owner is
+        removed. Takes no lease. Signalled and logged like the background passes; raises the
+        :class:`~.errors.ModerationError` that stopped it (store or LiveKit unavailable)."""
+        app = self._app(None)
+        with app.app_context():
+            return run_pass(self._states[app])
+
     def active_ban(self, room_name: str, identity: str, *, owner: str | None = None) -> Ban | None:
         """The active ban of ``identity`` in ``room_name``, or ``None`` (needs an app context).
 
@@ -344,10 +359,15 @@ def _open_ban_store(app: Flask, settings: Settings) -> BanStore:
     """The store LIVEKIT_MODERATION_BAN_STORE names (default: SQLite under the instance path).
 
     Checked now (a bad URL raises ConfigurationError), connected on first use: nothing is
-    created on disk until a ban is made or looked up.
+    created on disk until a ban is made or looked up. Redis alone is asked at once for the
+    settings that can lose bans (a WARNING names each; never an error).
     """
     url = settings.ban_store if settings.ban_store is not None else default_url(app.instance_path)
-    return open_store(url, app.instance_path)
+    store = open_store(url, app.instance_path)
+    if isinstance(store, RedisBanStore):
+        # Whether Redis can lose bans (eviction, no persistence): said once, at start-up.
+        store.check_durability()
+    return store
 
 
 def _signal_breaker_change(change: BreakerChange) -> None:
@@ -367,6 +387,10 @@ def _install_app_hooks(app: Flask) -> None:
     """App-level pieces shared by every instance on ``app``, installed once."""
     if json_routing_error not in app.before_request_funcs.get(None, []):
         app.before_request(json_routing_error)
+    if start_reconcilers not in app.before_request_funcs.get(None, []):
+        app.before_request(start_reconcilers)
+    if bans_cli.name not in app.cli.commands:
+        app.cli.add_command(bans_cli)
     # The host's own handler wins, registered before init_app (kept) or after (replaces it).
     if ModerationError not in app.error_handler_spec[None][None]:
         app.register_error_handler(ModerationError, render_moderation_error)

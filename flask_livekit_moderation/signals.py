@@ -54,10 +54,19 @@ Bans and LiveKit's webhooks:
   ``reason``, ``removed`` (bool) and ``outcome="banned"``.
 - ``ban_lifted`` (DELETE /livekit/bans), once per active ban deleted: ``auth_id``,
   ``room_name``, ``participant_identity``, ``room_owner``, ``outcome="lifted"``.
-- ``banned_participant_removed`` (the webhook route removed a banned participant who
-  joined): ``room_owner``, ``room_name``, ``participant_identity``, ``participant_sid``,
-  ``event_id``, ``expires_at``, ``reason``, ``outcome="removed"``. No caller: ``auth_id`` is
-  absent.
+- ``banned_participant_removed`` (the webhook route, or the reconciler, removed a banned
+  participant who joined): ``room_owner``, ``room_name``, ``participant_identity``,
+  ``participant_sid``, ``event_id`` (``None`` from the reconciler), ``expires_at``, ``reason``,
+  ``source`` (``"webhook"`` or ``"reconciler"``), ``outcome="removed"``. No caller:
+  ``auth_id`` is absent.
+- ``bans_reconciled``: one reconciler pass ended (in the process that held the reconciler's
+  lease, or a ``flask livekit-moderation reconcile`` run): ``rooms`` (rooms with an active ban,
+  as (owner, room) pairs), ``rooms_checked`` (rooms whose participants were listed: running and
+  still that owner's), ``livekit_calls`` (the LiveKit methods called, in order; ``[]`` when no
+  ban is active), ``removed`` (``[{"room_owner", "room_name", "participant_identity",
+  "participant_sid"}]``), ``duration_ms`` and ``outcome`` (``"reconciled"``, or the error code
+  that stopped the pass, e.g. ``LIVEKIT_UNAVAILABLE``, ``BAN_STORE_UNAVAILABLE``). Sent with
+  the app as sender, from the reconciler's thread, inside an app context.
 - ``livekit_webhook_received``: every verified LiveKit webhook the route answered 200:
   ``event`` (its name, e.g. ``"participant_joined"``), ``event_id``, ``room_name``,
   ``participant_identity`` (None when the event names no participant), ``webhook_event``
@@ -86,6 +95,7 @@ participant_banned = _signals.signal("livekit-moderation.participant-banned")
 ban_lifted = _signals.signal("livekit-moderation.ban-lifted")
 banned_participant_removed = _signals.signal("livekit-moderation.banned-participant-removed")
 livekit_webhook_received = _signals.signal("livekit-moderation.livekit-webhook-received")
+bans_reconciled = _signals.signal("livekit-moderation.bans-reconciled")
 
 
 def notify(signal: NamedSignal, **data: Any) -> None:
@@ -106,6 +116,7 @@ def notify(signal: NamedSignal, **data: Any) -> None:
 
 __all__ = [
     "ban_lifted",
+    "bans_reconciled",
     "banned_participant_removed",
     "livekit_breaker_changed",
     "livekit_webhook_received",

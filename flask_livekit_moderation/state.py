@@ -21,6 +21,7 @@ from .client import LiveKitClient, RoomCalls
 from .config import Settings
 
 if TYPE_CHECKING:
+    from .bans.reconcile import Reconciler
     from .bans.stores import BanStore
     from .routing import Route
 
@@ -45,6 +46,8 @@ class ModerationState:
     prefixes: set[str] = field(default_factory=set)
     #: The served OpenAPI documents, by the URL prefix they were asked under (built once each).
     openapi_documents: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    #: Removes the banned participants the webhook missed (``None``: RECONCILE_INTERVAL 0).
+    reconciler: Reconciler | None = field(default=None, repr=False)
 
     def caller(self) -> AuthContext:
         """The current request's caller (resolved once per request); raises its refusal."""
@@ -70,6 +73,8 @@ class ModerationState:
 
     def close(self) -> None:
         """Close the pooled LiveKit connections and the store's; both reopen on next use."""
+        if self.reconciler is not None:
+            self.reconciler.stop()
         if self.client is not None:
             self.client.close()
         self.bans.close()

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -52,9 +52,11 @@ def _answers(port: int) -> bool:
 
 
 @contextmanager
-def redis_server(port: int | None = None, timeout: float = 10.0) -> Iterator[RedisServer]:
+def redis_server(
+    port: int | None = None, timeout: float = 10.0, args: Sequence[str] = ()
+) -> Iterator[RedisServer]:
     """Start ``redis-server`` on 127.0.0.1 and ``port`` (default: a free one); fail (never
-    skip) if it is missing."""
+    skip) if it is missing. ``args`` come after the defaults (and so override them)."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(INSTALL_HINT, pytrace=False)
@@ -75,6 +77,7 @@ def redis_server(port: int | None = None, timeout: float = 10.0) -> Iterator[Red
                 "no",
                 "--daemonize",
                 "no",
+                *args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,

@@ -19,8 +19,8 @@ import requests
 
 from flask_livekit_moderation import room_metadata, signals
 from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.bans_helpers import WEBHOOK, joined, signed
 from tests.helpers import TENANTS, ServedApp, host_app, serve
-from tests.test_bans import WEBHOOK, joined, signed
 
 TENANT_C = {"id": "tenant-c", "secret": "secret-c-0123456789"}
 TOKEN_A, TOKEN_B, TOKEN_C = TENANTS[0]["secret"], TENANTS[1]["secret"], TENANT_C["secret"]

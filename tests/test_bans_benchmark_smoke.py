@@ -21,10 +21,18 @@ def test_ban_benchmark_smoke_run(tmp_path: Path) -> None:
     # Every removal came after its webhook arrived, and after the room check it waited for.
     assert 0 < enforcement["arrival_to_list_rooms_ms"]["p50"] < enforcement["total_ms"]["p50"]
     assert 0 < enforcement["round_trip_ms"]["p50"] <= enforcement["total_ms"]["p95"]
-    for store in ("sqlite", "redis"):
+    for store in ("sqlite", "redis", "postgresql"):
         figures = report["active_ban"][store]
         assert figures["hit_ms"]["n"] == figures["miss_ms"]["n"] == 50
         assert 0 < figures["hit_ms"]["p50"] <= figures["hit_ms"]["p95"]
     assert report["active_ban"]["redis"]["redis_ping_ms"]["n"] == 50
-    for line in ("own time (total - round trip)", "sqlite: hit, owner given", "redis: PING"):
+    assert report["active_ban"]["postgresql"]["select_1_ms"]["n"] == 50
+    assert report["active_ban"]["sqlite"]["sqlalchemy_hit_ms"]["n"] == 50
+    for line in (
+        "own time (total - round trip)",
+        "sqlite: hit, owner given",
+        "sqlite: hit through SQLAlchemy Core",
+        "redis: PING",
+        "postgresql: hit, owner given",
+    ):
         assert line in done.stdout, done.stdout

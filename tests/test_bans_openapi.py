@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 import requests
+from livekit.protocol.webhook import WebhookEvent
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.bans_helpers import WEBHOOK, joined, signed
 from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, serve
 from tests.openapi_checks import (
     ONE_SLOT,
@@ -25,7 +27,6 @@ from tests.openapi_checks import (
     validate_answer,
     while_busy,
 )
-from tests.test_bans import WEBHOOK, joined, signed
 
 BAN = ("/livekit/bans", "post")
 LIST = ("/livekit/bans", "get")
@@ -164,7 +165,17 @@ def _provoke_webhook(apps: Apps, emu: LiveKitEmulator, tmp_path: Path) -> list[r
     for method, code in (("ListRooms", "unavailable"), ("RemoveParticipant", "permission_denied")):
         emu.fail_next(method, code=code)
         answers.append(hook(apps.anon, body, headers))
-    answers.append(while_busy(emu, lambda: hook(apps.one_slot, body, headers)))
+    ids = iter(range(1000))
+
+    def another_event() -> tuple[bytes, dict[str, str]]:
+        other = WebhookEvent()
+        other.CopyFrom(event)
+        other.id = f"EV_busy{next(ids)}"
+        return signed(emu, other)
+
+    answers.append(while_busy(emu, lambda: hook(apps.one_slot, *another_event())))
+    # The same event delivered twice at once: the second is told to come back.
+    answers.append(while_busy(emu, lambda: hook(apps.anon, body, headers)))
     answers.append(hook(apps.anon, body, headers))
     assert emu.participant("room-a", "troll") is None
     return answers

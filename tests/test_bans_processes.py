@@ -1,6 +1,6 @@
 """Bans across processes: real gunicorn workers on the default SQLite file, and two app
-processes sharing one real Redis server. The LiveKit stand-in runs in the test process and
-sends its LiveKit-signed webhooks to gunicorn.
+processes sharing one real Redis server, or one real PostgreSQL server. The LiveKit stand-in
+runs in the test process and sends its LiveKit-signed webhooks to gunicorn.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from benchmarks.bans import BansGunicorn
 from benchmarks.processes import TENANT_ID, TENANT_TOKEN, WorkerSetup
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.redis_server import RedisServer, redis_server
+from tests.postgres_server import postgres
+from tests.redis_server import redis_server
 
 ROOM = "cross-process"
 AUTH = {"Authorization": f"Bearer {TENANT_TOKEN}", "Connection": "close"}
@@ -104,17 +105,18 @@ def test_banned_through_one_gunicorn_worker_removed_by_another(emu: LiveKitEmula
     assert (tmp_path / "instance" / "livekit_moderation.sqlite3").exists()
 
 
-@pytest.fixture
-def redis_srv() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
+@pytest.fixture(params=["redis", "postgresql"])
+def shared_store(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a store server shared by two app processes."""
+    with redis_server() if request.param == "redis" else postgres() as server:
+        yield server.url
 
 
-def test_two_app_processes_share_bans_through_redis(
-    emu: LiveKitEmulator, tmp_path: Path, redis_srv: RedisServer
+def test_two_app_processes_share_bans_through_a_store_server(
+    emu: LiveKitEmulator, tmp_path: Path, shared_store: str
 ) -> None:
     log = tmp_path / "removals.jsonl"
-    env = {"BANS_STORE": redis_srv.url, "BANS_EVENT_LOG": str(log), "BANS_INSTANCE_PATH": str(tmp_path)}
+    env = {"BANS_STORE": shared_store, "BANS_EVENT_LOG": str(log), "BANS_INSTANCE_PATH": str(tmp_path)}
     one_worker = WorkerSetup(workers=1, threads=4)
     with BansGunicorn(emu, one_worker, env) as first, BansGunicorn(emu, one_worker, env) as second:
         (first_pid,) = first.workers()
@@ -138,4 +140,4 @@ def test_two_app_processes_share_bans_through_redis(
         rejoin(emu, "troll")
         assert emu.participant(ROOM, "troll") is not None
         assert len(removals(log)) == 1
-    assert not list(tmp_path.glob("*.sqlite3"))  # Redis only: no SQLite file was made
+    assert not list(tmp_path.glob("*.sqlite3"))  # the server only: no SQLite file was made

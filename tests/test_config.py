@@ -54,6 +54,27 @@ def test_bad_timeouts_fail_at_start(timeout):
         LiveKitModeration(app)
 
 
+@pytest.mark.parametrize("interval", [-1, "soon", float("nan"), float("inf"), 86_401, True])
+def test_bad_reconcile_intervals_fail_at_start(interval):
+    app = Flask("host")
+    app.config.update(LIVEKIT_MODERATION_RECONCILE_INTERVAL=interval)
+    with pytest.raises(ConfigurationError, match="LIVEKIT_MODERATION_RECONCILE_INTERVAL"):
+        LiveKitModeration(app)
+
+
+@pytest.mark.parametrize(
+    ("interval", "seconds"), [(None, 30.0), (0, 0.0), ("0.25", 0.25), (86_400, 86_400.0)]
+)
+def test_reconcile_intervals(interval, seconds):
+    app = Flask("host")
+    if interval is not None:
+        app.config.update(LIVEKIT_MODERATION_RECONCILE_INTERVAL=interval)
+    moderation = LiveKitModeration(app)
+    assert moderation.settings.reconcile_interval == seconds
+    reconciler = app.extensions["livekit_moderation"].reconciler
+    assert (reconciler is None) == (seconds == 0)  # 0: no reconciler at all
+
+
 def test_missing_livekit_settings_warn_and_answer_500(monkeypatch, caplog, livekit_emulator):
     for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
         monkeypatch.delenv(name, raising=False)

@@ -1,13 +1,23 @@
 """Bans: who may not be in which room, until when, and how it is enforced.
 
-``model`` is the ban itself, ``stores`` where bans are kept (memory, SQLite, Redis),
-``views`` the ban routes, ``webhook`` LiveKit's webhook that removes a banned participant who
-joins, ``operations`` the LiveKit calls behind both, ``schemas`` their bodies and answers.
+``model`` is the ban itself; ``stores`` where bans are kept (``base`` the interface, memory,
+``sql`` SQLite and PostgreSQL, ``redis_store`` Redis); ``views`` the ban routes, ``webhook``
+LiveKit's webhook that removes a banned participant who joins, ``reconcile`` the reconciler
+that removes those the webhook missed, ``operations`` the LiveKit calls behind them,
+``schemas`` their bodies and answers.
 """
 
 from . import views, webhook
 from .model import Ban, ParticipantBanned, rfc3339
-from .stores import BanStore, MemoryBanStore, RedisBanStore, SQLiteBanStore, default_url, open_store
+from .stores import (
+    BanStore,
+    MemoryBanStore,
+    PostgreSQLBanStore,
+    RedisBanStore,
+    SQLiteBanStore,
+    default_url,
+    open_store,
+)
 
 #: The routes of bans, in the order the OpenAPI document lists them.
 routes = (*views.routes, *webhook.routes)
@@ -17,6 +27,7 @@ __all__ = [
     "BanStore",
     "MemoryBanStore",
     "ParticipantBanned",
+    "PostgreSQLBanStore",
     "RedisBanStore",
     "SQLiteBanStore",
     "default_url",

@@ -73,6 +73,22 @@ class Ban:
         """The owner's auth id, ``None`` for a room with no owner."""
         return self.owner or None
 
+    @property
+    def revoke_token_ts(self) -> int:
+        """The ``revoke_token_ts`` of every RemoveParticipant done for this ban (Unix seconds).
+
+        LiveKit (Cloud) refuses the identity's tokens for that room whose ``nbf`` is *before*
+        it. It is the ban's start, rounded up past the second it falls in (``nbf`` is whole
+        seconds, so a token signed in that second is refused too): every token that existed
+        when the ban was made is dead, and nothing else is touched. Not the ban's end: LiveKit
+        revokes by room *name* and identity, with no owner, so an end a year away would lock
+        the identity out of another tenant's later room of the same name, and lifting the ban
+        could not undo it. Tokens signed during the ban are refused by
+        :meth:`~..LiveKitModeration.participant_token`, and anyone who joins anyway is removed
+        by the webhook and the reconciler.
+        """
+        return int(self.banned_at.timestamp()) + 1
+
     def active(self, now: float | None = None) -> bool:
         """Whether the ban still holds at ``now`` (Unix seconds; default: the current time)."""
         return self.expires_at.timestamp() > (time.time() if now is None else now)

@@ -5,27 +5,32 @@
 | ban         | ListRooms, then (ban recorded) RemoveParticipant; any caller               |
 | list bans   | ListRooms, only when a caller with an auth id has no ban in that room      |
 | enforce_ban | ListRooms, then RemoveParticipant if the room is still the ban owner's     |
+
+Every RemoveParticipant done for a ban carries the ban's ``revoke_token_ts``
+(:attr:`~.model.Ban.revoke_token_ts`), so LiveKit Cloud also refuses the identity's older tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
 
 from livekit.api import TwirpError
 
 from .. import errors
 from ..access import check_room, may_access, refusal, room_owner
 from ..client import RoomCalls
+from .model import Ban
 
-T = TypeVar("T")
 
+async def remove_banned(lk: RoomCalls, ban: Ban, room_name: str) -> bool:
+    """RemoveParticipant for ``ban``, with its ``revoke_token_ts``; ``False`` when LiveKit says
+    the identity is not in the room (``not_found``), 500 ``REMOVAL_FAILED`` for another refusal.
 
-async def _remove_if_present(lk: RoomCalls, room_name: str, identity: str) -> bool:
-    """Remove ``identity``; ``False`` when LiveKit says it is not in the room."""
+    Sent through the request's :class:`~..client.RoomCalls` (recorded, under its deadline).
+    """
     try:
-        await lk.remove_participant(room_name, identity)
+        await lk.remove_participant(room_name, ban.participant_identity, revoke_token_ts=ban.revoke_token_ts)
     except TwirpError as exc:
         if exc.code == "not_found":
             return False
@@ -38,8 +43,8 @@ async def ban_participant(
     auth_id: str | None,
     room_name: str,
     identity: str,
-    record: Callable[[str], T],
-) -> tuple[T, bool]:
+    record: Callable[[str], Ban],
+) -> tuple[Ban, bool]:
     """Ban ``identity`` from ``room_name`` and remove them if present.
 
     The room must exist, and be the caller's when the caller has an auth id (else the masked
@@ -53,8 +58,8 @@ async def ban_participant(
         raise refusal(exc, errors.REMOVAL_FAILED) from None
     if room is None or not may_access(auth_id, room):
         raise errors.PARTICIPANT_NOT_FOUND()
-    recorded = await asyncio.to_thread(record, room_owner(room.metadata) or "")
-    return recorded, await _remove_if_present(lk, room_name, identity)
+    ban = await asyncio.to_thread(record, room_owner(room.metadata) or "")
+    return ban, await remove_banned(lk, ban, room_name)
 
 
 async def check_bans_room(lk: RoomCalls, auth_id: str, room_name: str) -> None:
@@ -69,8 +74,8 @@ async def check_bans_room(lk: RoomCalls, auth_id: str, room_name: str) -> None:
 REMOVED, NOT_PRESENT, ROOM_CHANGED = "removed", "not_present", "room_changed"
 
 
-async def enforce_ban(lk: RoomCalls, owner: str, room_name: str, identity: str) -> str:
-    """Remove a banned participant who joined ``owner``'s room ``room_name``.
+async def enforce_ban(lk: RoomCalls, ban: Ban) -> str:
+    """Remove ``ban``'s participant, who joined the ban owner's room.
 
     The webhook's event is signed, but an old one (LiveKit retries late; a signed request
     lives five minutes) may describe a room that has since closed and been created again by
@@ -78,9 +83,9 @@ async def enforce_ban(lk: RoomCalls, owner: str, room_name: str, identity: str) 
     nothing is removed (:data:`ROOM_CHANGED`).
     """
     try:
-        room = await lk.find_room(room_name)
+        room = await lk.find_room(ban.room_name)
     except TwirpError:
         raise errors.REMOVAL_FAILED() from None
-    if room is None or (room_owner(room.metadata) or "") != owner:
+    if room is None or (room_owner(room.metadata) or "") != ban.owner:
         return ROOM_CHANGED
-    return REMOVED if await _remove_if_present(lk, room_name, identity) else NOT_PRESENT
+    return REMOVED if await remove_banned(lk, ban, ban.room_name) else NOT_PRESENT

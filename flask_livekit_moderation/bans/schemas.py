@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import base64
+import binascii
+import json
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from ..schemas import ParticipantRequest, RoomQuery, StrictInteger, moment, name, unicode_text
 
 #: Longest ban, in seconds (one year), and longest reason, in characters.
 MAX_BAN_SECONDS = 31_536_000
 MAX_REASON_LENGTH = 512
+#: Bans per page of ``GET /livekit/bans``: by default, and at most.
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+#: Longest cursor accepted, in characters (room name and a key of two names, in base64).
+MAX_CURSOR_LENGTH = 8192
+
+
+def cursor(room_name: str, identity: str, owner: str) -> str:
+    """The opaque cursor of a listing of ``room_name`` resuming after the ban (identity, owner)."""
+    raw = json.dumps([room_name, identity, owner], ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def read_cursor(text: str, room_name: str) -> tuple[str, str]:
+    """The (identity, owner) a cursor of ``room_name``'s listing resumes after; ``ValueError``
+    for anything else (not one of ours, or another room's)."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        room, identity, owner = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, RecursionError):
+        raise ValueError("not a cursor") from None
+    if room != room_name or not isinstance(identity, str) or not isinstance(owner, str):
+        raise ValueError("not a cursor of this listing")
+    return identity, owner
 
 
 class BanRequest(ParticipantRequest):
@@ -42,7 +70,32 @@ class LiftBanRequest(ParticipantRequest):
 
 
 class ListBansQuery(RoomQuery):
-    """Query string of ``GET /livekit/bans``."""
+    """Query string of ``GET /livekit/bans``: the room, and which page."""
+
+    limit = fields.Integer(
+        load_default=DEFAULT_PAGE,
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        metadata={"description": f"Bans per page (1 to {MAX_PAGE}).", "minimum": 1, "maximum": MAX_PAGE},
+    )
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(max=MAX_CURSOR_LENGTH),
+        metadata={
+            "description": "Where to resume: the `next_cursor` of the previous page (opaque). "
+            "Leave out for the first page."
+        },
+    )
+
+    @post_load
+    def _resume(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        text = data.pop("cursor")
+        try:
+            data["after"] = None if text is None else read_cursor(text, data["room_name"])
+        except ValueError:
+            raise ValidationError(
+                {"cursor": ["Not a cursor of this listing: pass the next_cursor it answered."]}
+            ) from None
+        return data
 
 
 class BanResponse(Schema):
@@ -74,10 +127,15 @@ class BanSchema(Schema):
 
 
 class ListBansResponse(Schema):
-    """Answer of ``GET /livekit/bans``: active bans only."""
+    """Answer of ``GET /livekit/bans``: one page of the active bans."""
 
     room_name = fields.String(required=True)
     bans = fields.List(fields.Nested(BanSchema), required=True)
+    next_cursor = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Pass it as `cursor` for the next page; null: this was the last page."},
+    )
 
 
 class LiftBanResponse(Schema):

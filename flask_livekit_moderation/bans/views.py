@@ -11,12 +11,14 @@ from ..routing import Routes
 from . import operations
 from .model import Ban, rfc3339
 from .schemas import (
+    MAX_PAGE,
     BanRequest,
     BanResponse,
     LiftBanRequest,
     LiftBanResponse,
     ListBansQuery,
     ListBansResponse,
+    cursor,
 )
 
 routes = Routes()
@@ -95,22 +97,35 @@ def ban_participant(call: Call, body: dict[str, Any]) -> Answer:
     operation_id="listBans",
     query=ListBansQuery,
     answer=ListBansResponse,
-    answer_description="The active bans, by identity.",
+    answer_description="One page of the active bans, by identity (then owner).",
     errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED, *STORE_ERRORS),
     status_meaning=STATUS_MEANING,
+    doc_values={"max_page": MAX_PAGE},
 )
 def list_bans(call: Call, query: dict[str, Any]) -> Answer:
-    """List a room's active bans
+    """List a room's active bans, a page at a time
 
     A caller with an auth id sees its own bans of that room name, kept after the room closed;
     when it has none, the room must be running and be the caller's (ListRooms), else the
-    masked 404. A caller for all rooms sees every owner's bans, with no LiveKit call.
+    masked 404. A caller for all rooms sees every owner's bans, with no LiveKit call. Bans come
+    by identity, then owner, `limit` at a time (default 100, at most {max_page}); `next_cursor`,
+    passed as `cursor`, gives the next page, and is null on the last one. A ban made while you
+    page through comes in a later page if it sorts after the page you are at; none comes twice.
     """
-    room_name = query["room_name"]
-    bans = call.bans().list_bans(call.auth_id, room_name)
-    if call.auth_id is not None and not bans:
+    room_name, limit, after = query["room_name"], query["limit"], query["after"]
+    bans = call.bans().list_bans(call.auth_id, room_name, limit=limit + 1, after=after)
+    more, bans = len(bans) > limit, bans[:limit]
+    if call.auth_id is not None and not bans and after is None:
         call.livekit().run(operations.check_bans_room, call.auth_id, room_name)
-    return Answer({"room_name": room_name, "bans": [ban.to_json() for ban in bans]}, "listed_bans")
+    last = bans[-1] if more else None
+    return Answer(
+        {
+            "room_name": room_name,
+            "bans": [ban.to_json() for ban in bans],
+            "next_cursor": None if last is None else cursor(room_name, last.participant_identity, last.owner),
+        },
+        "listed_bans",
+    )
 
 
 @routes.route(

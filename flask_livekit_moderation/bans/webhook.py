@@ -8,6 +8,7 @@ and secret (verified by livekit-api's ``WebhookReceiver``) and sent as
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from flask import request
@@ -32,6 +33,17 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 WEBHOOK_CONTENT_TYPE = "application/webhook+json"
 #: The action a webhook's ban enforcement is logged and signalled as.
 ENFORCE_ACTION = "enforce_ban"
+#: Seconds an event whose ban was enforced is remembered, so a later delivery of it does nothing:
+#: LiveKit retries for about 30 s, and a signed delivery is accepted for 5 minutes plus the 60 s
+#: leeway of livekit-api's verifier.
+EVENT_HANDLED_SECONDS = 600.0
+#: Seconds a delivery may hold an event beyond the LiveKit deadline while it handles it; a
+#: holder that died lets the next delivery handle it after that.
+EVENT_CLAIM_MARGIN = 5.0
+#: The lease an event's handled mark is kept under, and its holder once handled.
+EVENT_LEASE, HANDLED = "livekit-webhook-event:", "handled"
+#: The outcome of a delivery of an event that was already handled.
+DUPLICATE = "duplicate"
 
 routes = Routes()
 
@@ -56,6 +68,7 @@ routes = Routes()
         errors.LIVEKIT_UNAVAILABLE,
         errors.LIVEKIT_BUSY,
         *STORE_ERRORS,
+        errors.WEBHOOK_EVENT_IN_PROGRESS,
     ),
     openapi={
         "security": [],
@@ -79,6 +92,7 @@ routes = Routes()
         "credentials, refused the removal, or the extension failed.",
         **STATUS_MEANING,
     },
+    doc_values={"handled_minutes": EVENT_HANDLED_SECONDS / 60},
 )
 def livekit_webhook(call: Call, _: dict[str, Any]) -> Answer:
     """Receive LiveKit's webhooks (set this URL in LiveKit's `webhook.urls`)
@@ -88,8 +102,11 @@ def livekit_webhook(call: Call, _: dict[str, Any]) -> Answer:
     LiveKit API key and secret whose `sha256` claim is the body's SHA-256. On
     `participant_joined` by an identity banned from that owner's room, the participant is
     removed at once (ListRooms to check the room is still that owner's, then
-    RemoveParticipant). A 5xx makes LiveKit deliver the event again; handling an event twice
-    is harmless.
+    RemoveParticipant, which revokes the identity's tokens signed before the ban). Nothing it
+    could not check is acknowledged: the store or LiveKit unavailable answers 503 with
+    `Retry-After`, and LiveKit delivers the event again. An event delivered again after its ban
+    was enforced does nothing (its `id` is remembered in the ban store for
+    {handled_minutes:g} minutes, across workers); while another delivery handles it, 503.
     """
     if request.mimetype != WEBHOOK_CONTENT_TYPE:
         raise errors.UNSUPPORTED_MEDIA_TYPE(
@@ -115,6 +132,26 @@ def livekit_webhook(call: Call, _: dict[str, Any]) -> Answer:
         )
     )
     return answer
+
+
+def _claim(call: Call, event_id: str) -> str | None:
+    """Claim the event for this delivery in the ban store (shared by every worker and host).
+
+    Returns this delivery's claim, ``None`` for an event without an id (handled every time),
+    or :data:`HANDLED` when the event was already handled. Another delivery handling it right
+    now: 503 ``WEBHOOK_EVENT_IN_PROGRESS``, and LiveKit delivers it again. Only a handled event
+    is marked so: a delivery that fails (5xx) leaves the event to the next one.
+    """
+    if not event_id:
+        return None
+    claim = f"delivery:{uuid.uuid4().hex}"
+    seconds = call.state.settings.timeout + EVENT_CLAIM_MARGIN
+    holder = call.state.bans.lease(EVENT_LEASE + event_id, claim, seconds)
+    if holder == HANDLED:
+        return HANDLED
+    if holder != claim:
+        raise errors.WEBHOOK_EVENT_IN_PROGRESS()
+    return claim
 
 
 def _refuse(reason: str) -> ModerationError:
@@ -154,12 +191,28 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
     """
     room_name, identity = event.room.name, event.participant.identity
     owner = room_owner(event.room.metadata) or ""
-    ban = call.state.bans.get(owner, room_name, identity)
+    store = call.state.bans
+    ban = store.get(owner, room_name, identity)
     if ban is None:
         return False
     call.action, call.enforcement, call.owner = ENFORCE_ACTION, True, ban.room_owner
     call.target = {"room_name": room_name, "participant_identity": identity}
-    outcome = call.livekit().run(operations.enforce_ban, owner, room_name, identity)
+    claim = _claim(call, event.id)
+    if claim == HANDLED:
+        answer.outcome = DUPLICATE
+        return False
+    try:
+        outcome = call.livekit().run(operations.enforce_ban, ban)
+    except BaseException:
+        # Not handled: the next delivery (LiveKit's retry of this 5xx) must do it.
+        if claim is not None:
+            try:
+                store.release(EVENT_LEASE + event.id, claim)
+            except ModerationError:
+                pass  # the claim expires by itself
+        raise
+    if claim is not None:
+        store.hand_over(EVENT_LEASE + event.id, claim, HANDLED, EVENT_HANDLED_SECONDS)
     answer.outcome = outcome
     if outcome == operations.ROOM_CHANGED:
         logger.warning(
@@ -181,6 +234,7 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
                 "event_id": event.id,
                 "expires_at": ban.expires_at,
                 "reason": ban.reason,
+                "source": "webhook",
                 "outcome": "removed",
             },
         )

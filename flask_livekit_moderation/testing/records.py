@@ -44,6 +44,20 @@ class CallRecord:
         """Seconds the emulator spent on the call."""
         return self.finished - self.started
 
+    @property
+    def revoke_token_ts(self) -> int | None:
+        """A RemoveParticipant's ``revoke_token_ts`` (Unix seconds), ``None`` when it was not set.
+
+        LiveKit Cloud refuses the identity's tokens whose ``nbf`` is before it (livekit/protocol
+        ``livekit_room.proto``); the open-source server, like this stand-in, only receives it.
+        ``None`` too for other methods and undecodable requests.
+        """
+        request = self.request
+        if self.method != "RemoveParticipant" or request is None:
+            return None
+        value = int(getattr(request, "revoke_token_ts", 0))
+        return value or None
+
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly dict (used by the ``/_emulator/calls`` control route)."""
         out = {k: v for k, v in asdict(self).items() if k not in ("request", "grants")}
@@ -53,6 +67,7 @@ class CallRecord:
             else json_format.MessageToDict(self.request, preserving_proto_field_name=True)
         )
         out["grants"] = None if self.grants is None else asdict(self.grants)
+        out["revoke_token_ts"] = self.revoke_token_ts
         return out
 
 

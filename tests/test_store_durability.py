@@ -1,0 +1,143 @@
+"""Stores that never lose an acknowledged ban: a SQLite file deleted or replaced under the running
+app, and a Redis that may evict or persist nothing (a WARNING at start naming the setting).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from flask_livekit_moderation import LiveKitModeration, room_metadata
+from flask_livekit_moderation.bans import Ban, SQLiteBanStore
+from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.bans_helpers import Host
+from tests.helpers import TOKEN_A
+from tests.redis_server import redis_server
+
+
+def listed(host: Host, room: str = "r") -> list[str]:
+    answer = host.bans(room, TOKEN_A)
+    assert answer.status_code == 200, answer.text
+    return [b["participant_identity"] for b in answer.json()["bans"]]
+
+
+@pytest.mark.parametrize("deleted", [("",), ("", "-wal", "-shm")], ids=["the-file", "with-its-wal"])
+def test_a_sqlite_file_deleted_mid_run_is_noticed_and_a_ban_answered_201_is_on_disk(
+    hosts: Callable[..., Host],
+    livekit_emulator: LiveKitEmulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    deleted: tuple[str, ...],
+) -> None:
+    emu = livekit_emulator
+    path = tmp_path / "bans.sqlite3"
+    url = f"sqlite:///{path}"
+    host = hosts(LIVEKIT_MODERATION_BAN_STORE=url)
+    emu.add_room("r", metadata=room_metadata("tenant-a"))
+    assert host.ban("r", "before", token=TOKEN_A).status_code == 201
+    for suffix in deleted:  # as `rm` would, while the app runs
+        os.unlink(f"{path}{suffix}")
+    assert not path.exists()
+
+    with caplog.at_level(logging.ERROR, logger="flask_livekit_moderation"):
+        answer = host.ban("r", "after", token=TOKEN_A)
+    assert answer.status_code == 201
+    (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert str(path) in error.getMessage() and "was deleted" in error.getMessage()
+    assert "copied 1 active bans" in error.getMessage()
+    assert path.exists()
+
+    # A fresh app on the same path (a restart) lists the ban answered 201, and the one before.
+    fresh = hosts(LIVEKIT_MODERATION_BAN_STORE=url)
+    assert listed(fresh) == ["after", "before"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_every_thread_notices_and_the_old_file_is_read_one_last_time(tmp_path: Path) -> None:
+    path = tmp_path / "bans.sqlite3"
+    store = SQLiteBanStore(str(path))
+    store.put(Ban.starting_now("a", "r", "one", 60))
+    other_thread: list[object] = []
+
+    def read_in_a_thread() -> None:
+        other_thread.append(store.get("a", "r", "one"))
+
+    thread = threading.Thread(target=read_in_a_thread)
+    thread.start()
+    thread.join()  # that thread has its own connection to the file
+    for suffix in ("", "-wal", "-shm"):
+        os.unlink(f"{path}{suffix}")
+    store.put(Ban.starting_now("a", "r", "two", 60))  # this thread moves to the new file
+    assert [b.participant_identity for b in store.list_bans("a", "r")] == ["one", "two"]
+    fresh = SQLiteBanStore(str(path))
+    assert [b.participant_identity for b in fresh.list_bans("a", "r")] == ["one", "two"]
+    store.close()
+    fresh.close()
+
+
+def test_a_sqlite_file_replaced_mid_run_is_used_and_keeps_the_acknowledged_bans(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "bans.sqlite3"
+    store = SQLiteBanStore(str(path))
+    store.put(Ban.starting_now("a", "r", "acknowledged", 60))
+    backup = tmp_path / "backup.sqlite3"
+    restored = SQLiteBanStore(str(backup))
+    restored.put(Ban.starting_now("a", "r", "from-the-backup", 60))
+    restored.close()
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(f"{backup}{suffix}"):
+            os.unlink(f"{backup}{suffix}")
+    shutil.move(backup, path)  # an operator restores a backup over the running app's file
+
+    with caplog.at_level(logging.ERROR, logger="flask_livekit_moderation"):
+        found = [b.participant_identity for b in store.list_bans("a", "r")]
+    assert found == ["acknowledged", "from-the-backup"]
+    assert "was replaced" in caplog.text
+    store.close()
+
+
+def _redis_app(url: str) -> None:
+    app = Flask("host")
+    app.config.update(LIVEKIT_MODERATION_BAN_STORE=url)
+    LiveKitModeration(app)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--maxmemory-policy", "allkeys-lru", "--appendonly", "yes"), ["maxmemory-policy"]),
+        (("--maxmemory-policy", "allkeys-lru"), ["maxmemory-policy", "appendonly"]),
+        (("--maxmemory-policy", "volatile-lru", "--appendonly", "yes"), ["maxmemory-policy"]),
+        ((), ["appendonly"]),  # the test servers' default: --save '' --appendonly no
+        (("--appendonly", "yes"), []),
+        (("--save", "60 1"), []),  # RDB snapshots persist (up to their last one)
+    ],
+)
+def test_redis_that_can_lose_bans_is_named_at_start(
+    caplog: pytest.LogCaptureFixture, args: tuple[str, ...], named: list[str]
+) -> None:
+    with redis_server(args=args) as server, caplog.at_level(logging.INFO, logger="flask_livekit_moderation"):
+        _redis_app(server.url)
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "Redis" in r.getMessage()
+    ]
+    assert [name for name in ("maxmemory-policy", "appendonly") if any(name in w for w in warnings)] == named
+    assert len(warnings) == len(named)
+
+
+def test_redis_without_config_is_noted_not_refused(caplog: pytest.LogCaptureFixture) -> None:
+    with redis_server(args=("--rename-command", "CONFIG", "")) as server:
+        with caplog.at_level(logging.INFO, logger="flask_livekit_moderation"):
+            _redis_app(server.url)
+    assert "refused CONFIG GET" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "Redis" in r.getMessage()]
