@@ -20,7 +20,7 @@ import requests
 from flask_livekit_moderation import room_metadata, signals
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.bans_helpers import WEBHOOK, joined, signed
-from tests.helpers import TENANTS, ServedApp, host_app, serve
+from tests.helpers import TENANTS, ServedApp, host_app, run_benchmark, serve
 
 TENANT_C = {"id": "tenant-c", "secret": "secret-c-0123456789"}
 TOKEN_A, TOKEN_B, TOKEN_C = TENANTS[0]["secret"], TENANTS[1]["secret"], TENANT_C["secret"]
@@ -269,3 +269,32 @@ def test_ban_enforcement_has_places_no_request_can_take(emu: LiveKitEmulator, se
     # ...but ban enforcement has its own places.
     assert (hook.status_code, hook.json()["removed"]) == (200, True) and hook_seconds < 1.0
     assert emu.participant("stage-b", "troll") is None
+
+
+def test_the_admission_benchmark_runs_and_refuses_nothing_healthy(tmp_path: Path) -> None:
+    """A short run of ``benchmarks.admission`` (real gunicorn -w 2 --threads 8, the stand-in in
+    its own process), so that it cannot rot: no healthy request nor webhook answered 503."""
+    done, report = run_benchmark(
+        "benchmarks.admission",
+        "--mixes",
+        "mixed",
+        "--clients",
+        "32",
+        "--requests",
+        "90",
+        "--raiders",
+        "40",
+        out=tmp_path / "admission.json",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = report["this checkout"]
+    ((burst,),) = [figures["bursts"]]
+    assert (burst["mix"], burst["clients"], burst["requests"], burst["503"]) == ("mixed", 32, 90, 0), burst
+    assert figures["raid"] == {
+        "raiders": 40,
+        "concurrent_deliveries": 32,
+        "answers": {"200": 40},
+        "503": 0,
+        "banned_stayed": 0,
+    }
+    assert "raid: 40 banned rejoins" in done.stdout
