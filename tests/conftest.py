@@ -1,7 +1,8 @@
 """Shared fixtures: a bare Flask app, and host apps served over real HTTP against the stand-in.
 
-The ``livekit_emulator`` fixture comes from the package's own pytest plugin; plain helpers
-are in :mod:`tests.helpers`.
+The ``livekit_emulator`` fixture comes from the package's own pytest plugin, which this suite
+opts in to below as a host app's suite would (``pytester`` runs such suites in
+``tests/test_pytest_plugin.py``); plain helpers are in :mod:`tests.helpers`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from flask import Flask
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests import hypothesis_profiles  # noqa: F401  (registers --hypothesis-profile=soak)
 from tests.helpers import TENANTS, ServedApp, host_app, livekit_config, serve
+
+pytest_plugins = ["flask_livekit_moderation.testing.pytest_plugin", "pytester"]
 
 
 @pytest.fixture
