@@ -27,7 +27,7 @@ from benchmarks.processes import StandIn
 from flask_livekit_moderation import ConfigurationError, LiveKitModeration, room_metadata, signals
 from flask_livekit_moderation.client import TOKEN_TTL, TokenCachingRoomService
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.helpers import TENANTS, TOKEN_A, ServedApp, host_app, livekit_config, serve
+from tests.helpers import TENANTS, TOKEN_A, HttpServedApp, ServedApp, host_app, livekit_config, serve
 
 pytestmark = pytest.mark.timing
 
@@ -112,7 +112,7 @@ def test_requests_over_the_bulkhead_are_503_busy_at_once(room):
 
         def remove(identity: str) -> tuple[int, str, float, str | None]:
             started = time.monotonic()
-            answer = ServedApp(app=app, url=served.url).remove("room-1", identity)
+            answer = HttpServedApp(app=app, url=served.url).remove("room-1", identity)
             code = None if answer.status_code == 200 else answer.json()["code"]
             return (
                 answer.status_code,
@@ -221,7 +221,7 @@ def test_only_one_probe_is_let_through_while_half_open(breaker_app, room):
     with ThreadPoolExecutor(1) as pool:
         probe = pool.submit(served.participants, "room-1")
         time.sleep(0.15)
-        during = ServedApp(app=served.app, url=served.url).participants("room-1")
+        during = HttpServedApp(app=served.app, url=served.url).participants("room-1")
         assert probe.result().status_code == 200
     assert (during.status_code, during.headers["Retry-After"]) == (503, "1")
     assert room.call_counts()["ListParticipants"] == 4
