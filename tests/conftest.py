@@ -13,6 +13,7 @@ opts in to below as a host app's suite would (``pytester`` runs such suites in
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -25,6 +26,14 @@ from tests import hypothesis_profiles  # noqa: F401  (registers --hypothesis-pro
 from tests.helpers import TENANTS, HttpServedApp, InProcessApp, host_app, in_process, livekit_config, serve
 
 pytest_plugins = ["flask_livekit_moderation.testing.pytest_plugin", "pytester"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Exempt what exists once the tests are collected (modules, strategies, documents) from
+    garbage collection: each full collection during the run then walks only what the tests
+    made (on two cores this roughly halved the time the suite spends collecting)."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture
