@@ -104,10 +104,12 @@ class InProcessApp(ServedApp):
 
     The request is prepared by ``requests`` itself (body bytes, ``Content-Type``,
     ``Content-Length``, the encoded query string and its default headers), handed to the app
-    as the WSGI environ werkzeug's server would build, and the answer comes back as a
-    ``requests.Response`` (case-insensitive headers, repeated ones joined with ``", "``,
-    ``text`` decoded as ``requests`` decodes it). Cookies persist as in a session. A redirect
-    is not followed: a test that meets one should use :func:`serve`.
+    by the test client as a WSGI environ, and the answer comes back as a ``requests.Response``
+    (case-insensitive headers, repeated ones joined with ``", "``, ``text`` decoded as
+    ``requests`` decodes it). Cookies persist as in a session; the test's threads share the
+    client, which keeps nothing else between requests. What needs a socket is refused with a
+    pointer to :func:`serve`: a streamed body, a redirect to follow, a compressed answer.
+    ``tests/test_in_process.py`` checks that both ways answer alike.
     """
 
     url = "http://localhost"
