@@ -1,6 +1,7 @@
 """The ban routes and the webhook in the OpenAPI document: every status and code each one can
-answer is provoked over real HTTP and compared with what the document lists; every answer's
-body is validated against the schema documented for its status.
+answer is provoked (through the app's test client; LiveKit is the real-HTTP stand-in) and
+compared with what the document lists; every answer's body is validated against the schema
+documented for its status.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """GET /livekit/openapi.json: a valid OpenAPI 3.1 document that says what the routes do.
 
-The central check provokes every status and error code each route can answer, over real
-HTTP, and compares that set with the one the document lists; every answer's body is also
-validated against the schema documented for its status.
+The central check provokes every status and error code each route can answer (through the
+app's test client; LiveKit is the real-HTTP stand-in) and compares that set with the one the
+document lists; every answer's body is also validated against the schema documented for its
+status.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``moderation.register_openapi(spec)``: the extension's routes in the host's own OpenAPI document.
 
-Hosts are real: a flask-smorest ``Api`` serving its document over HTTP, and plain apispec
+Hosts are real: a flask-smorest ``Api`` serving its document, and plain apispec
 specs with and without the marshmallow plugin, at OpenAPI 3.0.3 and 3.1.0. Each merged
 document is validated with openapi-spec-validator for its version; the extension's paths must
 reach only components named with its prefix, and the host's own ``Participant`` must be left
