@@ -1,12 +1,13 @@
 """The ban routes and the webhook in the OpenAPI document: every status and code each one can
-answer is provoked over real HTTP and compared with what the document lists; every answer's
-body is validated against the schema documented for its status.
+answer is provoked (through the app's test client; LiveKit is the real-HTTP stand-in) and
+compared with what the document lists; every answer's body is validated against the schema
+documented for its status.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from livekit.protocol.webhook import WebhookEvent
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.bans_helpers import WEBHOOK, joined, signed
-from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, serve
+from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, in_process
 from tests.openapi_checks import (
     ONE_SLOT,
     documented,
@@ -48,15 +49,12 @@ class Apps:
 
 
 @pytest.fixture
-def apps(
-    make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulator, tmp_path: Path
-) -> Iterator[Apps]:
+def apps(make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulator, tmp_path: Path) -> Apps:
     shared = f"sqlite:///{tmp_path}/shared.sqlite3"
     tenants = {"LIVEKIT_MODERATION_AUTH_REQUIRED": True, "LIVEKIT_MODERATION_API_SECRETS": TENANTS}
     (tmp_path / "a-file").write_text("")
     corrupt = tmp_path / "corrupt.sqlite3"
-    served = serve(failing_resolver_app(livekit_emulator, LIVEKIT_MODERATION_BAN_STORE=shared))
-    yield Apps(
+    return Apps(
         anon=make_served(LIVEKIT_MODERATION_BAN_STORE=shared),
         tenants=make_served(LIVEKIT_MODERATION_BAN_STORE=shared, **tenants),
         unconfigured=make_served(
@@ -69,7 +67,9 @@ def apps(
         wrong_secret=make_served(
             LIVEKIT_API_SECRET=WRONG_SECRET, LIVEKIT_MODERATION_BAN_STORE=shared, **tenants
         ),
-        failing_resolver=served.__enter__(),
+        failing_resolver=in_process(
+            failing_resolver_app(livekit_emulator, LIVEKIT_MODERATION_BAN_STORE=shared)
+        ),
         one_slot=make_served(**ONE_SLOT, LIVEKIT_MODERATION_BAN_STORE=shared, **tenants),
         broken_store=make_served(
             LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{tmp_path}/a-file/x.sqlite3", **tenants
@@ -77,7 +77,6 @@ def apps(
         # Not TESTING: an unexpected failure is answered 500 INTERNAL_ERROR, not propagated.
         corrupt_store=make_served(TESTING=False, LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{corrupt}"),
     )
-    served.__exit__(None, None, None)
 
 
 def _ban(

@@ -22,9 +22,9 @@ def _loop_threads() -> list[threading.Thread]:
 
 @pytest.mark.timing
 def test_a_hung_livekit_is_a_503_within_the_deadline_and_the_next_request_works(
-    make_served, livekit_emulator
+    make_served_over_http, livekit_emulator
 ):
-    served = make_served(LIVEKIT_MODERATION_TIMEOUT=0.5)
+    served = make_served_over_http(LIVEKIT_MODERATION_TIMEOUT=0.5)
     livekit_emulator.add_room("room-1")
     livekit_emulator.add_participants("room-1", ["alice", "bob"])
     livekit_emulator.hang_next("RemoveParticipant", seconds=5)
@@ -56,8 +56,11 @@ def test_a_down_livekit_is_a_503_and_recovery_is_immediate(make_served, livekit_
     assert livekit_emulator.participants("room-1") == []
 
 
-def test_concurrent_requests_share_one_client_and_each_removal_happens_once(make_served, livekit_emulator):
-    served = make_served(LIVEKIT_MODERATION_MAX_CONCURRENCY=16)
+def test_concurrent_requests_share_one_client_and_each_removal_happens_once(
+    make_served_over_http, livekit_emulator
+):
+    # 16 clients at once on a real threaded server, each request in its own server thread.
+    served = make_served_over_http(LIVEKIT_MODERATION_MAX_CONCURRENCY=16)
     identities = [f"user-{i}" for i in range(160)]
     livekit_emulator.add_room("room-1")
     livekit_emulator.add_participants("room-1", identities)

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from flask_livekit_moderation import ConfigurationError, LiveKitModeration
-from tests.helpers import livekit_config, serve
+from tests.helpers import in_process, livekit_config
 
 
 def test_auth_required_without_any_way_to_authenticate_fails_at_start():
@@ -83,7 +83,7 @@ def test_missing_livekit_settings_warn_and_answer_500(monkeypatch, caplog, livek
         LiveKitModeration(app)
     assert "LIVEKIT_NOT_CONFIGURED" in caplog.text
 
-    with serve(app) as served:
+    with in_process(app) as served:
         answer = served.remove("room-1", "alice")
         invalid = served.remove("", "alice")
     assert answer.status_code == 500 and answer.json()["code"] == "LIVEKIT_NOT_CONFIGURED"
@@ -100,7 +100,7 @@ def test_livekit_settings_fall_back_to_the_environment(monkeypatch, livekit_emul
     app = Flask("host")
     LiveKitModeration(app)
 
-    with serve(app) as served:
+    with in_process(app) as served:
         assert served.remove("room-1", "alice").status_code == 200
 
 
@@ -116,7 +116,7 @@ def test_url_prefix_and_json_routing_errors(livekit_emulator):
     livekit_emulator.add_room("room-1")
     livekit_emulator.add_participant("room-1", "alice")
 
-    with serve(app) as served:
+    with in_process(app) as served:
         removed = served.request(
             "DELETE",
             "/api/v1/livekit/participant",
@@ -146,6 +146,6 @@ def test_an_init_app_factory_serves_several_apps(livekit_emulator):
     livekit_emulator.add_participants("room-1", ["a", "b"])
 
     for app, identity in zip(apps, ["a", "b"], strict=False):
-        with serve(app) as served:
+        with in_process(app) as served:
             assert served.remove("room-1", identity).status_code == 200
     assert livekit_emulator.participants("room-1") == []

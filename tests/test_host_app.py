@@ -1,7 +1,8 @@
 """The extension as a guest in real host apps: mounting, nesting, sessions, neighbours, errors.
 
-Every host app here is a bare Flask app built in the test, served over real HTTP, talking to
-the LiveKit stand-in; the neighbouring extensions are the real packages.
+Every host app here is a bare Flask app built in the test, reached through its test client
+(one test serves it over real HTTP, for the server's access log), talking to the LiveKit
+stand-in over real HTTP; the neighbouring extensions are the real packages.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from flask_livekit_moderation import (
     signals,
 )
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.helpers import MASKED_404, TENANTS, TOKEN_A, TOKEN_B, livekit_config, serve
+from tests.helpers import MASKED_404, TENANTS, TOKEN_A, TOKEN_B, in_process, livekit_config, serve
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_two_instances_mount_on_one_app_with_their_own_settings(rooms):
     assert app.extensions["livekit_moderation"] is not app.extensions["livekit_admin"]
     assert {"livekit_moderation", "livekit_admin"} <= set(app.blueprints)
 
-    with serve(app) as served:
+    with in_process(app) as served:
         assert served.remove("room-b", "p1", TOKEN_A).json() == MASKED_404
         public_answer = served.request(
             "DELETE",
@@ -113,7 +114,7 @@ def test_nested_under_a_host_blueprint_its_hooks_prefix_and_handlers_apply(rooms
     moderation.init_app(app, parent=api)
     app.register_blueprint(api, url_prefix="/api/v1")
 
-    with serve(app) as served:
+    with in_process(app) as served:
         refused = served.request(
             "DELETE",
             "/api/v1/livekit/participant",
@@ -158,7 +159,7 @@ def test_cors_on_one_app_never_reaches_another(rooms):
     LiveKitModeration(plain_app)
 
     origin = {"Origin": "https://console.example"}
-    with serve(browser_app) as browser, serve(plain_app) as plain:
+    with in_process(browser_app) as browser, in_process(plain_app) as plain:
         allowed = browser.participants("room-a", headers=origin)
         assert allowed.headers.get("Access-Control-Allow-Origin") == "https://console.example"
         other = plain.participants("room-a", headers=origin)
@@ -205,7 +206,7 @@ def login_app(emulator: LiveKitEmulator) -> Flask:
 
 
 def test_a_flask_login_session_moderates_its_own_rooms_only(rooms):
-    with serve(login_app(rooms)) as served:
+    with in_process(login_app(rooms)) as served:
         assert served.remove("room-a", "p1").json()["code"] == "MISSING_TOKEN"
         assert served.request("POST", "/login/ann").ok
         assert served.remove("room-a", "p1").status_code == 200
@@ -233,7 +234,7 @@ def test_a_plain_session_app_with_an_async_loader(rooms):
         return session.get("tenant")
 
     LiveKitModeration(app, request_loader=load)
-    with serve(app) as served:
+    with in_process(app) as served:
         assert served.request("POST", "/pick/tenant-b").ok
         assert served.remove("room-b", "p3").status_code == 200
         assert served.remove("room-a", "p3").json() == MASKED_404
@@ -275,7 +276,7 @@ def test_current_auth_in_app_hooks_resolves_once_per_request(rooms):
         return jsonify(auth_id=caller.auth_id, authenticated=caller.is_authenticated)
 
     LiveKitModeration(app, auth_resolver=resolve)
-    with serve(app) as served:
+    with in_process(app) as served:
         assert served.remove("room-a", "p1", "tok-a").status_code == 200
         assert served.remove("room-a", "p2", "tok-x").json()["code"] == "UNAUTHORIZED"
         assert served.request("GET", "/whoami", "tok-a").json() == {
@@ -298,7 +299,7 @@ def test_flask_limiter_limits_per_tenant(rooms):
 
     limiter = Limiter(tenant_key, app=app, default_limits=["2 per minute"], storage_uri="memory://")
     LiveKitModeration(app)
-    with serve(app) as served:
+    with in_process(app) as served:
         a = [served.participants("room-a", TOKEN_A).status_code for _ in range(3)]
         b = [served.participants("room-b", TOKEN_B).status_code for _ in range(3)]
     assert a == [200, 200, 429]
@@ -324,7 +325,7 @@ def test_the_hosts_moderation_error_handler_renders_the_errors(rooms, registered
     if registered == "after":
         app.register_error_handler(ModerationError, problem)
 
-    with serve(app) as served:
+    with in_process(app) as served:
         refused = served.remove("room-b", "p1", TOKEN_A)
         assert (refused.status_code, refused.json()) == (
             404,
@@ -366,7 +367,7 @@ def test_werkzeug_unauthorized_and_forbidden_from_a_resolver(rooms):
 
     app = bare_host(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
     LiveKitModeration(app, auth_resolver=resolve)
-    with serve(app) as served:
+    with in_process(app) as served:
         expired = served.remove("room-a", "p1", "expired")
         assert (expired.status_code, expired.json()["code"]) == (401, "UNAUTHORIZED")
         assert expired.headers["WWW-Authenticate"] == "Bearer"
@@ -388,6 +389,7 @@ def test_a_natural_resolver_that_raises_keyerror_never_logs_the_token(rooms, cap
 
     app = bare_host(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
     LiveKitModeration(app, auth_resolver=resolve)
+    # Served for real: the server's access log (the request line, its query) is a log too.
     with caplog.at_level(logging.DEBUG), serve(app) as served:
         answer = served.remove("room-a", "p1", secret_token)
         by_query = served.request(
@@ -424,7 +426,7 @@ def test_a_jwt_resolver_answers_401_for_an_expired_token(rooms):
     with app.app_context():
         fresh = create_access_token("tenant-a")
         expired = create_access_token("tenant-a", expires_delta=timedelta(seconds=-120))
-    with serve(app) as served:
+    with in_process(app) as served:
         assert served.remove("room-a", "p1", fresh).status_code == 200
         answer = served.remove("room-a", "p2", expired)
     assert (answer.status_code, answer.json()["code"]) == (401, "UNAUTHORIZED")
@@ -434,7 +436,7 @@ def test_a_resolver_returning_something_else_is_a_500(rooms):
     app = bare_host(rooms, LIVEKIT_MODERATION_AUTH_REQUIRED=True)
     # Deliberately the wrong type, as a careless resolver would return it.
     LiveKitModeration(app, auth_resolver=lambda token: 42)  # type: ignore[arg-type,return-value]
-    with serve(app) as served:
+    with in_process(app) as served:
         answer = served.remove("room-a", "p1", "t")
     assert (answer.status_code, answer.json()["code"]) == (500, "INTERNAL_ERROR")
 
@@ -495,7 +497,7 @@ def finished(rooms) -> Iterator[tuple[Flask, list[dict[str, object]]]]:
 def test_moderation_finished_once_per_request_whatever_the_outcome(finished, rooms):
     app, sent = finished
     track = rooms.participant("room-a", "p2").tracks[0].sid
-    with serve(app) as served:
+    with in_process(app) as served:
         served.remove("room-a", "p1", TOKEN_A)  # 200
         served.remove("room-b", "p1", TOKEN_A)  # 404 masked
         served.remove("room-a", "p1")  # 401
@@ -532,7 +534,7 @@ def test_moderation_finished_once_per_request_whatever_the_outcome(finished, roo
 
 def test_the_audit_record_carries_its_fields_as_attributes(finished, rooms, caplog):
     app, _ = finished
-    with caplog.at_level(logging.INFO, "flask_livekit_moderation"), serve(app) as served:
+    with caplog.at_level(logging.INFO, "flask_livekit_moderation"), in_process(app) as served:
         served.remove("room-a", "p1", TOKEN_A)
     [record] = [r for r in caplog.records if hasattr(r, "moderation_action")]
     assert record.moderation_action == "remove"

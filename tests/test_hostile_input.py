@@ -122,9 +122,15 @@ class Stage:
 
 
 @pytest.fixture
-def stage(make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulator) -> Iterator[Stage]:
-    auth = make_served(LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS)
-    yield Stage(livekit_emulator, auth, make_served())
+def stage(
+    make_served_over_http: Callable[..., ServedApp], livekit_emulator: LiveKitEmulator
+) -> Iterator[Stage]:
+    """Served by a real server: these tests put arbitrary bytes on the wire (raw header values,
+    repeated headers, chunked framing, request lines past a server's limits)."""
+    auth = make_served_over_http(
+        LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS
+    )
+    yield Stage(livekit_emulator, auth, make_served_over_http())
 
 
 # -- what every answer must look like ---------------------------------------------------------

@@ -1,14 +1,14 @@
 """GET /livekit/openapi.json: a valid OpenAPI 3.1 document that says what the routes do.
 
-The central check provokes every status and error code each route can answer, over real
-HTTP, and compares that set with the one the document lists; every answer's body is also
-validated against the schema documented for its status.
+The central check provokes every status and error code each route can answer (through the
+app's test client; LiveKit is the real-HTTP stand-in) and compares that set with the one the
+document lists; every answer's body is also validated against the schema documented for its
+status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from openapi_spec_validator import validate
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
-from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, serve
+from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, in_process
 from tests.openapi_checks import (
     ONE_SLOT,
     documented,
@@ -48,18 +48,15 @@ class Apps:
 
 
 @pytest.fixture
-def apps(make_served: Callable[..., ServedApp], livekit_emulator: Any) -> Iterator[Apps]:
-    with ExitStack() as stack:
-        yield Apps(
-            anon=make_served(),
-            tenants=make_served(
-                LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS
-            ),
-            unconfigured=make_served(LIVEKIT_URL="", LIVEKIT_API_KEY="", LIVEKIT_API_SECRET=""),
-            wrong_secret=make_served(LIVEKIT_API_SECRET="not-the-secret-0123456789abcdefghijklmn"),
-            failing_resolver=stack.enter_context(serve(failing_resolver_app(livekit_emulator))),
-            one_slot=make_served(**ONE_SLOT),
-        )
+def apps(make_served: Callable[..., ServedApp], livekit_emulator: Any) -> Apps:
+    return Apps(
+        anon=make_served(),
+        tenants=make_served(LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS),
+        unconfigured=make_served(LIVEKIT_URL="", LIVEKIT_API_KEY="", LIVEKIT_API_SECRET=""),
+        wrong_secret=make_served(LIVEKIT_API_SECRET="not-the-secret-0123456789abcdefghijklmn"),
+        failing_resolver=in_process(failing_resolver_app(livekit_emulator)),
+        one_slot=make_served(**ONE_SLOT),
+    )
 
 
 def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:

@@ -1,6 +1,6 @@
 """``moderation.register_openapi(spec)``: the extension's routes in the host's own OpenAPI document.
 
-Hosts are real: a flask-smorest ``Api`` serving its document over HTTP, and plain apispec
+Hosts are real: a flask-smorest ``Api`` serving its document, and plain apispec
 specs with and without the marshmallow plugin, at OpenAPI 3.0.3 and 3.1.0. Each merged
 document is validated with openapi-spec-validator for its version; the extension's paths must
 reach only components named with its prefix, and the host's own ``Participant`` must be left
@@ -24,7 +24,7 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator, validate
 
 from flask_livekit_moderation import LiveKitModeration
-from tests.helpers import serve
+from tests.helpers import in_process
 from tests.openapi_checks import openapi_document, reached_components
 
 VERSIONS = ["3.0.3", "3.1.0"]
@@ -107,7 +107,7 @@ def test_a_flask_smorest_host_gets_every_route_and_keeps_its_own_participant(app
 
     moderation.register_openapi(api.spec)
 
-    with serve(app) as served:
+    with in_process(app) as served:
         document = served.request("GET", "/openapi.json").json()
         own = served.request("GET", "/livekit/openapi.json").json()
     validate_as(document, version)
@@ -206,7 +206,7 @@ def test_two_instances_on_one_app_share_one_document(app):
     public.register_openapi(api.spec)
     staff.register_openapi(api.spec)
 
-    with serve(app) as served:
+    with in_process(app) as served:
         document = served.request("GET", "/openapi.json").json()
         own = {base: served.request("GET", f"{base}/livekit/openapi.json").json() for base in ("/a", "/b")}
     validate_as(document, "3.1.0")
@@ -350,7 +350,7 @@ def test_what_cannot_work_is_refused(app):
 def test_the_served_document_names_everything_with_the_instance_s_prefix(app):
     LiveKitModeration(app, openapi_prefix="Lk")
 
-    with serve(app) as served:
+    with in_process(app) as served:
         document = openapi_document(served)
 
     validate_as(document, "3.1.0")

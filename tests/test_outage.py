@@ -27,7 +27,7 @@ from benchmarks.processes import StandIn
 from flask_livekit_moderation import ConfigurationError, LiveKitModeration, room_metadata, signals
 from flask_livekit_moderation.client import TOKEN_TTL, TokenCachingRoomService
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.helpers import TENANTS, TOKEN_A, ServedApp, host_app, livekit_config, serve
+from tests.helpers import TENANTS, TOKEN_A, HttpServedApp, ServedApp, host_app, livekit_config, serve
 
 pytestmark = pytest.mark.timing
 
@@ -113,7 +113,7 @@ def test_requests_over_the_limit_are_503_busy_at_once_when_those_ahead_are_late(
 
         def remove(identity: str) -> tuple[int, str, float, str | None]:
             started = time.monotonic()
-            answer = ServedApp(app=app, url=served.url).remove("room-1", identity)
+            answer = HttpServedApp(app=app, url=served.url).remove("room-1", identity)
             code = None if answer.status_code == 200 else answer.json()["code"]
             return (
                 answer.status_code,
@@ -222,7 +222,7 @@ def test_only_one_probe_is_let_through_while_half_open(breaker_app, room):
     with ThreadPoolExecutor(1) as pool:
         probe = pool.submit(served.participants, "room-1")
         time.sleep(0.15)
-        during = ServedApp(app=served.app, url=served.url).participants("room-1")
+        during = HttpServedApp(app=served.app, url=served.url).participants("room-1")
         assert probe.result().status_code == 200
     assert (during.status_code, during.headers["Retry-After"]) == (503, "1")
     assert room.call_counts()["ListParticipants"] == 4
@@ -336,6 +336,7 @@ def test_a_foreign_room_is_refused_as_fast_as_a_missing_one():
             LIVEKIT_API_SECRET=stand_in.api_secret,
             LIVEKIT_MODERATION_AUTH_REQUIRED=True,
             LIVEKIT_MODERATION_API_SECRETS=TENANTS,
+            LIVEKIT_MODERATION_RECONCILE_INTERVAL=0,
         )
         LiveKitModeration(app)
         with serve(app) as served:

@@ -348,8 +348,8 @@ def test_livekit_rejecting_the_api_key_fails_the_whole_request(anon, livekit_emu
 
 
 @pytest.mark.timing
-def test_the_deadline_bounds_the_whole_room_mute(make_served, livekit_emulator):
-    served = make_served(LIVEKIT_MODERATION_TIMEOUT=0.5)
+def test_the_deadline_bounds_the_whole_room_mute(make_served_over_http, livekit_emulator):
+    served = make_served_over_http(LIVEKIT_MODERATION_TIMEOUT=0.5)
     _seed(livekit_emulator, "room-1", 4, owner=None)
     livekit_emulator.hang_next("MutePublishedTrack", seconds=3)
 

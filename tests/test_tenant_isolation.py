@@ -214,10 +214,28 @@ def _succeeded(
         assert emulator.participant(room, "bob") is not None, what
 
 
+#: Auth required, with the three tenants and the id-less secret.
+TENANT_CONFIG = {"LIVEKIT_MODERATION_AUTH_REQUIRED": True, "LIVEKIT_MODERATION_API_SECRETS": SECRETS}
+
+
 @pytest.fixture
 def tenant_app(make_served: Callable[..., ServedApp]) -> ServedApp:
-    """Auth required, with the three tenants and the id-less secret."""
-    return make_served(LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=SECRETS)
+    """The tenant app, reached in process (tokens in the ``Authorization`` header)."""
+    return make_served(**TENANT_CONFIG)
+
+
+@pytest.fixture
+def tenant_app_for(
+    make_served: Callable[..., ServedApp], make_served_over_http: Callable[..., ServedApp]
+) -> Callable[[str], ServedApp]:
+    """The tenant app for a token transport. A secret sent as ``api_key`` is in the request
+    line, which a real server writes to its access log (the ``werkzeug`` logger, scanned by
+    the autouse fixture): that transport is served over real HTTP."""
+
+    def build(transport: str) -> ServedApp:
+        return (make_served_over_http if transport == "api_key" else make_served)(**TENANT_CONFIG)
+
+    return build
 
 
 # -- the matrix -------------------------------------------------------------------------------
@@ -312,8 +330,9 @@ def test_anonymous_callers_may_act_on_every_room(
 
 @pytest.mark.parametrize("transport", ["bearer", "api_key"])
 def test_a_secret_that_prefixes_another_authenticates_only_its_own_tenant(
-    tenant_app: ServedApp, livekit_emulator: LiveKitEmulator, transport: str
+    tenant_app_for: Callable[[str], ServedApp], livekit_emulator: LiveKitEmulator, transport: str
 ) -> None:
+    tenant_app = tenant_app_for(transport)
     _seed(livekit_emulator)
     masked = Masked(tenant_app.remove(MISSING_ROOM, "alice", SECRET_A))
 
@@ -333,8 +352,9 @@ def test_a_secret_that_prefixes_another_authenticates_only_its_own_tenant(
 @pytest.mark.parametrize("transport", ["bearer", "api_key"])
 @pytest.mark.parametrize("name", sorted(NEAR_MISSES))
 def test_near_miss_tokens_are_401_and_reach_no_livekit(
-    tenant_app: ServedApp, livekit_emulator: LiveKitEmulator, name: str, transport: str
+    tenant_app_for: Callable[[str], ServedApp], livekit_emulator: LiveKitEmulator, name: str, transport: str
 ) -> None:
+    tenant_app = tenant_app_for(transport)
     _seed(livekit_emulator)
     token = NEAR_MISSES[name]
     track_sid = _audio_sid(livekit_emulator, "room-a")
@@ -371,9 +391,11 @@ def test_no_token_is_401_and_reaches_no_livekit(
 
 
 def test_tokens_and_secrets_never_reach_logs_through_either_transport(
-    tenant_app: ServedApp, livekit_emulator: LiveKitEmulator
+    tenant_app_for: Callable[[str], ServedApp], livekit_emulator: LiveKitEmulator
 ) -> None:
-    """Drive every route, outcome and transport; the autouse fixture then scans the logs."""
+    """Drive every route, outcome and transport; the autouse fixture then scans the logs,
+    the real server's access log included."""
+    tenant_app = tenant_app_for("api_key")
     _seed(livekit_emulator)
     track_sid = _audio_sid(livekit_emulator, "room-a")
     outcomes: set[int] = set()

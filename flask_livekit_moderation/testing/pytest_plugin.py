@@ -1,4 +1,11 @@
-"""pytest plugin (entry point ``livekit_emulator``): the ``livekit_emulator`` fixture."""
+"""pytest plugin with the ``livekit_emulator`` fixture; opt in to it, it never loads by itself.
+
+In the host app's top-level ``conftest.py``::
+
+    pytest_plugins = ["flask_livekit_moderation.testing.pytest_plugin"]
+
+or for one run: ``python -m pytest -p flask_livekit_moderation.testing.pytest_plugin``.
+"""
 
 from __future__ import annotations
 
