@@ -62,6 +62,12 @@ def _remove(served: ServedApp, room: str, identity: str, token: str) -> requests
     return _session_request(served, "DELETE", "/livekit/participant", token, json=body)
 
 
+def _ban(served: ServedApp, room: str, identity: str) -> None:
+    """Tenant B bans ``identity`` from its room ``room`` for ten minutes."""
+    body = {"room_name": room, "participant_identity": identity, "duration_seconds": 600}
+    assert _session_request(served, "POST", "/livekit/bans", TOKEN_B, json=body).status_code == 201
+
+
 def _listing(served: ServedApp, room: str, token: str) -> requests.Response:
     return _session_request(served, "GET", "/livekit/participants", token, params={"room_name": room})
 
@@ -100,14 +106,7 @@ def test_a_tenant_saturating_on_a_slow_room_starves_neither_another_tenant_nor_b
     speaker = emu.participant("stage-b", "speaker")
     assert speaker is not None
     mic = speaker.tracks[0].sid
-    ban = _session_request(
-        served,
-        "POST",
-        "/livekit/bans",
-        TOKEN_B,
-        json={"room_name": "stage-b", "participant_identity": "troll", "duration_seconds": 600},
-    )
-    assert ban.status_code == 201
+    _ban(served, "stage-b", "troll")
 
     with ThreadPoolExecutor(16) as pool, caplog.at_level(logging.INFO, "flask_livekit_moderation"):
         saturating = [pool.submit(_listing, served, "slow-a", TOKEN_A) for _ in range(16)]
@@ -210,14 +209,7 @@ def test_a_raid_of_banned_rejoins_is_removed_whole(
     identities = [f"raider-{i}" for i in range(300)]
     emu.add_room("raided", metadata=room_metadata("tenant-b"))
     for identity in identities:
-        ban = _session_request(
-            served,
-            "POST",
-            "/livekit/bans",
-            TOKEN_B,
-            json={"room_name": "raided", "participant_identity": identity, "duration_seconds": 600},
-        )
-        assert ban.status_code == 201
+        _ban(served, "raided", identity)
     deliveries = []
     for identity in identities:
         emu.join("raided", identity, tracks=[])
@@ -243,14 +235,7 @@ def test_ban_enforcement_has_places_no_request_can_take(emu: LiveKitEmulator, se
     emu.set_latency(3.0, room="slow-a")
     emu.set_latency(3.0, room="room-c")
     emu.add_room("stage-b", metadata=room_metadata("tenant-b"))
-    ban = _session_request(
-        served,
-        "POST",
-        "/livekit/bans",
-        TOKEN_B,
-        json={"room_name": "stage-b", "participant_identity": "troll", "duration_seconds": 600},
-    )
-    assert ban.status_code == 201
+    _ban(served, "stage-b", "troll")
     with ThreadPoolExecutor(8) as pool:
         holding = [pool.submit(_listing, served, room, token) for room, token in [("slow-a", TOKEN_A)] * 4]
         holding += [pool.submit(_listing, served, "room-c", TOKEN_C) for _ in range(4)]
