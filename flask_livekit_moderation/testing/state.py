@@ -390,7 +390,7 @@ class EmulatorState:
         if room is None:
             return False
         for identity in list(self.participants.get(name, {})):
-            self._leave_locked(name, identity, schedule=False)
+            self._leave_locked(name, identity, models.DisconnectReason.ROOM_DELETED, schedule=False)
         del self.rooms[name]
         self.participants.pop(name, None)
         life = self._life.pop(name, None)
@@ -526,7 +526,9 @@ class EmulatorState:
             life = self._life[room]
             for p in built:
                 if p.identity in members:  # same identity rejoining: the old session is closed
-                    self._leave_locked(room, p.identity, schedule=False)
+                    self._leave_locked(
+                        room, p.identity, models.DisconnectReason.DUPLICATE_IDENTITY, schedule=False
+                    )
                 members[p.identity] = p
                 if p.tracks:
                     self._publisher_up.add((room, p.identity))
@@ -550,13 +552,27 @@ class EmulatorState:
         if p.is_publisher:
             room.num_publishers += delta
 
-    def _leave_locked(self, room: str, identity: str, schedule: bool = True) -> bool:
+    def _leave_locked(
+        self,
+        room: str,
+        identity: str,
+        reason: int = models.DisconnectReason.CLIENT_INITIATED,
+        schedule: bool = True,
+    ) -> bool:
+        """The participant's session closes (livekit/livekit ``pkg/rtc/participant.go``
+        ``Close``): each published track is unpublished first (``track_unpublished``
+        per track, ``mediatrackreceiver.go``), then ``participant_left`` carries the
+        participant with EMPTY ``tracks`` and its ``disconnect_reason``
+        (``pkg/rtc/types/interfaces.go`` ParticipantCloseReason -> DisconnectReason)."""
         members = self.participants.get(room)
         if not members:
             return False
-        p = members.pop(identity, None)
+        p = members.get(identity)
         if p is None:
             return False
+        for i in reversed(range(len(p.tracks))):
+            self._unpublish_locked(room, p, i)
+        del members[identity]
         self._publisher_up.discard((room, identity))
         room_proto = self.rooms[room]
         self._count_locked(room_proto, p, -1)
@@ -564,6 +580,7 @@ class EmulatorState:
         life.left_at = time.monotonic()
         gone = copy_message(p)
         gone.state = models.ParticipantInfo.State.DISCONNECTED
+        gone.disconnect_reason = reason  # type: ignore[assignment]
         # roommanager.go: ParticipantLeft after the store update (room counts already lower).
         self._emit_locked("participant_left", room_proto, gone)
         if schedule:
@@ -571,14 +588,18 @@ class EmulatorState:
         return True
 
     def remove_participant_locked(self, room: str, identity: str) -> bool:
-        """The participant leaves (``participant_left``); the departure timeout starts
-        when the room is then empty."""
-        return self._leave_locked(room, identity)
+        """RemoveParticipant: the participant leaves (``track_unpublished`` per track, then
+        ``participant_left`` with PARTICIPANT_REMOVED, roommanager.go); the departure
+        timeout starts when the room is then empty."""
+        return self._leave_locked(room, identity, models.DisconnectReason.PARTICIPANT_REMOVED)
 
-    def remove_participant(self, room: str, identity: str) -> bool:
-        """Make one participant leave; False if the room or identity is unknown."""
+    def remove_participant(
+        self, room: str, identity: str, reason: int = models.DisconnectReason.CLIENT_INITIATED
+    ) -> bool:
+        """Make one participant leave (by default on its own: CLIENT_INITIATED); False if
+        the room or identity is unknown."""
         with self.lock:
-            return self._leave_locked(room, identity)
+            return self._leave_locked(room, identity, reason)
 
     def participants_of(self, room: str) -> list[models.ParticipantInfo]:
         with self.lock:
