@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="send LiveKit webhooks to URL (repeatable)",
     )
+    parser.add_argument(
+        "--cloud",
+        action="store_true",
+        help="behave as LiveKit Cloud: RemoveParticipant's revoke_token_ts refuses older join tokens",
+    )
     parser.add_argument("--seed", metavar="FILE", help="JSON seed of rooms, participants and tracks (below)")
     return parser
 
@@ -135,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         departure_timeout=args.departure_timeout,
         shuffle=args.shuffle,
         webhook_urls=args.webhook,
+        cloud=args.cloud,
     )
     if seed is not None:
         try:

@@ -30,7 +30,7 @@ from .roomservice import RoomService
 from .seeds import apply_seed
 from .server import HttpServer
 from .state import DEFAULT_DEPARTURE_TIMEOUT, DEFAULT_EMPTY_TIMEOUT, EmulatorState, TrackLike, TrackSpec
-from .tokens import TokenChecker
+from .tokens import TokenChecker, join_token_nbf
 from .webhooks import WebhookDelivery, WebhookSender
 
 __all__ = ["SHUFFLE_ENV", "LiveKitEmulator"]
@@ -70,6 +70,11 @@ class LiveKitEmulator:
     :param webhook_delay: seconds each webhook event waits before it is sent (default 0).
         A real LiveKit lists a joining participant before it sends ``participant_joined``
         (once their connection is up); a delay makes that window visible to a poller.
+    :param cloud: behave as LiveKit Cloud where it differs from the open-source server:
+        RemoveParticipant's ``revoke_token_ts`` (0 = now + 1 min) makes a later join of that
+        room+identity whose token ``nbf`` is before it fail with :class:`JoinRefusedError`
+        (``livekit_room.proto``).  Off (default), the field is ignored, as the open-source
+        server does (livekit/livekit PR #4344 not merged).
     """
 
     def __init__(
@@ -88,11 +93,12 @@ class LiveKitEmulator:
         shuffle: bool | None = None,
         webhook_urls: Sequence[str] = (),
         webhook_delay: float = 0.0,
+        cloud: bool = False,
     ) -> None:
         self.api_key: str = api_key or "APIemu" + secrets.token_hex(6)
         self.api_secret: str = api_secret or secrets.token_urlsafe(32)
         self.faults = FaultPlan(latency)
-        self.state = EmulatorState(empty_timeout, departure_timeout)
+        self.state = EmulatorState(empty_timeout, departure_timeout, cloud=cloud)
         self._webhooks = WebhookSender(self.api_key, self.api_secret)
         self._webhooks.urls = webhook_urls
         self.webhook_delay = webhook_delay
@@ -117,6 +123,7 @@ class LiveKitEmulator:
         self._control = ControlRoutes(
             self.state, self.service, self.faults, self._calls, self._server, self.api_secret, self._webhooks
         )
+        self._control.api_key = self.api_key
         self._server.control = self._control.handle
 
     # ------------------------------------------------------------ settings
@@ -138,6 +145,20 @@ class LiveKitEmulator:
     @mute_unknown_delay.setter
     def mute_unknown_delay(self, seconds: float) -> None:
         self.service.mute_unknown_delay = float(seconds)
+
+    @property
+    def cloud(self) -> bool:
+        """LiveKit Cloud mode: RemoveParticipant's ``revoke_token_ts`` is honoured at join."""
+        return self.state.cloud
+
+    @cloud.setter
+    def cloud(self, on: bool) -> None:
+        self.state.cloud = bool(on)
+
+    def revoked(self) -> dict[tuple[str, str], int]:
+        """(room, identity) -> the ``revoke_token_ts`` in force (cloud mode; a copy)."""
+        with self.state.lock:
+            return dict(self.state.revoked)
 
     @property
     def enable_remote_unmute(self) -> bool:
@@ -298,9 +319,16 @@ class LiveKitEmulator:
         tracks: Sequence[TrackLike] | None = None,
         metadata: str = "",
         permission: models.ParticipantPermission | None = None,
+        token: str | None = None,
     ) -> models.ParticipantInfo:
         """The participant joins an existing room (sid ``PA_...``, state ACTIVE):
         ``participant_joined``, then ``track_published`` per track.
+
+        ``token``: the join JWT the participant's client presents (``AccessToken(key,
+        secret).with_identity(identity).with_grants(VideoGrants(room_join=True, room=room))``),
+        checked with the API secret; without one the join acts as a freshly minted token
+        (``nbf`` = now).  Raises :class:`JoinRefusedError` (a ``PermissionError``) for an
+        invalid token or, in :attr:`cloud` mode, one revoked by RemoveParticipant.
 
         ``tracks``: one ``TrackSpec`` / ``(type, source[, name[, muted[, sid]]])`` tuple /
         dict per published track (``TR_...`` SID unless given); default one microphone
@@ -310,8 +338,17 @@ class LiveKitEmulator:
         ``UnknownRoomError`` (a ``KeyError``) when the room was not added first and
         ``PublishNotAllowedError`` when ``permission`` forbids a track's source.
         """
+        nbf = None
+        if token is not None:
+            nbf = join_token_nbf(token, self.api_key, self.api_secret, room, identity)
         return self.state.add_participants(
-            room, [identity], name=name, tracks=tracks, metadata=metadata, permission=permission
+            room,
+            [identity],
+            name=name,
+            tracks=tracks,
+            metadata=metadata,
+            permission=permission,
+            token_nbf=nbf,
         )[0]
 
     join = add_participant

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from .emulator import LiveKitEmulator
 
+#: What the fixture sets unless a test asks otherwise: the suite's tests of unknown
+#: participants must not wait LiveKit's real 3 s RPC wait.
+FIXTURE_DEFAULTS: dict[str, Any] = {"mute_unknown_delay": 1.0}
+
 
 @pytest.fixture
-def livekit_emulator() -> Iterator[LiveKitEmulator]:
+def livekit_emulator(request: pytest.FixtureRequest) -> Iterator[LiveKitEmulator]:
     """A freshly started :class:`LiveKitEmulator` on a free port, stopped after the test.
 
-    Defaults: no latency, ``mute_unknown_delay=1.0``, remote unmute disabled; change
-    them on the instance (``set_latency``, ``mute_unknown_delay``,
-    ``enable_remote_unmute``) inside the test.
+    Defaults: no latency, ``mute_unknown_delay=1.0`` (LiveKit's real wait, the
+    emulator's own default, is 3.0), remote unmute disabled, self-hosted (not cloud);
+    change them on the instance (``set_latency``, ``mute_unknown_delay``,
+    ``enable_remote_unmute``, ``cloud``) inside the test, or pass constructor arguments
+    by indirect parametrization::
+
+        @pytest.mark.parametrize("livekit_emulator", [{"cloud": True}], indirect=True)
     """
-    emulator = LiveKitEmulator()
+    options = {**FIXTURE_DEFAULTS, **getattr(request, "param", {})}
+    emulator = LiveKitEmulator(**options)
     emulator.start()
     try:
         yield emulator

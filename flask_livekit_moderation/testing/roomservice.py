@@ -214,7 +214,7 @@ class RoomService:
         if not _has_admin(grants, req.room):
             raise _denied()
         with self.state.lock:
-            if not self.state.remove_participant_locked(req.room, req.identity):
+            if not self.state.remove_participant_locked(req.room, req.identity, req.revoke_token_ts):
                 raise _participant_not_found()
         return room_pb.RemoveParticipantResponse()
 

@@ -37,7 +37,9 @@ __all__ = [
     "DEFAULT_DEPARTURE_TIMEOUT",
     "DEFAULT_EMPTY_TIMEOUT",
     "MAX_NAME_BYTES",
+    "REVOKE_LEEWAY",
     "EmulatorState",
+    "JoinRefusedError",
     "PublishNotAllowedError",
     "TrackLike",
     "TrackSpec",
@@ -55,6 +57,9 @@ MAX_NAME_BYTES = 256
 #: pkg/config/config.go defaults: ``room.empty_timeout`` and ``room.departure_timeout``.
 DEFAULT_EMPTY_TIMEOUT = 300.0
 DEFAULT_DEPARTURE_TIMEOUT = 20.0
+#: livekit/protocol ``livekit_room.proto`` ``revoke_token_ts``: "defaults to
+#: now(server)+leeway(1min) if left empty" (LiveKit Cloud).
+REVOKE_LEEWAY = 60
 
 _SID_ALPHABET = string.ascii_letters + string.digits
 
@@ -93,6 +98,10 @@ class UnknownParticipantError(KeyError):
 
 class PublishNotAllowedError(PermissionError):
     """The participant's permission forbids publishing a track of that source."""
+
+
+class JoinRefusedError(PermissionError):
+    """The server refuses the join: its token is invalid, or (cloud mode) was revoked."""
 
 
 def new_sid(prefix: str) -> str:
@@ -258,6 +267,7 @@ class EmulatorState:
         self,
         empty_timeout: float = DEFAULT_EMPTY_TIMEOUT,
         departure_timeout: float = DEFAULT_DEPARTURE_TIMEOUT,
+        cloud: bool = False,
     ) -> None:
         if empty_timeout <= 0 or departure_timeout <= 0:
             raise ValueError("room timeouts must be > 0")
@@ -280,6 +290,11 @@ class EmulatorState:
         self._wake = threading.Condition(self.lock)
         self._closer: threading.Thread | None = None
         self._closed = False
+        #: LiveKit Cloud mode: RemoveParticipant's ``revoke_token_ts`` is honoured.
+        self.cloud = bool(cloud)
+        #: (room, identity) -> Unix seconds: tokens whose ``nbf`` is before it are refused
+        #: at join (cloud mode only; self-hosted LiveKit ignores the field, PR #4344 open).
+        self.revoked: dict[tuple[str, str], int] = {}
 
     # --------------------------------------------------------------- events
     def _emit_locked(
@@ -481,9 +496,14 @@ class EmulatorState:
         tracks: Sequence[TrackLike] | None = None,
         metadata: str = "",
         permission: models.ParticipantPermission | None = None,
+        token_nbf: float | None = None,
     ) -> list[models.ParticipantInfo]:
         """Join many participants in one critical section (fast seeding): each sends
-        ``participant_joined`` and then ``track_published`` per track."""
+        ``participant_joined`` and then ``track_published`` per track.
+
+        ``token_nbf``: the ``nbf`` of the join token (default: now, a freshly minted one).
+        In cloud mode a join whose ``nbf`` is before the identity's revocation in that room
+        raises :class:`JoinRefusedError` (no participant joins, no event)."""
         specs = DEFAULT_TRACKS if tracks is None else tuple(as_spec(t) for t in tracks)
         perm = default_permission() if permission is None else replaced_permission(permission)
         ids = list(identities)
@@ -522,6 +542,15 @@ class EmulatorState:
             room_proto = self.rooms.get(room)
             if room_proto is None:
                 raise UnknownRoomError(f"room {room!r} does not exist; add_room() it first")
+            if self.cloud:
+                nbf = now if token_nbf is None else token_nbf
+                for identity in ids:
+                    revoked = self.revoked.get((room, identity))
+                    if revoked is not None and nbf < revoked:
+                        raise JoinRefusedError(
+                            f"token of {identity!r} for room {room!r} was revoked: nbf {int(nbf)}"
+                            f" is before revoke_token_ts {revoked}"
+                        )
             members = self.participants[room]
             life = self._life[room]
             for p in built:
@@ -587,11 +616,16 @@ class EmulatorState:
             self._schedule_locked(room)
         return True
 
-    def remove_participant_locked(self, room: str, identity: str) -> bool:
+    def remove_participant_locked(self, room: str, identity: str, revoke_token_ts: int = 0) -> bool:
         """RemoveParticipant: the participant leaves (``track_unpublished`` per track, then
         ``participant_left`` with PARTICIPANT_REMOVED, roommanager.go); the departure
-        timeout starts when the room is then empty."""
-        return self._leave_locked(room, identity, models.DisconnectReason.PARTICIPANT_REMOVED)
+        timeout starts when the room is then empty.  In cloud mode the identity's tokens
+        whose ``nbf`` is before ``revoke_token_ts`` (0: now + 1 min) are refused from now on."""
+        if not self._leave_locked(room, identity, models.DisconnectReason.PARTICIPANT_REMOVED):
+            return False
+        if self.cloud:
+            self.revoked[(room, identity)] = revoke_token_ts or int(time.time()) + REVOKE_LEEWAY
+        return True
 
     def remove_participant(
         self, room: str, identity: str, reason: int = models.DisconnectReason.CLIENT_INITIATED
@@ -700,6 +734,7 @@ class EmulatorState:
             self.rooms.clear()
             self.participants.clear()
             self._publisher_up.clear()
+            self.revoked.clear()
             for life in self._life.values():
                 life.deadline = None
             self._life.clear()

@@ -13,6 +13,8 @@ from typing import Any
 import jwt
 from livekit.api import VideoGrants
 
+from .state import JoinRefusedError
+
 __all__ = [
     "ERR_INVALID_API_KEY",
     "ERR_INVALID_TOKEN",
@@ -20,6 +22,7 @@ __all__ = [
     "ERR_PERMISSION_DENIED",
     "AuthError",
     "TokenChecker",
+    "join_token_nbf",
 ]
 
 # Texts of pkg/service/auth.go; HandleError writes them as the plain-text body.
@@ -141,3 +144,29 @@ def _video_grants(video: object) -> VideoGrants:
         if snake in known:
             fields[snake] = value
     return VideoGrants(**fields)
+
+
+def join_token_nbf(token: str, api_key: str, api_secret: str, room: str, identity: str) -> float:
+    """Check a participant's join token as the signal service does (livekit/livekit
+    ``pkg/service/rtcservice.go`` validateInternal: the API key's token, a ``roomJoin``
+    grant for that room, ``sub`` = the identity) and return its ``nbf`` (``iat`` or now
+    when absent).  Raises :class:`JoinRefusedError` naming what is wrong."""
+    try:
+        claims = jwt.decode(
+            token,
+            api_secret,
+            algorithms=["HS256"],
+            leeway=_JWT_LEEWAY,
+            options={"require": ["exp"], "verify_aud": False, "verify_iat": False, "verify_iss": False},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise JoinRefusedError(f"{ERR_INVALID_TOKEN}: {exc}") from None
+    if claims.get("iss") != api_key:
+        raise JoinRefusedError(ERR_INVALID_API_KEY)
+    grants = _video_grants(claims.get("video"))
+    if not grants.room_join or grants.room != room:
+        raise JoinRefusedError(f"{ERR_PERMISSION_DENIED}: the token grants no roomJoin for room {room!r}")
+    if claims.get("sub") != identity:
+        raise JoinRefusedError(f"{ERR_PERMISSION_DENIED}: the token is for identity {claims.get('sub')!r}")
+    nbf = claims.get("nbf", claims.get("iat"))
+    return float(nbf) if isinstance(nbf, (int, float)) else time.time()
