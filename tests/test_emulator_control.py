@@ -173,6 +173,7 @@ def test_settings_change_at_run_time(emu: LiveKitEmulator) -> None:
         "mute_unknown_delay": 0.05,
         "shuffle": False,
         "webhook_urls": [],
+        "webhook_time_scale": 1.0,
     }
     assert room_call(emu, lambda r: r.mute_published_track(unmute)).track.muted is False
     started = time.monotonic()

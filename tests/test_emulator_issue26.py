@@ -8,12 +8,17 @@ track, then ``participant_left`` with EMPTY ``tracks`` and a ``disconnect_reason
 
 from __future__ import annotations
 
+import asyncio
+import http.server
+import json
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
 import pytest
-from livekit.api import AccessToken, VideoGrants
+from livekit.api import AccessToken, LiveKitAPI, TwirpError, VideoGrants
 from livekit.protocol import models
 from livekit.protocol import room as rp
 from livekit.protocol.webhook import WebhookEvent
@@ -165,3 +170,174 @@ def test_join_tokens_are_checked_with_the_api_secret() -> None:
 @pytest.mark.parametrize("livekit_emulator", [{"cloud": True}], indirect=True)
 def test_the_fixture_takes_constructor_arguments(livekit_emulator: LiveKitEmulator) -> None:
     assert livekit_emulator.cloud and livekit_emulator.mute_unknown_delay == 1.0
+
+
+# ---------------------------------------------------------------- the real RPC wait
+@pytest.mark.timing
+def test_calls_to_an_unknown_or_departed_participant_answer_503_after_lifekits_3_s() -> None:
+    # 3 psrpc attempts (protocol rpc/typed_api.go DefaultPSRPCConfig MaxAttempts) x the
+    # 1 s affinity timeout (psrpc client.go): the default, and still settable.
+    async def timed(lk: Any, request: Any, call: str) -> tuple[float, int, str]:
+        started = time.monotonic()
+        with pytest.raises(TwirpError) as info:
+            await getattr(lk.room, call)(request)
+        return time.monotonic() - started, info.value.status, info.value.message
+
+    async def all_at_once(emu: LiveKitEmulator) -> list[tuple[float, int, str]]:
+        async with LiveKitAPI(emu.url, emu.api_key, emu.api_secret) as lk:
+            return list(
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        timed(
+                            lk,
+                            rp.MuteRoomTrackRequest(room="r", identity="ghost", track_sid="x", muted=True),
+                            "mute_published_track",
+                        ),
+                        timed(
+                            lk,
+                            rp.MuteRoomTrackRequest(
+                                room="r", identity="gone", track_sid="TR_mic", muted=True
+                            ),
+                            "mute_published_track",
+                        ),
+                        timed(
+                            lk,
+                            rp.UpdateSubscriptionsRequest(room="r", identity="gone", subscribe=True),
+                            "update_subscriptions",
+                        ),
+                    ),
+                    10,
+                )
+            )
+
+    with LiveKitEmulator() as emu:
+        assert emu.mute_unknown_delay == 3.0
+        emu.add_room("r")
+        emu.join("r", "gone", tracks=_TRACKS)
+        room_call(emu, lambda r: r.remove_participant(remove_req("r", "gone")))
+        answers = asyncio.run(all_at_once(emu))
+        emu.mute_unknown_delay = 0.05
+        assert emu.mute_unknown_delay == 0.05
+    for seconds, status, message in answers:
+        assert 2.9 <= seconds < 3.8 and (status, message) == (
+            503,
+            "twirp error unknown: no response from servers",
+        )
+    assert build_parser().parse_args([]).mute_unknown_delay_ms == 3000.0
+
+
+# ------------------------------------------------------- webhook delivery as LiveKit does it
+class _Rooms(Receiver):
+    """A receiver whose answers depend on the event's room: ``plan[room]`` is a list of
+    (status, Retry-After or None, seconds to take) used in turn, then a fast 200."""
+
+    plan: dict[str, list[tuple[int, str | None, float]]]
+    arrivals: list[tuple[str, str, float]]
+
+
+@pytest.fixture
+def by_room() -> Iterator[_Rooms]:
+    rec = _Rooms()
+    rec.plan, rec.arrivals = {}, []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            doc = json.loads(body)
+            room = doc.get("room", {}).get("name", "")
+            rec.hits.append((dict(self.headers), body))
+            rec.arrivals.append((room, doc["event"], time.monotonic()))
+            steps = rec.plan.get(room) or []
+            status, retry_after, seconds = steps.pop(0) if steps else (200, None, 0.0)
+            time.sleep(seconds)
+            self.send_response(status)
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}/livekit/webhook"
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_five_attempts_waiting_1_2_4_8_s_and_retry_after_on_429_and_503(by_room: _Rooms) -> None:
+    # go-retryablehttp: RetryMax 4, DefaultBackoff 1 s doubled; Retry-After on 429/503 only.
+    scale = 0.02
+    by_room.plan = {
+        "dead": [(500, None, 0.0)] * 5,
+        "told": [(503, "3", 0.0), (429, "1", 0.0), (500, "7", 0.0)],
+    }
+    with LiveKitEmulator(webhook_urls=[by_room.url], webhook_time_scale=scale) as emu:
+        assert emu.webhook_time_scale == scale
+        emu.add_room("dead")
+        emu.add_room("told")
+        assert emu.wait_webhooks(10)
+        got = {d.room: d for d in emu.webhook_deliveries()}
+        received(emu, by_room)  # every attempt signed as LiveKit signs
+    dead, told = got["dead"], got["told"]
+    assert (dead.attempts, dead.status, dead.delivered) == (5, 500, False)
+    assert dead.waits == pytest.approx((1 * scale, 2 * scale, 4 * scale, 8 * scale))
+    # 503 Retry-After 3, 429 Retry-After 1, a 500's Retry-After is not read: backoff 4 s.
+    assert (told.attempts, told.status, told.delivered) == (4, 200, True)
+    assert told.waits == pytest.approx((3 * scale, 1 * scale, 4 * scale))
+    times = [t for room, _, t in by_room.arrivals if room == "told"]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert len(gaps) == 3 and all(g >= w - 0.005 for g, w in zip(gaps, told.waits, strict=True))
+
+
+def test_one_queue_per_room_and_events_too_old_or_too_many_are_dropped(by_room: _Rooms) -> None:
+    # resource_url_notifier.go: a queue per room (EventKey), MaxAge 30 s, MaxDepth 200.
+    scale = 0.01  # the 30 s age is 0.3 s
+    by_room.plan = {"slow": [(200, None, 0.6)]}  # its room_started takes 0.6 s to answer
+    with LiveKitEmulator(webhook_urls=[by_room.url], webhook_time_scale=scale) as emu:
+        emu.add_room("slow")
+        time.sleep(0.05)  # room_started is in flight
+        emu.join("slow", "late", tracks=[])  # waits behind it for more than 0.3 s: dropped
+        emu.add_room("fast")  # another room's queue is not held up
+        assert emu.wait_webhooks(5)
+        deliveries = emu.webhook_deliveries()
+    by_event = {(d.room, d.event): d for d in deliveries}
+    assert by_event[("slow", "participant_joined")].error == "dropped: age"
+    assert by_event[("slow", "participant_joined")].attempts == 0
+    assert by_event[("fast", "room_started")].delivered
+    order = [(room, event) for room, event, _ in by_room.arrivals]
+    assert order == [("slow", "room_started"), ("fast", "room_started")]
+    assert [(d.room, d.event) for d in deliveries][:2] == [("fast", "room_started"), ("slow", "room_started")]
+
+    by_room.plan = {"crowd": [(200, None, 0.5)]}
+    with LiveKitEmulator(webhook_urls=[by_room.url]) as emu:  # real timing: nothing ages out
+        emu.add_room("crowd")
+        time.sleep(0.05)  # room_started is in flight, the queue is empty
+        emu.add_participants("crowd", [f"p{i}" for i in range(250)], tracks=[])
+        assert emu.wait_webhooks(20)
+        deliveries = emu.webhook_deliveries()
+    dropped = [d for d in deliveries if d.error == "dropped: queue is full"]
+    sent = [d for d in deliveries if d.delivered]
+    assert len(sent) == 1 + 200 and len(dropped) == 50
+    assert {d.event for d in dropped} == {"participant_joined"}
+    assert [d.event for d in sent[1:]] == ["participant_joined"] * 200
+
+
+def test_webhook_jwt_claims_are_livekits(receiver: Receiver) -> None:  # noqa: F811
+    with LiveKitEmulator(webhook_urls=[receiver.url]) as emu:
+        emu.add_room("r")
+        (event,) = received(emu, receiver)
+    assert event.event == "room_started"
+    claims = jwt.decode(
+        receiver.hits[0][0]["Authorization"],
+        emu.api_secret,
+        algorithms=["HS256"],
+        options={"verify_aud": False},
+    )
+    assert set(claims) == {"iss", "iat", "nbf", "exp", "sha256"}  # no sub, no video
+    assert claims["exp"] - claims["nbf"] == 300 and claims["iat"] == claims["nbf"]

@@ -28,7 +28,7 @@ POST      tracks       ``{"room", "identity", "type", "source"?, "name"?, "muted
                        participant publishes a track -> the TrackInfo (403 when not allowed)
 POST      unpublish    ``{"room", "identity", "sid"}``: the participant unpublishes it -> ``{"ok": true}``
 GET       settings     -> ``{"cloud", "enable_remote_unmute", "mute_unknown_delay", "shuffle",
-                       "webhook_urls"}``
+                       "webhook_urls", "webhook_time_scale"}``
 POST      settings     any of those fields -> the settings after the change
 GET       calls        ``[?records=1]`` -> ``{"total", "counts": {method: n}, "in_flight"[, "calls": [...]]}``
 DELETE    calls        -> ``{"cleared": n}``
@@ -170,6 +170,10 @@ class ControlRoutes:
                 lambda v: setattr(self.service, "shuffle", _as(v, bool, "shuffle")),
             ),
             "webhook_urls": (lambda: self.webhooks.urls, self._set_webhook_urls),
+            "webhook_time_scale": (
+                lambda: self.webhooks.time_scale,
+                lambda v: setattr(self.webhooks, "time_scale", _positive(v, "webhook_time_scale")),
+            ),
         }
         self.routes: dict[tuple[str, str], Route] = {
             ("POST", "seed"): self._seed,
@@ -448,3 +452,10 @@ def _seconds(value: object, name: str) -> float:
     if seconds < 0:
         raise _BadRequest(f"{name}: must be >= 0, got {seconds}")
     return seconds
+
+
+def _positive(value: object, name: str) -> float:
+    number: float = _as(value, float, name)
+    if not number > 0:
+        raise _BadRequest(f"{name}: must be > 0, got {number}")
+    return number

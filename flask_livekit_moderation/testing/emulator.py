@@ -26,7 +26,7 @@ from livekit.protocol import models
 from .control import ControlRoutes
 from .faults import Fault, FaultPlan
 from .records import CallLog, CallRecord
-from .roomservice import RoomService
+from .roomservice import DEFAULT_RPC_WAIT, RoomService
 from .seeds import apply_seed
 from .server import HttpServer
 from .state import DEFAULT_DEPARTURE_TIMEOUT, DEFAULT_EMPTY_TIMEOUT, EmulatorState, TrackLike, TrackSpec
@@ -51,8 +51,10 @@ class LiveKitEmulator:
     ``livekit.api.LiveKitAPI(emu.url, emu.api_key, emu.api_secret)`` at it.
 
     :param latency: seconds added to every RoomService call (simulated round trip).
-    :param mute_unknown_delay: seconds before MutePublishedTrack on an unknown room or
-        participant answers ``unavailable`` (psrpc's default affinity timeout is 1 s).
+    :param mute_unknown_delay: seconds before MutePublishedTrack (and UpdateSubscriptions,
+        SendData, ...) on an unknown room or participant answers ``unavailable``.  Default
+        3.0, LiveKit's: 3 psrpc attempts each waiting the 1 s affinity timeout
+        (livekit/protocol ``rpc/typed_api.go``, psrpc ``client.go``); set less for fast tests.
     :param enable_remote_unmute: LiveKit's ``room.enable_remote_unmute`` (off by default).
     :param max_calls: keep only the newest N call records (None = all); per-method
         counts (:meth:`call_counts`) always cover every call.  Long soak runs need it.
@@ -70,6 +72,10 @@ class LiveKitEmulator:
     :param webhook_delay: seconds each webhook event waits before it is sent (default 0).
         A real LiveKit lists a joining participant before it sends ``participant_joined``
         (once their connection is up); a delay makes that window visible to a poller.
+    :param webhook_time_scale: factor on every wait of webhook delivery: the retry waits
+        (1, 2, 4, 8 s), a 429/503's ``Retry-After`` and the 30 s age after which a queued event
+        is dropped (livekit/protocol ``webhook/resource_url_notifier.go``, go-retryablehttp).
+        1.0 (default) is LiveKit's timing; tests use e.g. 0.05.
     :param cloud: behave as LiveKit Cloud where it differs from the open-source server:
         RemoveParticipant's ``revoke_token_ts`` (0 = now + 1 min) makes a later join of that
         room+identity whose token ``nbf`` is before it fail with :class:`JoinRefusedError`
@@ -84,7 +90,7 @@ class LiveKitEmulator:
         port: int = 0,
         host: str = "127.0.0.1",
         latency: float = 0.0,
-        mute_unknown_delay: float = 1.0,
+        mute_unknown_delay: float = DEFAULT_RPC_WAIT,
         enable_remote_unmute: bool = False,
         max_calls: int | None = None,
         keepalive_timeout: float = 75.0,
@@ -94,12 +100,13 @@ class LiveKitEmulator:
         webhook_urls: Sequence[str] = (),
         webhook_delay: float = 0.0,
         cloud: bool = False,
+        webhook_time_scale: float = 1.0,
     ) -> None:
         self.api_key: str = api_key or "APIemu" + secrets.token_hex(6)
         self.api_secret: str = api_secret or secrets.token_urlsafe(32)
         self.faults = FaultPlan(latency)
         self.state = EmulatorState(empty_timeout, departure_timeout, cloud=cloud)
-        self._webhooks = WebhookSender(self.api_key, self.api_secret)
+        self._webhooks = WebhookSender(self.api_key, self.api_secret, time_scale=webhook_time_scale)
         self._webhooks.urls = webhook_urls
         self.webhook_delay = webhook_delay
         self.state.on_event = self._webhooks.enqueue
@@ -188,6 +195,15 @@ class LiveKitEmulator:
         if seconds < 0:
             raise ValueError("webhook_delay must be >= 0")
         self._webhooks.delay = float(seconds)
+
+    @property
+    def webhook_time_scale(self) -> float:
+        """Factor on the webhook retry waits, ``Retry-After`` and the 30 s age limit (1.0 = LiveKit's)."""
+        return self._webhooks.time_scale
+
+    @webhook_time_scale.setter
+    def webhook_time_scale(self, scale: float) -> None:
+        self._webhooks.time_scale = scale
 
     def webhook_deliveries(self) -> list[WebhookDelivery]:
         """Each finished webhook delivery (event, url, status, attempts, ...), in order."""
