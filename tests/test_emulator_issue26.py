@@ -23,9 +23,9 @@ from livekit.protocol import models
 from livekit.protocol import room as rp
 from livekit.protocol.webhook import WebhookEvent
 
-from flask_livekit_moderation.testing import JoinRefusedError, LiveKitEmulator
+from flask_livekit_moderation.testing import JoinRefusedError, LiveKitEmulator, RoomFullError
 from flask_livekit_moderation.testing.__main__ import build_parser
-from tests.test_emulator import control, remove_req, room_call
+from tests.test_emulator import control, raw_post, remove_req, room_call
 from tests.test_emulator_webhooks import Receiver, received, receiver  # noqa: F401 - the fixture
 
 _REASON = models.DisconnectReason
@@ -341,3 +341,44 @@ def test_webhook_jwt_claims_are_livekits(receiver: Receiver) -> None:  # noqa: F
     )
     assert set(claims) == {"iss", "iat", "nbf", "exp", "sha256"}  # no sub, no video
     assert claims["exp"] - claims["nbf"] == 300 and claims["iat"] == claims["nbf"]
+
+
+# ------------------------------------------------------------- joins and API tokens
+def test_max_participants_is_enforced_on_join() -> None:
+    # pkg/rtc/room.go Join: ErrMaxParticipantsExceeded "room has exceeded its max participants".
+    with LiveKitEmulator() as emu:
+        emu.add_room("r", max_participants=2)
+        emu.add_participants("r", ["a", "b"], tracks=[])
+        with pytest.raises(RoomFullError, match="room has exceeded its max participants"):
+            emu.join("r", "c")
+        emu.join("r", "b", tracks=[])  # the same identity replaces its session: still 2
+        status, body = control(
+            emu.url, emu.api_secret, "POST", "participants", {"room": "r", "identities": ["c"]}
+        )
+        assert status == 409 and body["error"].startswith("room: room has exceeded its max participants")
+        assert sorted(p.identity for p in emu.participants("r")) == ["a", "b"]
+
+
+def test_the_video_claim_is_decoded_as_go_decodes_it() -> None:
+    # Go's encoding/json: keys match the camelCase names case-insensitively, snake_case keys
+    # match nothing, and a value of the wrong type fails the token (auth/grants.go VideoGrant).
+    with LiveKitEmulator() as emu:
+        emu.add_room("r")
+
+        def list_with(video: Any) -> tuple[int, bytes]:
+            now = int(time.time())
+            claims = {"iss": emu.api_key, "nbf": now, "exp": now + 60, "video": video}
+            auth = jwt.encode(claims, emu.api_secret, algorithm="HS256")
+            status, _, body = raw_post(emu, "ListRooms", b"", "Bearer " + auth)
+            return status, body
+
+        assert list_with({"roomList": True})[0] == 200
+        assert list_with({"roomlist": True})[0] == 200  # case-insensitive
+        status, body = list_with({"room_list": True})  # ignored: no grant
+        assert (status, json.loads(body)["msg"]) == (401, "permissions denied")
+        status, body = list_with({"roomList": "yes"})
+        assert status == 401 and body.decode() == (
+            "invalid authorization token: token is malformed: could not JSON decode claim: json: "
+            "cannot unmarshal string into Go struct field ClaimGrants.video.roomList of type bool"
+        )
+        assert list_with({"roomList": True, "canPublishSources": "camera"})[0] == 401

@@ -13,6 +13,7 @@ from .seeds import SeedError
 from .state import (
     JoinRefusedError,
     PublishNotAllowedError,
+    RoomFullError,
     TrackSpec,
     UnknownParticipantError,
     UnknownRoomError,
@@ -27,6 +28,7 @@ __all__ = [
     "JoinRefusedError",
     "LiveKitEmulator",
     "PublishNotAllowedError",
+    "RoomFullError",
     "SeedError",
     "TrackSpec",
     "UnknownParticipantError",

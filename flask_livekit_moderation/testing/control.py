@@ -21,7 +21,7 @@ POST      participants ``{"room", "identities": [...], "tracks"?: [[type, source
                        they join -> ``{"room", "added", "count", "participants": {identity: {track:
                        sid}}}``; ``token`` (one identity): its join JWT, checked with the API secret;
                        401 when invalid or (cloud mode) revoked by RemoveParticipant
-                       ``revoke_token_ts``
+                       ``revoke_token_ts``; 409 when the room holds its ``max_participants``
 GET       participants ``?room=R[&full=1]`` -> ``{"room", "count", "identities"[, "participants"]}``
 POST      leave        ``{"room", "identity"}``: the participant leaves -> ``{"left": true}``
 POST      tracks       ``{"room", "identity", "type", "source"?, "name"?, "muted"?, "sid"?}``: the
@@ -67,6 +67,7 @@ from .state import (
     EmulatorState,
     JoinRefusedError,
     PublishNotAllowedError,
+    RoomFullError,
     TrackSpec,
     UnknownParticipantError,
     UnknownRoomError,
@@ -218,6 +219,8 @@ class ControlRoutes:
             return _ok({"error": str(exc)}, exc.status)
         except (UnknownRoomError, UnknownParticipantError) as exc:
             return _ok({"error": str(exc)}, 404)
+        except RoomFullError as exc:
+            return _ok({"error": f"room: {exc}"}, 409)
         except JoinRefusedError as exc:
             return _ok({"error": f"token: {exc}"}, 401)
         except PublishNotAllowedError as exc:

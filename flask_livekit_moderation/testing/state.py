@@ -40,6 +40,7 @@ __all__ = [
     "REVOKE_LEEWAY",
     "EmulatorState",
     "JoinRefusedError",
+    "RoomFullError",
     "PublishNotAllowedError",
     "TrackLike",
     "TrackSpec",
@@ -102,6 +103,11 @@ class PublishNotAllowedError(PermissionError):
 
 class JoinRefusedError(PermissionError):
     """The server refuses the join: its token is invalid, or (cloud mode) was revoked."""
+
+
+class RoomFullError(JoinRefusedError):
+    """The room already holds its ``max_participants`` (livekit/livekit ``pkg/rtc/room.go``
+    Join: ``ErrMaxParticipantsExceeded``, "room has exceeded its max participants")."""
 
 
 def new_sid(prefix: str) -> str:
@@ -552,6 +558,17 @@ class EmulatorState:
                             f" is before revoke_token_ts {revoked}"
                         )
             members = self.participants[room]
+            if room_proto.max_participants:
+                present = set(members)
+                for identity in ids:
+                    if identity in present:  # the same identity replaces its old session
+                        continue
+                    if len(present) >= room_proto.max_participants:
+                        raise RoomFullError(
+                            f"room has exceeded its max participants ({room_proto.max_participants}):"
+                            f" {identity!r} cannot join {room!r}"
+                        )
+                    present.add(identity)
             life = self._life[room]
             for p in built:
                 if p.identity in members:  # same identity rejoining: the old session is closed
