@@ -70,7 +70,7 @@ def rejoin(emu: LiveKitEmulator, identity: str) -> None:
 
 @pytest.fixture
 def emu() -> Iterator[LiveKitEmulator]:
-    with LiveKitEmulator() as emulator:
+    with LiveKitEmulator(webhook_time_scale=0.05) as emulator:
         emulator.add_room(ROOM, metadata=room_metadata(TENANT_ID))
         yield emulator
 

@@ -168,10 +168,12 @@ def test_settings_change_at_run_time(emu: LiveKitEmulator) -> None:
     assert twirp_error(emu, lambda r: r.mute_published_track(unmute)).status == 412
     status, now = post(emu, "settings", {"enable_remote_unmute": True, "mute_unknown_delay": 0.05})
     assert status == 200 and now == {
+        "cloud": False,
         "enable_remote_unmute": True,
         "mute_unknown_delay": 0.05,
         "shuffle": False,
         "webhook_urls": [],
+        "webhook_time_scale": 1.0,
     }
     assert room_call(emu, lambda r: r.mute_published_track(unmute)).track.muted is False
     started = time.monotonic()

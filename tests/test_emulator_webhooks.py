@@ -131,7 +131,9 @@ def test_leave_remove_delete_and_timeouts_send_their_events(receiver: Receiver) 
         while emu.room("s") is not None and time.monotonic() < deadline:
             time.sleep(0.02)
         events = received(emu, receiver)
-    assert names(events) == [
+    # One queue per room (livekit/protocol webhook/notifier.go): in order within a room only.
+    in_r = [e for e in events if e.room.name == "r"]
+    assert names(in_r) == [
         ("room_started", ""),
         ("participant_joined", "alice"),
         ("participant_joined", "bob"),
@@ -140,14 +142,15 @@ def test_leave_remove_delete_and_timeouts_send_their_events(receiver: Receiver) 
         ("participant_left", "bob"),
         ("participant_left", "carol"),
         ("room_finished", ""),
+    ]
+    assert names([e for e in events if e.room.name == "s"]) == [
         ("room_started", ""),
         ("participant_joined", "dave"),
         ("participant_left", "dave"),
         ("room_finished", ""),
     ]
-    left = events[4]
+    left = in_r[4]
     assert left.participant.state == left.participant.DISCONNECTED and left.room.num_participants == 2
-    assert {e.room.name for e in events[:8]} == {"r"} and events[-1].room.name == "s"
 
 
 def test_the_banned_participant_rejoins(receiver: Receiver) -> None:
@@ -191,7 +194,7 @@ def test_a_webhook_delay_leaves_the_joined_participant_listed_until_the_event_is
 
 def test_delivery_retries_and_gives_up(receiver: Receiver) -> None:
     receiver.statuses = [503, 500]
-    with LiveKitEmulator(webhook_urls=[receiver.url]) as emu:
+    with LiveKitEmulator(webhook_urls=[receiver.url], webhook_time_scale=0.01) as emu:
         emu.add_room("r")
         assert emu.wait_webhooks(5)
         (ok,) = emu.webhook_deliveries()
@@ -207,7 +210,7 @@ def test_delivery_retries_and_gives_up(receiver: Receiver) -> None:
         emu.add_room("t")
         assert emu.wait_webhooks(5)
         dead = emu.webhook_deliveries()[-1]
-        assert (dead.status, dead.attempts, dead.delivered) == (None, 4, False) and dead.error
+        assert (dead.status, dead.attempts, dead.delivered) == (None, 5, False) and dead.error
 
 
 @pytest.mark.timing

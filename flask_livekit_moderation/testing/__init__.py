@@ -10,7 +10,14 @@ from .emulator import SHUFFLE_ENV, LiveKitEmulator
 from .faults import Fault
 from .records import CallRecord
 from .seeds import SeedError
-from .state import PublishNotAllowedError, TrackSpec, UnknownParticipantError, UnknownRoomError
+from .state import (
+    JoinRefusedError,
+    PublishNotAllowedError,
+    RoomFullError,
+    TrackSpec,
+    UnknownParticipantError,
+    UnknownRoomError,
+)
 from .twirp import TWIRP_STATUS
 
 __all__ = [
@@ -18,8 +25,10 @@ __all__ = [
     "TWIRP_STATUS",
     "CallRecord",
     "Fault",
+    "JoinRefusedError",
     "LiveKitEmulator",
     "PublishNotAllowedError",
+    "RoomFullError",
     "SeedError",
     "TrackSpec",
     "UnknownParticipantError",

@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mute-unknown-delay-ms",
         type=float,
-        default=1000.0,
-        help="wait before a call to an unknown participant/room topic answers 503 (default 1000)",
+        default=3000.0,
+        help="wait before a call to an unknown participant/room topic answers 503"
+        " (default 3000: LiveKit's 3 psrpc attempts x 1 s)",
     )
     parser.add_argument(
         "--enable-remote-unmute", action="store_true", help="LiveKit's room.enable_remote_unmute"
@@ -99,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="send LiveKit webhooks to URL (repeatable)",
     )
+    parser.add_argument(
+        "--webhook-time-scale",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply the webhook retry waits (1, 2, 4, 8 s), Retry-After and the 30 s age (default 1)",
+    )
+    parser.add_argument(
+        "--cloud",
+        action="store_true",
+        help="behave as LiveKit Cloud: RemoveParticipant's revoke_token_ts refuses older join tokens",
+    )
     parser.add_argument("--seed", metavar="FILE", help="JSON seed of rooms, participants and tracks (below)")
     return parser
 
@@ -135,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         departure_timeout=args.departure_timeout,
         shuffle=args.shuffle,
         webhook_urls=args.webhook,
+        cloud=args.cloud,
+        webhook_time_scale=args.webhook_time_scale,
     )
     if seed is not None:
         try:

@@ -17,14 +17,18 @@ GET       rooms        -> ``{"rooms": [{"name", "sid", "metadata", "num_particip
                        "num_publishers"}]}``
 DELETE    rooms        ``{"name"}``: close the room (participants leave) -> ``{"closed": bool}``
 POST      participants ``{"room", "identities": [...], "tracks"?: [[type, source, name?, muted?, sid?]
-                       | {...}], "name"?, "metadata"?, "permission"?}`` (room must exist): they join
-                       -> ``{"room", "added", "count", "participants": {identity: {track: sid}}}``
+                       | {...}], "name"?, "metadata"?, "permission"?, "token"?}`` (room must exist):
+                       they join -> ``{"room", "added", "count", "participants": {identity: {track:
+                       sid}}}``; ``token`` (one identity): its join JWT, checked with the API secret;
+                       401 when invalid or (cloud mode) revoked by RemoveParticipant
+                       ``revoke_token_ts``; 409 when the room holds its ``max_participants``
 GET       participants ``?room=R[&full=1]`` -> ``{"room", "count", "identities"[, "participants"]}``
 POST      leave        ``{"room", "identity"}``: the participant leaves -> ``{"left": true}``
 POST      tracks       ``{"room", "identity", "type", "source"?, "name"?, "muted"?, "sid"?}``: the
                        participant publishes a track -> the TrackInfo (403 when not allowed)
 POST      unpublish    ``{"room", "identity", "sid"}``: the participant unpublishes it -> ``{"ok": true}``
-GET       settings     -> ``{"enable_remote_unmute", "mute_unknown_delay", "shuffle", "webhook_urls"}``
+GET       settings     -> ``{"cloud", "enable_remote_unmute", "mute_unknown_delay", "shuffle",
+                       "webhook_urls", "webhook_time_scale"}``
 POST      settings     any of those fields -> the settings after the change
 GET       calls        ``[?records=1]`` -> ``{"total", "counts": {method: n}, "in_flight"[, "calls": [...]]}``
 DELETE    calls        -> ``{"cleared": n}``
@@ -61,11 +65,14 @@ from .seeds import SeedError, apply_seed, parse_permission
 from .server import HttpServer
 from .state import (
     EmulatorState,
+    JoinRefusedError,
     PublishNotAllowedError,
+    RoomFullError,
     TrackSpec,
     UnknownParticipantError,
     UnknownRoomError,
 )
+from .tokens import join_token_nbf
 from .webhooks import WebhookSender
 
 __all__ = ["ControlRoutes"]
@@ -143,8 +150,14 @@ class ControlRoutes:
         self.calls = calls
         self.server = server
         self.api_secret = api_secret
+        #: The API key join tokens must name (``iss``); the emulator sets it.
+        self.api_key = ""
         #: Extra settings (name -> (getter, setter)) offered by ``/_emulator/settings``.
         self.settings: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
+            "cloud": (
+                lambda: self.state.cloud,
+                lambda v: setattr(self.state, "cloud", _as(v, bool, "cloud")),
+            ),
             "enable_remote_unmute": (
                 lambda: self.service.enable_remote_unmute,
                 lambda v: setattr(self.service, "enable_remote_unmute", _as(v, bool, "enable_remote_unmute")),
@@ -158,6 +171,10 @@ class ControlRoutes:
                 lambda v: setattr(self.service, "shuffle", _as(v, bool, "shuffle")),
             ),
             "webhook_urls": (lambda: self.webhooks.urls, self._set_webhook_urls),
+            "webhook_time_scale": (
+                lambda: self.webhooks.time_scale,
+                lambda v: setattr(self.webhooks, "time_scale", _positive(v, "webhook_time_scale")),
+            ),
         }
         self.routes: dict[tuple[str, str], Route] = {
             ("POST", "seed"): self._seed,
@@ -202,6 +219,10 @@ class ControlRoutes:
             return _ok({"error": str(exc)}, exc.status)
         except (UnknownRoomError, UnknownParticipantError) as exc:
             return _ok({"error": str(exc)}, 404)
+        except RoomFullError as exc:
+            return _ok({"error": f"room: {exc}"}, 409)
+        except JoinRefusedError as exc:
+            return _ok({"error": f"token: {exc}"}, 401)
         except PublishNotAllowedError as exc:
             return _ok({"error": str(exc)}, 403)
         except (SeedError, ValueError, binascii.Error) as exc:
@@ -254,6 +275,12 @@ class ControlRoutes:
             raise _BadRequest("identities: expected a list of strings")
         tracks = field(data, "tracks", list, None)
         permission = None if "permission" not in data else parse_permission(data["permission"])
+        token = field(data, "token", str, None)
+        nbf = None
+        if token is not None:
+            if len(identities) != 1:
+                raise _BadRequest("token: a join token is for exactly one identity")
+            nbf = join_token_nbf(token, self.api_key, self.api_secret, room, identities[0])
         added = self.state.add_participants(
             room,
             identities,
@@ -261,6 +288,7 @@ class ControlRoutes:
             tracks=tracks,
             metadata=field(data, "metadata", str, ""),
             permission=permission,
+            token_nbf=nbf,
         )
         room_proto = self.state.room(room)
         return _ok(
@@ -427,3 +455,10 @@ def _seconds(value: object, name: str) -> float:
     if seconds < 0:
         raise _BadRequest(f"{name}: must be >= 0, got {seconds}")
     return seconds
+
+
+def _positive(value: object, name: str) -> float:
+    number: float = _as(value, float, name)
+    if not number > 0:
+        raise _BadRequest(f"{name}: must be > 0, got {number}")
+    return number

@@ -26,11 +26,11 @@ from livekit.protocol import models
 from .control import ControlRoutes
 from .faults import Fault, FaultPlan
 from .records import CallLog, CallRecord
-from .roomservice import RoomService
+from .roomservice import DEFAULT_RPC_WAIT, RoomService
 from .seeds import apply_seed
 from .server import HttpServer
 from .state import DEFAULT_DEPARTURE_TIMEOUT, DEFAULT_EMPTY_TIMEOUT, EmulatorState, TrackLike, TrackSpec
-from .tokens import TokenChecker
+from .tokens import TokenChecker, join_token_nbf
 from .webhooks import WebhookDelivery, WebhookSender
 
 __all__ = ["SHUFFLE_ENV", "LiveKitEmulator"]
@@ -51,8 +51,10 @@ class LiveKitEmulator:
     ``livekit.api.LiveKitAPI(emu.url, emu.api_key, emu.api_secret)`` at it.
 
     :param latency: seconds added to every RoomService call (simulated round trip).
-    :param mute_unknown_delay: seconds before MutePublishedTrack on an unknown room or
-        participant answers ``unavailable`` (psrpc's default affinity timeout is 1 s).
+    :param mute_unknown_delay: seconds before MutePublishedTrack (and UpdateSubscriptions,
+        SendData, ...) on an unknown room or participant answers ``unavailable``.  Default
+        3.0, LiveKit's: 3 psrpc attempts each waiting the 1 s affinity timeout
+        (livekit/protocol ``rpc/typed_api.go``, psrpc ``client.go``); set less for fast tests.
     :param enable_remote_unmute: LiveKit's ``room.enable_remote_unmute`` (off by default).
     :param max_calls: keep only the newest N call records (None = all); per-method
         counts (:meth:`call_counts`) always cover every call.  Long soak runs need it.
@@ -70,6 +72,15 @@ class LiveKitEmulator:
     :param webhook_delay: seconds each webhook event waits before it is sent (default 0).
         A real LiveKit lists a joining participant before it sends ``participant_joined``
         (once their connection is up); a delay makes that window visible to a poller.
+    :param webhook_time_scale: factor on every wait of webhook delivery: the retry waits
+        (1, 2, 4, 8 s), a 429/503's ``Retry-After`` and the 30 s age after which a queued event
+        is dropped (livekit/protocol ``webhook/resource_url_notifier.go``, go-retryablehttp).
+        1.0 (default) is LiveKit's timing; tests use e.g. 0.05.
+    :param cloud: behave as LiveKit Cloud where it differs from the open-source server:
+        RemoveParticipant's ``revoke_token_ts`` (0 = now + 1 min) makes a later join of that
+        room+identity whose token ``nbf`` is before it fail with :class:`JoinRefusedError`
+        (``livekit_room.proto``).  Off (default), the field is ignored, as the open-source
+        server does (livekit/livekit PR #4344 not merged).
     """
 
     def __init__(
@@ -79,7 +90,7 @@ class LiveKitEmulator:
         port: int = 0,
         host: str = "127.0.0.1",
         latency: float = 0.0,
-        mute_unknown_delay: float = 1.0,
+        mute_unknown_delay: float = DEFAULT_RPC_WAIT,
         enable_remote_unmute: bool = False,
         max_calls: int | None = None,
         keepalive_timeout: float = 75.0,
@@ -88,12 +99,14 @@ class LiveKitEmulator:
         shuffle: bool | None = None,
         webhook_urls: Sequence[str] = (),
         webhook_delay: float = 0.0,
+        cloud: bool = False,
+        webhook_time_scale: float = 1.0,
     ) -> None:
         self.api_key: str = api_key or "APIemu" + secrets.token_hex(6)
         self.api_secret: str = api_secret or secrets.token_urlsafe(32)
         self.faults = FaultPlan(latency)
-        self.state = EmulatorState(empty_timeout, departure_timeout)
-        self._webhooks = WebhookSender(self.api_key, self.api_secret)
+        self.state = EmulatorState(empty_timeout, departure_timeout, cloud=cloud)
+        self._webhooks = WebhookSender(self.api_key, self.api_secret, time_scale=webhook_time_scale)
         self._webhooks.urls = webhook_urls
         self.webhook_delay = webhook_delay
         self.state.on_event = self._webhooks.enqueue
@@ -117,6 +130,7 @@ class LiveKitEmulator:
         self._control = ControlRoutes(
             self.state, self.service, self.faults, self._calls, self._server, self.api_secret, self._webhooks
         )
+        self._control.api_key = self.api_key
         self._server.control = self._control.handle
 
     # ------------------------------------------------------------ settings
@@ -138,6 +152,20 @@ class LiveKitEmulator:
     @mute_unknown_delay.setter
     def mute_unknown_delay(self, seconds: float) -> None:
         self.service.mute_unknown_delay = float(seconds)
+
+    @property
+    def cloud(self) -> bool:
+        """LiveKit Cloud mode: RemoveParticipant's ``revoke_token_ts`` is honoured at join."""
+        return self.state.cloud
+
+    @cloud.setter
+    def cloud(self, on: bool) -> None:
+        self.state.cloud = bool(on)
+
+    def revoked(self) -> dict[tuple[str, str], int]:
+        """(room, identity) -> the ``revoke_token_ts`` in force (cloud mode; a copy)."""
+        with self.state.lock:
+            return dict(self.state.revoked)
 
     @property
     def enable_remote_unmute(self) -> bool:
@@ -167,6 +195,15 @@ class LiveKitEmulator:
         if seconds < 0:
             raise ValueError("webhook_delay must be >= 0")
         self._webhooks.delay = float(seconds)
+
+    @property
+    def webhook_time_scale(self) -> float:
+        """Factor on the webhook retry waits, ``Retry-After`` and the 30 s age limit (1.0 = LiveKit's)."""
+        return self._webhooks.time_scale
+
+    @webhook_time_scale.setter
+    def webhook_time_scale(self, scale: float) -> None:
+        self._webhooks.time_scale = scale
 
     def webhook_deliveries(self) -> list[WebhookDelivery]:
         """Each finished webhook delivery (event, url, status, attempts, ...), in order."""
@@ -298,9 +335,16 @@ class LiveKitEmulator:
         tracks: Sequence[TrackLike] | None = None,
         metadata: str = "",
         permission: models.ParticipantPermission | None = None,
+        token: str | None = None,
     ) -> models.ParticipantInfo:
         """The participant joins an existing room (sid ``PA_...``, state ACTIVE):
         ``participant_joined``, then ``track_published`` per track.
+
+        ``token``: the join JWT the participant's client presents (``AccessToken(key,
+        secret).with_identity(identity).with_grants(VideoGrants(room_join=True, room=room))``),
+        checked with the API secret; without one the join acts as a freshly minted token
+        (``nbf`` = now).  Raises :class:`JoinRefusedError` (a ``PermissionError``) for an
+        invalid token or, in :attr:`cloud` mode, one revoked by RemoveParticipant.
 
         ``tracks``: one ``TrackSpec`` / ``(type, source[, name[, muted[, sid]]])`` tuple /
         dict per published track (``TR_...`` SID unless given); default one microphone
@@ -310,8 +354,17 @@ class LiveKitEmulator:
         ``UnknownRoomError`` (a ``KeyError``) when the room was not added first and
         ``PublishNotAllowedError`` when ``permission`` forbids a track's source.
         """
+        nbf = None
+        if token is not None:
+            nbf = join_token_nbf(token, self.api_key, self.api_secret, room, identity)
         return self.state.add_participants(
-            room, [identity], name=name, tracks=tracks, metadata=metadata, permission=permission
+            room,
+            [identity],
+            name=name,
+            tracks=tracks,
+            metadata=metadata,
+            permission=permission,
+            token_nbf=nbf,
         )[0]
 
     join = add_participant

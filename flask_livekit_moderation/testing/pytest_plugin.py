@@ -10,21 +10,33 @@ or for one run: ``python -m pytest -p flask_livekit_moderation.testing.pytest_pl
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from .emulator import LiveKitEmulator
 
+#: What the fixture sets unless a test asks otherwise: tests of unknown participants must
+#: not wait LiveKit's real 3 s RPC wait, nor webhook retries its real 1-8 s.
+FIXTURE_DEFAULTS: dict[str, Any] = {"mute_unknown_delay": 1.0, "webhook_time_scale": 0.05}
+
 
 @pytest.fixture
-def livekit_emulator() -> Iterator[LiveKitEmulator]:
+def livekit_emulator(request: pytest.FixtureRequest) -> Iterator[LiveKitEmulator]:
     """A freshly started :class:`LiveKitEmulator` on a free port, stopped after the test.
 
-    Defaults: no latency, ``mute_unknown_delay=1.0``, remote unmute disabled; change
-    them on the instance (``set_latency``, ``mute_unknown_delay``,
-    ``enable_remote_unmute``) inside the test.
+    Defaults: no latency, ``mute_unknown_delay=1.0`` (LiveKit's real wait, the
+    emulator's own default, is 3.0), ``webhook_time_scale=0.05`` (webhook retries after
+    50, 100, 200, 400 ms; events dropped after 1.5 s in their room's queue), remote
+    unmute disabled, self-hosted (not cloud);
+    change them on the instance (``set_latency``, ``mute_unknown_delay``,
+    ``enable_remote_unmute``, ``cloud``) inside the test, or pass constructor arguments
+    by indirect parametrization::
+
+        @pytest.mark.parametrize("livekit_emulator", [{"cloud": True}], indirect=True)
     """
-    emulator = LiveKitEmulator()
+    options = {**FIXTURE_DEFAULTS, **getattr(request, "param", {})}
+    emulator = LiveKitEmulator(**options)
     emulator.start()
     try:
         yield emulator

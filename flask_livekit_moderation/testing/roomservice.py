@@ -86,11 +86,18 @@ def _room_not_found() -> TwirpError:
     return psrpc_error("not_found", "requested room does not exist")  # ErrRoomNotFound
 
 
+#: The RPC wait of a call to a participant/room topic nobody serves: 3 psrpc attempts
+#: x the 1 s affinity timeout (livekit/protocol ``rpc/typed_api.go``, psrpc ``client.go``).
+DEFAULT_RPC_WAIT = 3.0
+
+
 class RoomService:
     """The RoomService of one single-node LiveKit server over an :class:`EmulatorState`.
 
     :param mute_unknown_delay: seconds before a call routed to a participant or room
-        topic nobody serves answers ``unavailable`` (psrpc's RPC wait).
+        topic nobody serves answers ``unavailable`` (psrpc's RPC wait: 3 attempts,
+        ``DefaultPSRPCConfig`` MaxAttempts in livekit/protocol ``rpc/typed_api.go``, each
+        waiting the 1 s affinity timeout, psrpc ``client.go``; so 3 s by default).
     :param enable_remote_unmute: LiveKit's ``room.enable_remote_unmute``.
     :param shuffle: answer ListRooms / ListParticipants in a random order, as LiveKit's
         Go maps do, so nobody can depend on the order.
@@ -99,7 +106,7 @@ class RoomService:
     def __init__(
         self,
         state: EmulatorState,
-        mute_unknown_delay: float = 1.0,
+        mute_unknown_delay: float = DEFAULT_RPC_WAIT,
         enable_remote_unmute: bool = False,
         shuffle: bool = False,
     ) -> None:
@@ -214,7 +221,7 @@ class RoomService:
         if not _has_admin(grants, req.room):
             raise _denied()
         with self.state.lock:
-            if not self.state.remove_participant_locked(req.room, req.identity):
+            if not self.state.remove_participant_locked(req.room, req.identity, req.revoke_token_ts):
                 raise _participant_not_found()
         return room_pb.RemoveParticipantResponse()
 

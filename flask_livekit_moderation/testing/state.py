@@ -37,7 +37,10 @@ __all__ = [
     "DEFAULT_DEPARTURE_TIMEOUT",
     "DEFAULT_EMPTY_TIMEOUT",
     "MAX_NAME_BYTES",
+    "REVOKE_LEEWAY",
     "EmulatorState",
+    "JoinRefusedError",
+    "RoomFullError",
     "PublishNotAllowedError",
     "TrackLike",
     "TrackSpec",
@@ -55,6 +58,9 @@ MAX_NAME_BYTES = 256
 #: pkg/config/config.go defaults: ``room.empty_timeout`` and ``room.departure_timeout``.
 DEFAULT_EMPTY_TIMEOUT = 300.0
 DEFAULT_DEPARTURE_TIMEOUT = 20.0
+#: livekit/protocol ``livekit_room.proto`` ``revoke_token_ts``: "defaults to
+#: now(server)+leeway(1min) if left empty" (LiveKit Cloud).
+REVOKE_LEEWAY = 60
 
 _SID_ALPHABET = string.ascii_letters + string.digits
 
@@ -93,6 +99,15 @@ class UnknownParticipantError(KeyError):
 
 class PublishNotAllowedError(PermissionError):
     """The participant's permission forbids publishing a track of that source."""
+
+
+class JoinRefusedError(PermissionError):
+    """The server refuses the join: its token is invalid, or (cloud mode) was revoked."""
+
+
+class RoomFullError(JoinRefusedError):
+    """The room already holds its ``max_participants`` (livekit/livekit ``pkg/rtc/room.go``
+    Join: ``ErrMaxParticipantsExceeded``, "room has exceeded its max participants")."""
 
 
 def new_sid(prefix: str) -> str:
@@ -258,6 +273,7 @@ class EmulatorState:
         self,
         empty_timeout: float = DEFAULT_EMPTY_TIMEOUT,
         departure_timeout: float = DEFAULT_DEPARTURE_TIMEOUT,
+        cloud: bool = False,
     ) -> None:
         if empty_timeout <= 0 or departure_timeout <= 0:
             raise ValueError("room timeouts must be > 0")
@@ -280,6 +296,11 @@ class EmulatorState:
         self._wake = threading.Condition(self.lock)
         self._closer: threading.Thread | None = None
         self._closed = False
+        #: LiveKit Cloud mode: RemoveParticipant's ``revoke_token_ts`` is honoured.
+        self.cloud = bool(cloud)
+        #: (room, identity) -> Unix seconds: tokens whose ``nbf`` is before it are refused
+        #: at join (cloud mode only; self-hosted LiveKit ignores the field, PR #4344 open).
+        self.revoked: dict[tuple[str, str], int] = {}
 
     # --------------------------------------------------------------- events
     def _emit_locked(
@@ -390,7 +411,7 @@ class EmulatorState:
         if room is None:
             return False
         for identity in list(self.participants.get(name, {})):
-            self._leave_locked(name, identity, schedule=False)
+            self._leave_locked(name, identity, models.DisconnectReason.ROOM_DELETED, schedule=False)
         del self.rooms[name]
         self.participants.pop(name, None)
         life = self._life.pop(name, None)
@@ -481,9 +502,14 @@ class EmulatorState:
         tracks: Sequence[TrackLike] | None = None,
         metadata: str = "",
         permission: models.ParticipantPermission | None = None,
+        token_nbf: float | None = None,
     ) -> list[models.ParticipantInfo]:
         """Join many participants in one critical section (fast seeding): each sends
-        ``participant_joined`` and then ``track_published`` per track."""
+        ``participant_joined`` and then ``track_published`` per track.
+
+        ``token_nbf``: the ``nbf`` of the join token (default: now, a freshly minted one).
+        In cloud mode a join whose ``nbf`` is before the identity's revocation in that room
+        raises :class:`JoinRefusedError` (no participant joins, no event)."""
         specs = DEFAULT_TRACKS if tracks is None else tuple(as_spec(t) for t in tracks)
         perm = default_permission() if permission is None else replaced_permission(permission)
         ids = list(identities)
@@ -522,11 +548,33 @@ class EmulatorState:
             room_proto = self.rooms.get(room)
             if room_proto is None:
                 raise UnknownRoomError(f"room {room!r} does not exist; add_room() it first")
+            if self.cloud:
+                nbf = now if token_nbf is None else token_nbf
+                for identity in ids:
+                    revoked = self.revoked.get((room, identity))
+                    if revoked is not None and nbf < revoked:
+                        raise JoinRefusedError(
+                            f"token of {identity!r} for room {room!r} was revoked: nbf {int(nbf)}"
+                            f" is before revoke_token_ts {revoked}"
+                        )
             members = self.participants[room]
+            if room_proto.max_participants:
+                present = set(members)
+                for identity in ids:
+                    if identity in present:  # the same identity replaces its old session
+                        continue
+                    if len(present) >= room_proto.max_participants:
+                        raise RoomFullError(
+                            f"room has exceeded its max participants ({room_proto.max_participants}):"
+                            f" {identity!r} cannot join {room!r}"
+                        )
+                    present.add(identity)
             life = self._life[room]
             for p in built:
                 if p.identity in members:  # same identity rejoining: the old session is closed
-                    self._leave_locked(room, p.identity, schedule=False)
+                    self._leave_locked(
+                        room, p.identity, models.DisconnectReason.DUPLICATE_IDENTITY, schedule=False
+                    )
                 members[p.identity] = p
                 if p.tracks:
                     self._publisher_up.add((room, p.identity))
@@ -550,13 +598,27 @@ class EmulatorState:
         if p.is_publisher:
             room.num_publishers += delta
 
-    def _leave_locked(self, room: str, identity: str, schedule: bool = True) -> bool:
+    def _leave_locked(
+        self,
+        room: str,
+        identity: str,
+        reason: int = models.DisconnectReason.CLIENT_INITIATED,
+        schedule: bool = True,
+    ) -> bool:
+        """The participant's session closes (livekit/livekit ``pkg/rtc/participant.go``
+        ``Close``): each published track is unpublished first (``track_unpublished``
+        per track, ``mediatrackreceiver.go``), then ``participant_left`` carries the
+        participant with EMPTY ``tracks`` and its ``disconnect_reason``
+        (``pkg/rtc/types/interfaces.go`` ParticipantCloseReason -> DisconnectReason)."""
         members = self.participants.get(room)
         if not members:
             return False
-        p = members.pop(identity, None)
+        p = members.get(identity)
         if p is None:
             return False
+        for i in reversed(range(len(p.tracks))):
+            self._unpublish_locked(room, p, i)
+        del members[identity]
         self._publisher_up.discard((room, identity))
         room_proto = self.rooms[room]
         self._count_locked(room_proto, p, -1)
@@ -564,21 +626,31 @@ class EmulatorState:
         life.left_at = time.monotonic()
         gone = copy_message(p)
         gone.state = models.ParticipantInfo.State.DISCONNECTED
+        gone.disconnect_reason = reason  # type: ignore[assignment]
         # roommanager.go: ParticipantLeft after the store update (room counts already lower).
         self._emit_locked("participant_left", room_proto, gone)
         if schedule:
             self._schedule_locked(room)
         return True
 
-    def remove_participant_locked(self, room: str, identity: str) -> bool:
-        """The participant leaves (``participant_left``); the departure timeout starts
-        when the room is then empty."""
-        return self._leave_locked(room, identity)
+    def remove_participant_locked(self, room: str, identity: str, revoke_token_ts: int = 0) -> bool:
+        """RemoveParticipant: the participant leaves (``track_unpublished`` per track, then
+        ``participant_left`` with PARTICIPANT_REMOVED, roommanager.go); the departure
+        timeout starts when the room is then empty.  In cloud mode the identity's tokens
+        whose ``nbf`` is before ``revoke_token_ts`` (0: now + 1 min) are refused from now on."""
+        if not self._leave_locked(room, identity, models.DisconnectReason.PARTICIPANT_REMOVED):
+            return False
+        if self.cloud:
+            self.revoked[(room, identity)] = revoke_token_ts or int(time.time()) + REVOKE_LEEWAY
+        return True
 
-    def remove_participant(self, room: str, identity: str) -> bool:
-        """Make one participant leave; False if the room or identity is unknown."""
+    def remove_participant(
+        self, room: str, identity: str, reason: int = models.DisconnectReason.CLIENT_INITIATED
+    ) -> bool:
+        """Make one participant leave (by default on its own: CLIENT_INITIATED); False if
+        the room or identity is unknown."""
         with self.lock:
-            return self._leave_locked(room, identity)
+            return self._leave_locked(room, identity, reason)
 
     def participants_of(self, room: str) -> list[models.ParticipantInfo]:
         with self.lock:
@@ -679,6 +751,7 @@ class EmulatorState:
             self.rooms.clear()
             self.participants.clear()
             self._publisher_up.clear()
+            self.revoked.clear()
             for life in self._life.values():
                 life.deadline = None
             self._life.clear()

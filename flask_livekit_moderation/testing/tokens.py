@@ -13,6 +13,8 @@ from typing import Any
 import jwt
 from livekit.api import VideoGrants
 
+from .state import JoinRefusedError
+
 __all__ = [
     "ERR_INVALID_API_KEY",
     "ERR_INVALID_TOKEN",
@@ -20,6 +22,7 @@ __all__ = [
     "ERR_PERMISSION_DENIED",
     "AuthError",
     "TokenChecker",
+    "join_token_nbf",
 ]
 
 # Texts of pkg/service/auth.go; HandleError writes them as the plain-text body.
@@ -130,14 +133,86 @@ def _claims_error(claims: dict[str, Any], exc: Exception) -> str:
     return "token has invalid claims: " + ", ".join(errs)
 
 
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+#: VideoGrant's JSON names (livekit/protocol ``auth/grants.go``), lower-cased as Go's
+#: encoding/json matches them (case-insensitively) -> (field, Go type name, Python types).
+_GRANT_KEYS: dict[str, tuple[str, str, str]] = {}
+for _field in VideoGrants.__dataclass_fields__.values():
+    _kind = "string" if _field.name in ("room", "destination_room") else "bool"
+    if _field.name == "can_publish_sources":
+        _kind = "[]string"
+    _GRANT_KEYS[_camel(_field.name).lower()] = (_field.name, _camel(_field.name), _kind)
+
+_JSON_TYPES = {bool: "bool", str: "string", list: "array", dict: "object", int: "number", float: "number"}
+
+
+def _fits(value: object, kind: str) -> bool:
+    if value is None:  # JSON null leaves Go's field unset
+        return True
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "string":
+        return isinstance(value, str)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def _video_grants(video: object) -> VideoGrants:
-    """The ``video`` claim (camelCase keys) as livekit-api's ``VideoGrants``."""
-    if not isinstance(video, dict):
+    """The ``video`` claim as Go's encoding/json decodes it into ``VideoGrant``: keys match
+    the camelCase names case-insensitively (snake_case keys match nothing and are ignored),
+    and a value of the wrong type fails the whole token (plain-text 401)."""
+    if video is None:
         return VideoGrants()
-    known = VideoGrants.__dataclass_fields__
+    if not isinstance(video, dict):
+        raise AuthError(_decode_error(video, "ClaimGrants.video", "auth.VideoGrant"))
     fields = {}
     for key, value in video.items():
-        snake = "".join("_" + c.lower() if c.isupper() else c for c in str(key))
-        if snake in known:
-            fields[snake] = value
+        known = _GRANT_KEYS.get(str(key).lower())
+        if known is None:
+            continue
+        name, camel, kind = known
+        if not _fits(value, kind):
+            raise AuthError(_decode_error(value, f"ClaimGrants.video.{camel}", kind))
+        if value is not None:
+            fields[name] = value
     return VideoGrants(**fields)
+
+
+def _decode_error(value: object, where: str, kind: str) -> str:
+    got = _JSON_TYPES.get(type(value), "value")
+    return (
+        f"{ERR_INVALID_TOKEN}: token is malformed: could not JSON decode claim: "
+        f"json: cannot unmarshal {got} into Go struct field {where} of type {kind}"
+    )
+
+
+def join_token_nbf(token: str, api_key: str, api_secret: str, room: str, identity: str) -> float:
+    """Check a participant's join token as the signal service does (livekit/livekit
+    ``pkg/service/rtcservice.go`` validateInternal: the API key's token, a ``roomJoin``
+    grant for that room, ``sub`` = the identity) and return its ``nbf`` (``iat`` or now
+    when absent).  Raises :class:`JoinRefusedError` naming what is wrong."""
+    try:
+        claims = jwt.decode(
+            token,
+            api_secret,
+            algorithms=["HS256"],
+            leeway=_JWT_LEEWAY,
+            options={"require": ["exp"], "verify_aud": False, "verify_iat": False, "verify_iss": False},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise JoinRefusedError(f"{ERR_INVALID_TOKEN}: {exc}") from None
+    if claims.get("iss") != api_key:
+        raise JoinRefusedError(ERR_INVALID_API_KEY)
+    try:
+        grants = _video_grants(claims.get("video"))
+    except AuthError as exc:
+        raise JoinRefusedError(str(exc)) from None
+    if not grants.room_join or grants.room != room:
+        raise JoinRefusedError(f"{ERR_PERMISSION_DENIED}: the token grants no roomJoin for room {room!r}")
+    if claims.get("sub") != identity:
+        raise JoinRefusedError(f"{ERR_PERMISSION_DENIED}: the token is for identity {claims.get('sub')!r}")
+    nbf = claims.get("nbf", claims.get("iat"))
+    return float(nbf) if isinstance(nbf, (int, float)) else time.time()
