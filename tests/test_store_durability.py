@@ -84,6 +84,35 @@ def test_every_thread_notices_and_the_old_file_is_read_one_last_time(tmp_path: P
     fresh.close()
 
 
+def test_a_thread_new_to_the_store_notices_a_file_deleted_under_another_threads_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ban route writes from a worker thread, not always the same one: a thread's first use
+    after the deletion must notice it too (an ERROR, the old file's bans copied), not start a
+    fresh file that forgets them."""
+    path = tmp_path / "bans.sqlite3"
+    store = SQLiteBanStore(str(path))
+
+    def in_a_new_thread(work: Callable[[], object]) -> None:
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+
+    in_a_new_thread(lambda: store.put(Ban.starting_now("a", "r", "before", 60)))
+    for suffix in ("", "-wal", "-shm"):
+        os.unlink(f"{path}{suffix}")
+    with caplog.at_level(logging.ERROR, logger="flask_livekit_moderation"):
+        in_a_new_thread(lambda: store.put(Ban.starting_now("a", "r", "after", 60)))
+        # The first thread meets its old file later: it moves over quietly, once told.
+        in_a_new_thread(lambda: store.get("a", "r", "before"))
+    (error,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "was deleted" in error.getMessage() and "copied 1 active bans" in error.getMessage()
+    fresh = SQLiteBanStore(str(path))
+    assert [b.participant_identity for b in fresh.list_bans("a", "r")] == ["after", "before"]
+    store.close()
+    fresh.close()
+
+
 def test_a_sqlite_file_replaced_mid_run_is_used_and_keeps_the_acknowledged_bans(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

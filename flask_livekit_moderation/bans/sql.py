@@ -316,6 +316,10 @@ class SQLiteBanStore(SQLBanStore):
         self._pid = os.getpid()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
+        #: The file each open connection opened (a deleted file keeps its device and inode).
+        self._file_ids: dict[sqlite3.Connection, FileId] = {}
+        #: Connections of other threads whose file another thread already replaced (and logged).
+        self._superseded: set[sqlite3.Connection] = set()
 
     def _connection(self) -> sqlite3.Connection:
         if self._pid != os.getpid():
@@ -323,13 +327,26 @@ class SQLiteBanStore(SQLBanStore):
             # lock may have been held at fork time. (Two threads racing here both start afresh:
             # the loser merely opens its connection again on its next call.)
             self._lock, self._local, self._connections = threading.Lock(), threading.local(), []
+            self._file_ids, self._superseded = {}, set()
             self._pid = os.getpid()
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            return self._open()
+            # A thread's first use (the ban route writes from a worker thread) must notice a
+            # file deleted under another thread's connection as well, or it would start afresh.
+            stale = self._stale_elsewhere()
+            return self._open() if stale is None else self._reopen(stale, owned=False)
         if _file_id(self.path) != self._local.file_id:
             return self._reopen(connection)
         return connection
+
+    def _stale_elsewhere(self) -> sqlite3.Connection | None:
+        """Another thread's connection to a file that is no longer the one at the path."""
+        current = _file_id(self.path)
+        with self._lock:
+            for connection, file_id in self._file_ids.items():
+                if file_id != current and connection not in self._superseded:
+                    return connection
+        return None
 
     def _connect(self) -> tuple[sqlite3.Connection, FileId]:
         """A connection to the file at the path (created, with its directory, when missing),
@@ -353,6 +370,7 @@ class SQLiteBanStore(SQLBanStore):
         self._local.connection, self._local.file_id = connection, file_id
         with self._lock:
             self._connections.append(connection)
+            self._file_ids[connection] = file_id
         return connection
 
     def _orphaned(self) -> bool:
@@ -377,13 +395,24 @@ class SQLiteBanStore(SQLBanStore):
             connection, file_id = self._connect()
         return self._keep(connection, file_id)
 
-    def _reopen(self, stale: sqlite3.Connection) -> sqlite3.Connection:
+    def _reopen(self, stale: sqlite3.Connection, owned: bool = True) -> sqlite3.Connection:
         """The file at the path is not the one ``stale`` has open: it was deleted or replaced.
 
         The first process to notice (the lock file names the file adopted last) deletes the old
         file's WAL and index at the path, so the file there starts clean; the others just open it.
         The old file's active bans, still readable through ``stale``, are copied into it.
+        ``owned`` False: ``stale`` is another thread's, left open for it to notice quietly.
         """
+        if stale in self._superseded:  # another thread already moved to the new file, and said so
+            with self._lock:
+                self._superseded.discard(stale)
+                self._file_ids.pop(stale, None)
+                if stale in self._connections:
+                    self._connections.remove(stale)
+            self._local.connection = None
+            with contextlib.suppress(sqlite3.Error):
+                stale.close()
+            return self._open()
         rows = self._active_rows(stale)
         with self._file_lock() as adopted:
             current = _file_id(self.path)
@@ -393,13 +422,17 @@ class SQLiteBanStore(SQLBanStore):
             # Closed first: SQLite sees the old file has moved, so closing it neither checkpoints
             # into it nor deletes the WAL at the path.
             self._local.connection = None
-            with contextlib.suppress(sqlite3.Error):
-                stale.close()
+            if owned:
+                with contextlib.suppress(sqlite3.Error):
+                    stale.close()
             fresh, file_id = self._connect()
             adopted(file_id)
         with self._lock:
-            if stale in self._connections:
+            if not owned:
+                self._superseded.add(stale)
+            elif stale in self._connections:
                 self._connections.remove(stale)
+                self._file_ids.pop(stale, None)
         copied = None if rows is None else self._merge(fresh, rows)
         logger.error(
             "SQLite ban store %s was %s while the app had it open: re-opened the file at that path "
@@ -466,6 +499,8 @@ class SQLiteBanStore(SQLBanStore):
             with self._lock:
                 if connection in self._connections:
                     self._connections.remove(connection)
+                self._file_ids.pop(connection, None)
+                self._superseded.discard(connection)
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
 
@@ -512,6 +547,7 @@ class SQLiteBanStore(SQLBanStore):
     def close(self) -> None:
         with self._lock:
             connections, self._connections = self._connections, []
+            self._file_ids, self._superseded = {}, set()
             self._local = threading.local()
         if self._pid != os.getpid():
             return
