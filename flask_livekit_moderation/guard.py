@@ -18,8 +18,8 @@ Everything here lives in the host's process, one set per app (and per forked wor
 - :class:`Lateness`: when a LiveKit call counts as late: the way TCP sets its retransmission
   timeout (RFC 6298), a smoothed round trip plus four times its variation, learned from the
   calls LiveKit answered, never below :data:`LATE_FLOOR` (:data:`COLD_LATE_FLOOR` before
-  LiveKit ever answered). A waiter gives up when every request ahead of it is late twice in a
-  row, a lateness apart, with no answer in between.
+  LiveKit ever answered). A waiter gives up when every request ahead of it has been late for a
+  lateness with no answer in between (at once, before LiveKit ever answered).
 - :class:`Breakers`: after ``LIVEKIT_MODERATION_BREAKER_FAILURES`` consecutive requests
   that found LiveKit unavailable, requests are refused at once for
   ``LIVEKIT_MODERATION_BREAKER_COOLDOWN`` seconds; then one probe request is let through
@@ -97,6 +97,11 @@ class Lateness:
         else:
             self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - seconds)
             self._srtt = 0.875 * self._srtt + 0.125 * seconds
+
+    @property
+    def learned(self) -> bool:
+        """LiveKit has answered at least once."""
+        return self._srtt is not None
 
     @property
     def threshold(self) -> float:
@@ -188,11 +193,13 @@ class Lane:
                 threshold = self.lateness.threshold
                 # Stuck: every one ahead is waiting on a late call and none got an answer lately,
                 # seen for a lateness already. A host that stalls (CPU, GIL) makes calls late too,
-                # but briefly; once stuck is seen, later arrivals are refused at once.
+                # but briefly; once stuck is seen, later arrivals are refused at once. Before
+                # LiveKit ever answered there is nothing to be patient for: late is stuck.
                 late = now - progress > threshold and all(h.late_at(now, threshold) for h in ahead)
                 if late:
                     seen = self._late_seen.setdefault(scope, now)
-                    stuck, wake = now - seen >= threshold, seen + threshold
+                    stuck = not self.lateness.learned or now - seen >= threshold
+                    wake = seen + threshold
                 else:
                     self._late_seen.pop(scope, None)
                     # Wake when a place frees (notified) or when the last one ahead turns late; one
