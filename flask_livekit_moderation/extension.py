@@ -22,7 +22,7 @@ from .auth import (
 )
 from .bans import Ban, BanStore, ParticipantBanned, RedisBanStore, default_url, open_store
 from .bans.cli import cli as bans_cli
-from .bans.reconcile import Pass, Reconciler, run_pass, start_reconcilers
+from .bans.reconcile import Pass, Reconciler, run_pass
 from .client import LiveKitClient
 from .config import DEFAULT_OPENAPI_PREFIX, ConfigurationError, Settings, check_openapi_prefix, load_settings
 from .errors import ModerationError
@@ -172,7 +172,9 @@ class LiveKitModeration:
         )
         if settings.reconcile_interval:
             state.reconciler = Reconciler(app, state)
-            # Started by the app's first request in each process (so after a fork); stopped with the app.
+            # Started by the app's first request in each process (so after a fork): each request
+            # costs one call and one comparison. Stopped with the app.
+            app.before_request(state.reconciler.ensure_started)
             weakref.finalize(app, state.reconciler.stop, True, False)
         weakref.finalize(app, ban_store.close)
         app.extensions[self.name] = self._states[app] = state
@@ -387,8 +389,6 @@ def _install_app_hooks(app: Flask) -> None:
     """App-level pieces shared by every instance on ``app``, installed once."""
     if json_routing_error not in app.before_request_funcs.get(None, []):
         app.before_request(json_routing_error)
-    if start_reconcilers not in app.before_request_funcs.get(None, []):
-        app.before_request(start_reconcilers)
     if bans_cli.name not in app.cli.commands:
         app.cli.add_command(bans_cli)
     # The host's own handler wins, registered before init_app (kept) or after (replaces it).

@@ -33,7 +33,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app
+from flask import Flask
 from livekit.api import TwirpError
 
 from .. import errors, signals
@@ -298,12 +298,3 @@ class Reconciler:
                 self.state.bans.release(LEASE, self.holder)
             except ModerationError:
                 pass  # it expires by itself
-
-
-def start_reconcilers() -> None:
-    """Before each request: start the reconciler of each instance on the app in this process."""
-    from ..state import app_states
-
-    for state in app_states(current_app):
-        if state.reconciler is not None:
-            state.reconciler.ensure_started()
