@@ -40,6 +40,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from example_app import demo
 from example_app.__main__ import Running, running
+from example_app.signin import reset_throttle
 from flask_livekit_moderation import errors, room_owner, signals
 from flask_livekit_moderation.bans import Ban, BanStore, rfc3339
 from flask_livekit_moderation.testing import LiveKitEmulator, PublishNotAllowedError
@@ -103,6 +104,8 @@ def browser() -> Iterator[WebDriver]:
     profile = tempfile.mkdtemp(prefix="console-test-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    # The browser's console messages, where Chromium reports what a CSP blocked.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     for argument in [*CHROMIUM_ARGS, f"--user-data-dir={profile}"]:
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -141,10 +144,17 @@ class Console:
 
     def sign_in(self, tenant: str, password: str | None = None) -> None:
         self.driver.get(self.url + "/signin")
-        Select(self.driver.find_element(By.ID, "tenant-field")).select_by_value(tenant)
+        self.driver.find_element(By.ID, "tenant-field").send_keys(tenant)
         field = self.driver.find_element(By.ID, "password-field")
         field.send_keys(password if password is not None else demo.DEMO_PASSWORDS[tenant])
         field.submit()
+
+    def confirm(self) -> None:
+        """Confirm in the dialog the last click opened."""
+        dialog = self.driver.find_element(By.ID, "confirm-dialog")
+        self.wait(lambda d: dialog.is_displayed(), "the confirmation dialog opens")
+        self.driver.find_element(By.ID, "confirm-ok").click()
+        self.wait(lambda d: not dialog.is_displayed(), "the confirmation dialog closes")
 
     def rows(self) -> dict[str, WebElement]:
         found = self.driver.find_elements(By.CSS_SELECTOR, "#participant-rows tr[data-identity]")
@@ -251,6 +261,7 @@ def console(example: Running, browser: WebDriver) -> Iterator[Console]:
     emulator.clear_calls()
     emulator.clear_webhook_deliveries()
     rejoiner.resume()
+    reset_throttle(example.app)
     browser.set_window_size(*WIDE)
     browser.get(example.base_url + "/healthz")
     browser.delete_all_cookies()
@@ -374,6 +385,7 @@ def test_remove_a_participant_and_see_the_row_go(console):
     console.wait_people({"alice", "bob"})
 
     console.click("remove:bob")
+    console.confirm()
     console.wait_status("Removed Bob (bob) from acme-standup.")
     console.wait_people({"alice"}, "bob's row goes")
     assert console.emulator.participant("acme-standup", "bob") is None
@@ -385,6 +397,7 @@ def test_remove_a_participant_and_see_the_row_go(console):
     console.driver.find_element(By.ID, "auto-refresh").click()  # pause: the row stays drawn
     assert console.emulator.leave("acme-standup", "alice")
     console.click("remove:alice")
+    console.confirm()
     text = console.wait_status(errors.PARTICIPANT_NOT_FOUND.code)
     assert f"{errors.PARTICIPANT_NOT_FOUND.code}: {errors.PARTICIPANT_NOT_FOUND.message}" in text
     console.wait_people(set(), "alice's row goes after the refresh the action triggers")
@@ -685,6 +698,7 @@ def test_mute_everyones_microphone_except_one(console):
     spare.click()
 
     console.click("room-mute")
+    console.confirm()
     console.wait_status(
         "Muted 2 microphones in acme-standup, leaving alice as they are (LiveKit reports 2 muted)."
     )
@@ -707,6 +721,7 @@ def test_mute_everyones_microphone_except_one(console):
     # Unmute everyone but alice; LiveKit fails one of the two: its code is shown.
     emulator.fail_next("MutePublishedTrack", code="not_found", msg="participant does not exist")
     console.click("room-unmute")
+    console.confirm()
     text = console.wait_status("Unmuted 1 microphone in acme-standup, leaving alice as they are")
     assert "1 microphone could not be changed:" in text
     assert "microphone TR_" in text and "PARTICIPANT_NOT_FOUND (left the room in the meantime)" in text
@@ -714,6 +729,7 @@ def test_mute_everyones_microphone_except_one(console):
     # A server that refuses remote unmute: the extension's words, then what to configure.
     emulator.enable_remote_unmute = False
     console.click("room-unmute")
+    console.confirm()
     text = console.wait_status(errors.REMOTE_UNMUTE_DISABLED.code)
     assert f"{errors.REMOTE_UNMUTE_DISABLED.code}: {errors.REMOTE_UNMUTE_DISABLED.message}" in text
     assert "enable_remote_unmute: true" in text
