@@ -240,7 +240,8 @@ def _signin_page(tenant: str, error: str | None) -> str:
     return render_template(
         "signin.html",
         configured=bool(accounts),
-        tenant=tenant,
+        # Not "tenant": base.html shows "Signed in as" for that one.
+        typed_tenant=tenant,
         error=error,
         demo_passwords=current_app.config.get("CONSOLE_SHOW_PASSWORDS") and accounts,
         csrf_token=_csrf_token(),

@@ -95,11 +95,12 @@ def limiter_of(app: Flask) -> Limiter:
 
 
 def retry_after(app: Flask) -> int:
-    """Whole seconds until the limit that refused this request lets the next attempt through."""
-    limit = limiter_of(app).current_limit
-    if limit is None:
+    """Whole seconds until every limit this request breached lets the next attempt through
+    (the longest wait: the limiter checks them all rather than stop at the first breach)."""
+    breached = [limit.reset_at for limit in limiter_of(app).current_limits if limit.breached]
+    if not breached:
         return 60
-    return max(1, math.ceil(limit.reset_at - time.time()))
+    return max(1, math.ceil(max(breached) - time.time()))
 
 
 def init_signin(app: Flask, passwords: Mapping[str, str], endpoint: str) -> None:
@@ -113,7 +114,13 @@ def init_signin(app: Flask, passwords: Mapping[str, str], endpoint: str) -> None
     # Per process unless the host points it at a shared store (the module's docstring).
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     app.extensions[ACCOUNTS] = Accounts(passwords)
-    limiter = Limiter(get_remote_address, app=app, default_limits=[], key_prefix="example_app.signin")
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        default_limits=[],
+        key_prefix="example_app.signin",
+        fail_on_first_breach=False,
+    )
     app.extensions[LIMITER] = limiter
     view = app.view_functions[endpoint]
     view = limiter.limit(
