@@ -30,7 +30,6 @@ from flask_livekit_moderation import LiveKitModeration
 
 from .console import MODERATION, accounts_from, init_console, signed_in_tenant
 
-
 #: Console settings taken from the environment as they are, when set.
 CONSOLE_ENVIRONMENT = (
     "CONSOLE_SESSION_DB",

@@ -77,7 +77,9 @@ SESSIONS = "example_app.sessions"
 SESSION_LIFETIME = timedelta(hours=8)
 #: On every console page: no framing, nothing loaded from elsewhere, no inline script or style.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",

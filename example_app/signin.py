@@ -23,6 +23,7 @@ import math
 import secrets
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
@@ -44,15 +45,6 @@ class Accounts:
         self._hashes = {tenant: generate_password_hash(password) for tenant, password in passwords.items()}
         # Hashed the same way as the real ones, so verifying it costs the same.
         self._dummy = generate_password_hash(secrets.token_urlsafe(32))
-
-    def __contains__(self, tenant: object) -> bool:
-        return tenant in self._hashes
-
-    def __bool__(self) -> bool:
-        return bool(self._hashes)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._hashes)
 
     def verify(self, tenant: str, password: str) -> bool:
         """Whether ``password`` is ``tenant``'s; one hash verification whether it exists or not."""
@@ -122,7 +114,8 @@ def init_signin(app: Flask, passwords: Mapping[str, str], endpoint: str) -> None
         fail_on_first_breach=False,
     )
     app.extensions[LIMITER] = limiter
-    view = app.view_functions[endpoint]
+    # Flask-Limiter's decorator types its wrapper as possibly async; the view is not.
+    view: Any = app.view_functions[endpoint]
     view = limiter.limit(
         lambda: _limit("CONSOLE_SIGNIN_LIMIT_PER_ACCOUNT"),
         key_func=_account_key,
