@@ -37,6 +37,11 @@ CREATE INDEX IF NOT EXISTS console_sessions_ends_at ON console_sessions (ends_at
 """
 
 
+def _remove_if_made_by(directory: str, pid: int) -> None:
+    if os.getpid() == pid:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
@@ -46,9 +51,10 @@ class SessionStore:
 
     def __init__(self, path: str | None = None) -> None:
         if path is None:
-            # A directory of our own, removed with the store (or at interpreter exit).
+            # A directory of our own, removed with the store (or at interpreter exit) by the
+            # process that made it: a forked gunicorn worker exiting must leave it to the rest.
             directory = tempfile.mkdtemp(prefix="example-app-sessions-")
-            weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+            weakref.finalize(self, _remove_if_made_by, directory, os.getpid())
             path = os.path.join(directory, "sessions.sqlite3")
         self.path = path
         with self._connect() as db:

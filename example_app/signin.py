@@ -43,11 +43,14 @@ class Accounts:
 
     def __init__(self, passwords: Mapping[str, str]) -> None:
         self._hashes = {tenant: generate_password_hash(password) for tenant, password in passwords.items()}
-        # Hashed the same way as the real ones, so verifying it costs the same.
-        self._dummy = generate_password_hash(secrets.token_urlsafe(32))
+        # Hashed the same way as the real ones, so verifying it costs the same. With no
+        # account there is nothing to tell apart, and no hash to make.
+        self._dummy = generate_password_hash(secrets.token_urlsafe(32)) if self._hashes else ""
 
     def verify(self, tenant: str, password: str) -> bool:
         """Whether ``password`` is ``tenant``'s; one hash verification whether it exists or not."""
+        if not self._hashes:
+            return False
         known = tenant in self._hashes
         matches = check_password_hash(self._hashes.get(tenant, self._dummy), password)
         return known and matches
@@ -99,13 +102,16 @@ def init_signin(app: Flask, passwords: Mapping[str, str], endpoint: str) -> None
     """Hash the accounts' passwords, and throttle failed sign-ins at ``endpoint`` of ``app``.
 
     A limiter per app (a :class:`~flask_limiter.Limiter` keeps its counters' storage on
-    itself), wrapped around the view the app registered for ``endpoint``.
+    itself), wrapped around the view the app registered for ``endpoint``. With no account
+    nobody can sign in: no limiter, and none of its hooks on the app's other routes.
     """
     app.config.setdefault("CONSOLE_SIGNIN_LIMIT_PER_ACCOUNT", DEFAULT_LIMIT_PER_ACCOUNT)
     app.config.setdefault("CONSOLE_SIGNIN_LIMIT_PER_ADDRESS", DEFAULT_LIMIT_PER_ADDRESS)
     # Per process unless the host points it at a shared store (the module's docstring).
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     app.extensions[ACCOUNTS] = Accounts(passwords)
+    if not passwords:
+        return
     limiter = Limiter(
         get_remote_address,
         app=app,

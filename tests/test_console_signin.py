@@ -9,8 +9,12 @@ confirmation dialog) is in ``test_console.py``.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -21,11 +25,12 @@ import pytest
 import requests
 import werkzeug.security
 
+from benchmarks.processes import child_pids, free_port
 from example_app import create_app
 from example_app.console import SESSION_LIFETIME, sessions_of
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.helpers import HttpServedApp, livekit_config, serve
+from tests.helpers import ROOT, HttpServedApp, livekit_config, serve
 
 PASSWORDS = {"acme": "acme-password-1", "globex": "globex-password-1"}
 TOKENS = [{"id": "acme", "secret": "tok-acme-0123456789"}]
@@ -253,3 +258,95 @@ def test_a_sign_out_in_one_worker_ends_the_session_in_another(served, tmp_path: 
     assert browser.post(first.url + "/signout", data={"csrf_token": csrf}, timeout=30).ok
     replayed = requests.get(second.url + listing, cookies={"session": cookie}, timeout=30)
     assert replayed.status_code == 401
+
+
+def _gunicorn_answers(log: Path, path: str) -> dict[int, set[int]]:
+    """From gunicorn's access log (``%(p)s %(s)s %(U)s``): worker pid -> statuses for ``path``."""
+    answers: dict[int, set[int]] = {}
+    for line in log.read_text().splitlines():
+        pid, status, url = line.split()
+        if url == path:
+            answers.setdefault(int(pid.strip("<>")), set()).add(int(status))
+    return answers
+
+
+def test_with_gunicorn_workers_a_sign_out_in_one_ends_the_session_in_every_one(livekit_emulator, tmp_path):
+    livekit_emulator.add_room("acme-standup", room_metadata("acme"))
+    access = tmp_path / "access.log"
+    port = free_port()
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in livekit_config(livekit_emulator).items()},
+        "AUTH_REQUIRED": "true",
+        "AUTH_API_SECRETS_JSON": json.dumps(TOKENS),
+        "CONSOLE_ACCOUNTS_JSON": json.dumps(PASSWORDS),
+        # What docs/console.md says several workers need: one key, one session file.
+        "SECRET_KEY": "a-test-secret-key-of-some-length",
+        "CONSOLE_SESSION_DB": str(tmp_path / "sessions.sqlite3"),
+        "LIVEKIT_MODERATION_BAN_STORE": "memory://",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "2",
+        "--access-logfile",
+        str(access),
+        "--access-logformat",
+        "%(p)s %(s)s %(U)s",
+        "example_app:create_app()",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    listing = "/livekit/participants"
+    with subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE) as gunicorn:
+        try:
+            deadline = time.monotonic() + 60
+            while len(child_pids(gunicorn.pid)) < 2 or not _up(url):
+                assert gunicorn.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.1)
+            workers = set(child_pids(gunicorn.pid))
+
+            def from_every_worker(cookie: str, status: int) -> None:
+                # A fresh connection each time: the workers take turns at random.
+                for _ in range(200):
+                    answer = requests.get(
+                        url + listing,
+                        params={"room_name": "acme-standup"},
+                        cookies={"session": cookie},
+                        headers={"Connection": "close"},
+                        timeout=30,
+                    )
+                    assert answer.status_code == status
+                    answered = {
+                        pid for pid, seen in _gunicorn_answers(access, listing).items() if status in seen
+                    }
+                    if answered >= workers:
+                        return
+                raise AssertionError(f"only workers {answered} of {workers} answered")
+
+            browser = requests.Session()
+            assert sign_in(browser, url, "acme", PASSWORDS["acme"]).status_code == 302
+            cookie = browser.cookies.get("session")
+            assert cookie is not None
+            from_every_worker(cookie, 200)  # every worker reads the one session file
+            csrf = _csrf(browser.get(url + "/", timeout=30).text)
+            assert browser.post(url + "/signout", data={"csrf_token": csrf}, timeout=30).ok
+            from_every_worker(cookie, 401)  # and sees the sign-out, whichever worker did it
+        finally:
+            gunicorn.terminate()
+            gunicorn.wait(20)
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(url + "/healthz", timeout=2).status_code == 200
+    except requests.RequestException:  # not listening yet, or a worker still starting
+        return False
