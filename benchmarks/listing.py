@@ -66,9 +66,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             (worker,) = server.workers()
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
             sizes = {way: len(_get(conn, query)) for way, query in WAYS.items()}
-            listed = {
-                way: len(json.loads(_get(conn, query))["participants"]) for way, query in WAYS.items()
-            }
+            listed = {way: len(json.loads(_get(conn, query))["participants"]) for way, query in WAYS.items()}
             walls: dict[str, list[float]] = {way: [] for way in WAYS}
             cpus: dict[str, list[float]] = {way: [] for way in WAYS}
             for _ in range(args.rounds):
