@@ -24,7 +24,7 @@ from .bans import Ban, BanStore, ParticipantBanned, RedisBanStore, default_url, 
 from .bans.cli import cli as bans_cli
 from .bans.reconcile import Pass, Reconciler, run_pass
 from .client import LiveKitClient
-from .config import DEFAULT_OPENAPI_PREFIX, ConfigurationError, Settings, check_openapi_prefix, load_settings
+from .config import AUTH_REQUIRED_KEY, DEFAULT_OPENAPI_PREFIX, ConfigurationError, Settings, check_openapi_prefix, load_settings
 from .errors import ModerationError
 from .guard import BreakerChange
 from .openapi import register
@@ -137,6 +137,22 @@ class LiveKitModeration:
                 "LIVEKIT_MODERATION_AUTH_REQUIRED is on but no caller can ever be authenticated: "
                 "set LIVEKIT_MODERATION_API_SECRETS, or give an auth_resolver or request_loader before "
                 "init_app (LiveKitModeration(auth_resolver=...), or the decorators, then init_app)."
+            )
+        if (
+            not settings.auth_required
+            and app.config.get(AUTH_REQUIRED_KEY) is None
+            and not settings.api_secrets
+            and self.resolver is None
+            and self.loader is None
+            and not (app.debug or app.testing)
+        ):
+            # Open mode lets every caller moderate every room: a production app only gets it
+            # by saying so, never by leaving a setting out.
+            raise ConfigurationError(
+                f"{AUTH_REQUIRED_KEY} is not set and no caller can be authenticated (no "
+                "LIVEKIT_MODERATION_API_SECRETS, auth_resolver or request_loader): every caller could "
+                f"moderate every room. Set {AUTH_REQUIRED_KEY}=True with a way to authenticate callers, "
+                f"or {AUTH_REQUIRED_KEY}=False to allow that on purpose (outside debug and testing)."
             )
         if not settings.auth_required:
             logger.warning(
