@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from benchmarks.processes import ROOT, StandIn, _ServerProcess, free_port
 
@@ -24,6 +25,13 @@ from benchmarks.processes import ROOT, StandIn, _ServerProcess, free_port
 NGINX_SITE = ROOT / "docs" / "deploy" / "nginx.conf"
 #: The tenant of the served example app, and its caller secret.
 TENANT, TOKEN = "acme", "tok-acme-4c1d2e9f7a"
+
+
+def address_of(url: str) -> tuple[str, int]:
+    """The (host, port) of ``http://host:port``."""
+    address = urlsplit(url)
+    assert address.hostname is not None and address.port is not None, url
+    return address.hostname, address.port
 
 
 def app_environment(stand_in: StandIn) -> dict[str, str]:
@@ -49,7 +57,9 @@ class ServedApp(_ServerProcess):
         self.stand_in = stand_in
 
     def start(self, timeout: float = 60.0) -> ServedApp:
-        self._spawn(self._command, lambda: self._answers("/healthz"), timeout, env=app_environment(self.stand_in))
+        self._spawn(
+            self._command, lambda: self._answers("/healthz"), timeout, env=app_environment(self.stand_in)
+        )
         return self
 
     def output(self) -> str:
@@ -94,7 +104,8 @@ def nginx_config(site: str, listen_port: int, upstream_port: int, workdir: Path)
     # What Debian's /etc/nginx/nginx.conf would give, pointed at the temporary directory.
     user = "user root;" if os.geteuid() == 0 else ""
     temp = "\n".join(
-        f"    {name}_temp_path {workdir / name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        f"    {name}_temp_path {workdir / name};"
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     return f"""{user}
 worker_processes 1;

@@ -110,7 +110,9 @@ def test_livekit_settings_fall_back_to_the_environment(monkeypatch, livekit_emul
 def test_url_prefix_and_json_routing_errors(livekit_emulator):
     app = Flask("host")
     app.config.update(
-        livekit_config(livekit_emulator), LIVEKIT_MODERATION_AUTH_REQUIRED=False, LIVEKIT_MODERATION_URL_PREFIX="/api/v1/"
+        livekit_config(livekit_emulator),
+        LIVEKIT_MODERATION_AUTH_REQUIRED=False,
+        LIVEKIT_MODERATION_URL_PREFIX="/api/v1/",
     )
 
     @app.get("/livekit/participant")

@@ -16,14 +16,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from benchmarks.processes import StandIn
 from flask_livekit_moderation import room_metadata
-from tests.served_processes import TENANT, TOKEN, gunicorn, nginx
+from tests.served_processes import TENANT, TOKEN, address_of, gunicorn, nginx
 
 pytestmark = pytest.mark.timing
 
@@ -39,12 +38,12 @@ def slow_clients(url: str, count: int = SLOW_CLIENTS) -> Iterator[list[socket.so
     """``count`` connections to ``url`` that never finish their request while the block runs:
     half stop in the middle of their headers, half send a declared 4000-byte body one byte
     every 0.2 s (authenticated, so the app itself reads it)."""
-    address = urlsplit(url)
+    address = address_of(url)
     sockets: list[socket.socket] = []
     trickling: list[socket.socket] = []
     stop = threading.Event()
     for index in range(count):
-        sock = socket.create_connection((address.hostname, address.port), timeout=5)
+        sock = socket.create_connection(address, timeout=5)
         sockets.append(sock)
         if index % 2 == 0:
             sock.sendall(b"GET /livekit/participants?room_name=room-1 HTTP/1.1\r\nHost: x\r\n")

@@ -12,13 +12,12 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
 from benchmarks.processes import StandIn
 from flask_livekit_moderation.auth import REDACTED_LOGGERS, QueryTokenRedactor, redact
-from tests.served_processes import TOKEN, ServedApp, flask_run, gunicorn
+from tests.served_processes import ServedApp, address_of, flask_run, gunicorn
 
 #: Raw requests, each with a distinct token in it (``{token}``), most of them malformed.
 RAW_REQUESTS = {
@@ -44,9 +43,9 @@ def _token(label: str) -> str:
 
 
 def _send_all(url: str) -> None:
-    address = urlsplit(url)
+    address = address_of(url)
     for label, raw in RAW_REQUESTS.items():
-        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        with socket.create_connection(address, timeout=10) as sock:
             sock.sendall(raw.format(token=_token(label)).encode("latin-1"))
             sock.shutdown(socket.SHUT_WR)
             while sock.recv(65536):
@@ -94,7 +93,9 @@ def test_the_filter_sits_on_every_logger_that_can_carry_a_url(tenants):
     # ``tenants`` ran init_app: each logger has exactly one redactor, whatever writes its records.
     for name in REDACTED_LOGGERS:
         assert sum(isinstance(f, QueryTokenRedactor) for f in logging.getLogger(name).filters) == 1
-    assert {"werkzeug", "gunicorn.error", "gunicorn.access", "flask_livekit_moderation"} <= set(REDACTED_LOGGERS)
+    assert {"werkzeug", "gunicorn.error", "gunicorn.access", "flask_livekit_moderation"} <= set(
+        REDACTED_LOGGERS
+    )
 
 
 def test_a_traceback_that_quotes_the_url_is_blanked_too():
@@ -109,14 +110,23 @@ def test_a_traceback_that_quotes_the_url_is_blanked_too():
     assert QueryTokenRedactor().filter(record)
     text = logging.Formatter().format(record)
     assert token not in text and "tok-arg" not in text
-    assert "failed /p?api_key=[REDACTED]" in text and "KeyError: '/livekit/participants?api_key=[REDACTED]" in text
+    assert (
+        "failed /p?api_key=[REDACTED]" in text
+        and "KeyError: '/livekit/participants?api_key=[REDACTED]" in text
+    )
 
 
 @pytest.mark.parametrize(
     ("logged", "expected"),
     [
-        ("GET /p?room_name=acme standup&api_key=tok HTTP/1.1", "GET /p?room_name=acme standup&api_key=[REDACTED] HTTP/1.1"),
-        ("Invalid HTTP Version: 'standup&api_key=tok HTTP/1.1'", "Invalid HTTP Version: 'standup&api_key=[REDACTED] HTTP/1.1'"),
+        (
+            "GET /p?room_name=acme standup&api_key=tok HTTP/1.1",
+            "GET /p?room_name=acme standup&api_key=[REDACTED] HTTP/1.1",
+        ),
+        (
+            "Invalid HTTP Version: 'standup&api_key=tok HTTP/1.1'",
+            "Invalid HTTP Version: 'standup&api_key=[REDACTED] HTTP/1.1'",
+        ),
         ("/p?%61pi%5fkey=tok&b=1", "/p?%61pi%5fkey=[REDACTED]&b=1"),
         ("/p?api_keys=keep&b=1", "/p?api_keys=keep&b=1"),
     ],

@@ -31,6 +31,15 @@ STATUS_MEANING = {
 }
 
 
+def _identity_key(call: Call, identity: str) -> str:
+    """The key ``identity``'s bans are kept under; 400 when it leaves nothing to identify anyone."""
+    key = call.state.identity_key(identity)
+    if not key:
+        # An empty key would be shared by every identity the function empties (e.g. only spaces).
+        raise errors.INVALID_REQUEST("participant_identity has nothing left to identify a participant by.")
+    return key
+
+
 @routes.route(
     "POST",
     "/bans",
@@ -56,9 +65,10 @@ def ban_participant(call: Call, body: dict[str, Any]) -> Answer:
     store = call.state.bans
     room_name, identity = body["room_name"], body["participant_identity"]
     duration, reason = body["duration_seconds"], body["reason"]
+    key = _identity_key(call, identity)
 
     def record(owner: str) -> Ban:
-        ban = Ban.starting_now(owner, room_name, identity, duration, reason, store.clock)
+        ban = Ban.starting_now(owner, room_name, key, duration, reason, store.clock)
         store.put(ban)
         return ban
 
@@ -147,7 +157,7 @@ def lift_ban(call: Call, body: dict[str, Any]) -> Answer:
     """
     room_name, identity = body["room_name"], body["participant_identity"]
     # A caller with an auth id reaches only its own bans; one for all rooms, every owner's.
-    lifted = call.bans().lift(call.auth_id, room_name, identity)
+    lifted = call.bans().lift(call.auth_id, room_name, _identity_key(call, identity))
     if not lifted:
         raise errors.PARTICIPANT_NOT_FOUND()
     return Answer(

@@ -192,7 +192,7 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
     room_name, identity = event.room.name, event.participant.identity
     owner = room_owner(event.room.metadata) or ""
     store = call.state.bans
-    ban = store.get(owner, room_name, identity)
+    ban = store.get(owner, room_name, call.state.identity_key(identity))
     if ban is None:
         return False
     call.action, call.enforcement, call.owner = ENFORCE_ACTION, True, ban.room_owner
@@ -202,7 +202,7 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
         answer.outcome = DUPLICATE
         return False
     try:
-        outcome = call.livekit().run(operations.enforce_ban, ban)
+        outcome = call.livekit().run(operations.enforce_ban, ban, identity)
     except BaseException:
         # Not handled: the next delivery (LiveKit's retry of this 5xx) must do it.
         if claim is not None:
