@@ -35,8 +35,9 @@ def documented_example(moderation: LiveKitModeration) -> Callable[[str], str]:
     (code,) = re.findall(r"```python\n(# identity-key example.*?)```", text, re.S)
     namespace: dict[str, Any] = {"moderation": moderation}
     exec(compile(code, "docs/security.md", "exec"), namespace)
-    assert moderation.identity_key_function is namespace["folded"]
-    return namespace["folded"]
+    folded: Callable[[str], str] = namespace["folded"]
+    assert moderation.identity_key_function is folded
+    return folded
 
 
 @pytest.fixture
