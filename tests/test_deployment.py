@@ -20,11 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.processes import StandIn
+from benchmarks.processes import ROOT, StandIn
 from flask_livekit_moderation import room_metadata
 from tests.served_processes import TENANT, TOKEN, address_of, gunicorn, nginx
-
-pytestmark = pytest.mark.timing
 
 SLOW_CLIENTS = 64
 #: How long the legitimate request may take.
@@ -97,6 +95,7 @@ def stand_in() -> Iterator[StandIn]:
         yield stand_in
 
 
+@pytest.mark.timing
 def test_gunicorn_bound_directly_is_stalled_by_slow_clients(stand_in):
     # The README's command before issue 24: gunicorn faces the clients itself.
     with gunicorn(stand_in) as app:
@@ -108,6 +107,7 @@ def test_gunicorn_bound_directly_is_stalled_by_slow_clients(stand_in):
     assert any(status is None and seconds >= ANSWER_WITHIN for status, seconds in answers), answers
 
 
+@pytest.mark.timing
 def test_behind_nginx_slow_clients_do_not_stall_a_legitimate_request(stand_in, tmp_path: Path):
     with gunicorn(stand_in) as app, nginx(app.port, tmp_path) as (url, access_log):
         assert legitimate_request(url)[0] == 200
@@ -119,3 +119,18 @@ def test_behind_nginx_slow_clients_do_not_stall_a_legitimate_request(stand_in, t
     assert all(status == 200 and seconds < ANSWER_WITHIN for status, seconds in answers), answers
     logged = access_log.read_text()
     assert "/livekit/participants" in logged and TOKEN not in logged and "room_name" not in logged
+
+
+def test_the_documented_commands_are_the_tested_ones():
+    command = "gunicorn -k gthread -w 2 --threads 16 -b 127.0.0.1:8000 'example_app:create_app()'"
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deployment with gunicorn") :]
+    section = section[: section.index("\n## ")]
+    assert command in section and "0.0.0.0" not in section and "docs/deploy/nginx.conf" in section
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    assert command in guide and "docs/deploy/nginx.conf" in guide
+    # What gunicorn() runs: that command with the test's port.
+    served = gunicorn(StandIn())._command
+    assert " ".join(served[2:]).replace(served[served.index("-b") + 1], "127.0.0.1:8000") == command.replace(
+        "'", ""
+    )
