@@ -53,7 +53,7 @@ class ServedApp(_ServerProcess):
     def __init__(self, what: str, command: Sequence[str], stand_in: StandIn) -> None:
         super().__init__()
         self.what = what
-        self._command = [part.format(port=self.port) for part in command]
+        self._command = [part.replace("{port}", str(self.port)) for part in command]
         self.stand_in = stand_in
 
     def start(self, timeout: float = 60.0) -> ServedApp:

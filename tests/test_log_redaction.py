@@ -7,6 +7,7 @@ its output, debug level); what each process wrote is then searched for the token
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import sys
@@ -80,8 +81,31 @@ def test_werkzeug_logs_no_token_even_for_malformed_request_lines(stand_in):
     _assert_redacted(output)
 
 
-def test_gunicorn_error_and_access_logs_hold_no_token(stand_in):
-    options = ["--access-logfile", "-", "--error-logfile", "-", "--log-level", "debug"]
+#: A logging configuration for gunicorn's ``--log-config-json``: the loggers write through a
+#: handler of the host's, not gunicorn's own (the filter sits on the loggers: it holds either way).
+LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(name)s %(levelname)s %(message)s"}},
+    "handlers": {
+        "out": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"}
+    },
+    "root": {"level": "INFO", "handlers": ["out"]},
+    "loggers": {
+        "gunicorn.error": {"level": "DEBUG", "handlers": ["out"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["out"], "propagate": False},
+    },
+}
+
+
+@pytest.mark.parametrize("log_config", [False, True], ids=["log files", "log config json"])
+def test_gunicorn_error_and_access_logs_hold_no_token(stand_in, tmp_path, log_config):
+    options = ["--access-logfile", "-"]
+    if log_config:
+        (tmp_path / "logging.json").write_text(json.dumps(LOG_CONFIG))
+        options += ["--log-config-json", str(tmp_path / "logging.json")]
+    else:
+        options += ["--error-logfile", "-", "--log-level", "debug"]
     with gunicorn(stand_in, *options) as app:
         _send_all(app.url)
         output = _logged(app)
