@@ -60,7 +60,8 @@ def ban_participant(call: Call, body: dict[str, Any]) -> Answer:
     RemoveParticipant). Banning again replaces the expiry and reason. While the ban lasts, the
     webhook route removes the participant whenever they join again, and
     `participant_token()` refuses them a token. If the removal fails (5xx), the ban is already
-    recorded: send the same request again.
+    recorded: send the same request again. The ban is kept under the identity's key (the host's
+    `identity_key` function; by default the identity itself), which the listing shows.
     """
     store = call.state.bans
     room_name, identity = body["room_name"], body["participant_identity"]
@@ -153,7 +154,7 @@ def lift_ban(call: Call, body: dict[str, Any]) -> Answer:
     """Lift a ban
 
     Deletes the caller's ban of the identity in that room (a caller for all rooms: every
-    owner's). No active ban answers the masked 404. No LiveKit call.
+    owner's), found by the identity's key. No active ban answers the masked 404. No LiveKit call.
     """
     room_name, identity = body["room_name"], body["participant_identity"]
     # A caller with an auth id reaches only its own bans; one for all rooms, every owner's.
