@@ -17,6 +17,13 @@ class ConfigurationError(ValueError):
     """The extension's configuration cannot work; raised by ``init_app``."""
 
 
+#: Whether every route needs an authenticated caller. Default ``False`` (the seed's open mode:
+#: every caller may moderate every room), but left unset with no secret, resolver or request
+#: loader, ``init_app`` refuses to start outside debug and testing: open mode is only had by
+#: setting it to ``False`` on purpose.
+AUTH_REQUIRED_KEY = "LIVEKIT_MODERATION_AUTH_REQUIRED"
+
+
 #: What the names of an instance's OpenAPI components, security schemes, operations and tag
 #: start with, unless ``LiveKitModeration(openapi_prefix=...)`` says otherwise.
 DEFAULT_OPENAPI_PREFIX = "LiveKitModeration"
@@ -193,9 +200,7 @@ def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> S
         livekit_url=_from_config_or_env(config, "LIVEKIT_URL"),
         livekit_api_key=_from_config_or_env(config, "LIVEKIT_API_KEY"),
         livekit_api_secret=_from_config_or_env(config, "LIVEKIT_API_SECRET"),
-        auth_required=_as_bool(
-            "LIVEKIT_MODERATION_AUTH_REQUIRED", config.get("LIVEKIT_MODERATION_AUTH_REQUIRED", False)
-        ),
+        auth_required=_as_bool(AUTH_REQUIRED_KEY, config.get(AUTH_REQUIRED_KEY, False)),
         api_secrets=_api_secrets(config.get("LIVEKIT_MODERATION_API_SECRETS")),
         timeout=_seconds(config, "LIVEKIT_MODERATION_TIMEOUT", 5.0),
         url_prefix=prefix.rstrip("/"),

@@ -75,7 +75,11 @@ def apps(make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulato
             LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{tmp_path}/a-file/x.sqlite3", **tenants
         ),
         # Not TESTING: an unexpected failure is answered 500 INTERNAL_ERROR, not propagated.
-        corrupt_store=make_served(TESTING=False, LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{corrupt}"),
+        corrupt_store=make_served(
+            TESTING=False,
+            LIVEKIT_MODERATION_AUTH_REQUIRED=False,
+            LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{corrupt}",
+        ),
     )
 
 

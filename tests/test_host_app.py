@@ -40,6 +40,7 @@ def rooms(livekit_emulator: LiveKitEmulator) -> LiveKitEmulator:
 
 def bare_host(emulator: LiveKitEmulator, **config: object) -> Flask:
     app = Flask("host")
+    config.setdefault("LIVEKIT_MODERATION_AUTH_REQUIRED", False)  # open mode, on purpose
     app.config.update(livekit_config(emulator), **config)
     return app
 

@@ -70,6 +70,7 @@ def test_limits_may_come_as_strings_from_the_environment(livekit_emulator):
     app = Flask("host")
     app.config.update(
         livekit_config(livekit_emulator),
+        LIVEKIT_MODERATION_AUTH_REQUIRED=False,
         LIVEKIT_MODERATION_TIMEOUT="2.5",
         LIVEKIT_MODERATION_MAX_CONCURRENCY="8",
         LIVEKIT_MODERATION_BREAKER_FAILURES="0",

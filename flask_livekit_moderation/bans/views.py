@@ -31,6 +31,15 @@ STATUS_MEANING = {
 }
 
 
+def _identity_key(call: Call, identity: str) -> str:
+    """The key ``identity``'s bans are kept under; 400 when it leaves nothing to identify anyone."""
+    key = call.state.identity_key(identity)
+    if not key:
+        # An empty key would be shared by every identity the function empties (e.g. only spaces).
+        raise errors.INVALID_REQUEST("participant_identity has nothing left to identify a participant by.")
+    return key
+
+
 @routes.route(
     "POST",
     "/bans",
@@ -51,14 +60,16 @@ def ban_participant(call: Call, body: dict[str, Any]) -> Answer:
     RemoveParticipant). Banning again replaces the expiry and reason. While the ban lasts, the
     webhook route removes the participant whenever they join again, and
     `participant_token()` refuses them a token. If the removal fails (5xx), the ban is already
-    recorded: send the same request again.
+    recorded: send the same request again. The ban is kept under the identity's key (the host's
+    `identity_key` function; by default the identity itself), which the listing shows.
     """
     store = call.state.bans
     room_name, identity = body["room_name"], body["participant_identity"]
     duration, reason = body["duration_seconds"], body["reason"]
+    key = _identity_key(call, identity)
 
     def record(owner: str) -> Ban:
-        ban = Ban.starting_now(owner, room_name, identity, duration, reason, store.clock)
+        ban = Ban.starting_now(owner, room_name, key, duration, reason, store.clock)
         store.put(ban)
         return ban
 
@@ -143,11 +154,11 @@ def lift_ban(call: Call, body: dict[str, Any]) -> Answer:
     """Lift a ban
 
     Deletes the caller's ban of the identity in that room (a caller for all rooms: every
-    owner's). No active ban answers the masked 404. No LiveKit call.
+    owner's), found by the identity's key. No active ban answers the masked 404. No LiveKit call.
     """
     room_name, identity = body["room_name"], body["participant_identity"]
     # A caller with an auth id reaches only its own bans; one for all rooms, every owner's.
-    lifted = call.bans().lift(call.auth_id, room_name, identity)
+    lifted = call.bans().lift(call.auth_id, room_name, _identity_key(call, identity))
     if not lifted:
         raise errors.PARTICIPANT_NOT_FOUND()
     return Answer(
