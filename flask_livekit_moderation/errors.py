@@ -127,6 +127,13 @@ PARTICIPANT_NOT_FOUND = ErrorCode(
     "The room does not exist, is not the caller's, or the participant is not in it: one "
     "identical body for all.",
 )
+ROOM_NOT_FOUND = ErrorCode(
+    "ROOM_NOT_FOUND",
+    404,
+    "Room not found.",
+    "A route about a whole room (the participants listing, room mute, the bans listing): the room "
+    "does not exist or is not the caller's: one identical body for both.",
+)
 TRACK_NOT_FOUND = ErrorCode(
     "TRACK_NOT_FOUND",
     404,
@@ -294,6 +301,11 @@ CALLER_ERRORS: tuple[ErrorCode, ...] = (
     FORBIDDEN,
     PARTICIPANT_NOT_FOUND,
     INTERNAL_ERROR,
+)
+#: Every route with a caller that acts on a whole room: the room check's 404 is worded for the
+#: room, still one body for "missing" and "not yours".
+ROOM_CALLER_ERRORS: tuple[ErrorCode, ...] = tuple(
+    ROOM_NOT_FOUND if error is PARTICIPANT_NOT_FOUND else error for error in CALLER_ERRORS
 )
 #: A route that calls LiveKit.
 LIVEKIT_ERRORS: tuple[ErrorCode, ...] = (

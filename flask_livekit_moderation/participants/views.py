@@ -12,7 +12,7 @@ from typing import Any
 from livekit.protocol.models import ParticipantInfo, ParticipantPermission
 
 from .. import errors, signals
-from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS
+from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS, ROOM_CALLER_ERRORS
 from ..pipeline import Answer, Call
 from ..routing import Routes
 from . import operations
@@ -129,7 +129,7 @@ def mute_track(call: Call, body: dict[str, Any]) -> Answer:
     query=ListParticipantsQuery,
     answer=ListParticipantsResponse,
     answer_description="The room's participants, enums as lower-case strings.",
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED),
+    errors=(*ROOM_CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED),
 )
 def list_participants(call: Call, query: dict[str, Any]) -> Answer:
     """List a room's participants and their tracks
@@ -267,7 +267,7 @@ def update_permissions(call: Call, body: dict[str, Any]) -> Answer:
         "sorted by participant identity, then source."
     ),
     errors=(
-        *CALLER_ERRORS,
+        *ROOM_CALLER_ERRORS,
         *LIVEKIT_ERRORS,
         *BODY_ERRORS,
         errors.REMOTE_UNMUTE_DISABLED,
