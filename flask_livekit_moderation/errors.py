@@ -157,6 +157,14 @@ UNSUPPORTED_MEDIA_TYPE = ErrorCode(
     "A DELETE or POST whose Content-Type is not `application/json` (or `application/*+json`). "
     "This is what stops cross-site form posts.",
 )
+RATE_LIMITED = ErrorCode(
+    "RATE_LIMITED",
+    429,
+    "Too many requests; try again after the Retry-After seconds.",
+    "The host app's rate limit (e.g. Flask-Limiter's `default_limits`) refused the request before "
+    "the extension saw it; rendered in the extension's shape with `Retry-After` (the seconds until "
+    "the limit lets the caller through again). No route of the extension limits by itself.",
+)
 LIVEKIT_NOT_CONFIGURED = ErrorCode(
     "LIVEKIT_NOT_CONFIGURED",
     500,
