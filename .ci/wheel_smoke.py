@@ -48,4 +48,5 @@ with LiveKitEmulator() as emulator:
     assert document.status_code == 200 and "/livekit/participants" in document.get_json()["paths"]
     moderation.close()
 
-print(f"[wheel] flask-livekit-moderation {flask_livekit_moderation.__version__} from {source}: listed, removed, openapi.json")
+version = flask_livekit_moderation.__version__
+print(f"[wheel] flask-livekit-moderation {version} from {source}: listed, removed, openapi.json")

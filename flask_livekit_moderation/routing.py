@@ -165,7 +165,8 @@ def _retry_after(exc: TooManyRequests) -> int:
     for limiter in current_app.extensions.get("limiter", ()):
         current = getattr(limiter, "current_limit", None)
         if getattr(current, "breached", False):
-            return max(1, math.ceil(current.reset_at - time.time()))  # type: ignore[union-attr]
+            reset_at = float(getattr(current, "reset_at", 0.0))
+            return max(1, math.ceil(reset_at - time.time()))
     # Else the breached limit's window, the longest the caller can have to wait.
     limit = getattr(getattr(exc, "limit", None), "limit", None)
     expiry = getattr(limit, "get_expiry", None)

@@ -417,7 +417,8 @@ def test_another_tenants_room_is_refused_with_the_masked_404(console):
             console.screenshot("06-foreign-room-refused")
     # One answer for all three: nothing tells another tenant's room from no room.
     assert len(set(statuses.values())) == 1
-    assert statuses["globex-review"].startswith(f"{errors.ROOM_NOT_FOUND.code}: {errors.ROOM_NOT_FOUND.message}")
+    refused = errors.ROOM_NOT_FOUND
+    assert statuses["globex-review"].startswith(f"{refused.code}: {refused.message}")
     assert {p.identity for p in console.emulator.participants("globex-review")} == {"carol", "dave"}
     assert set(console.emulator.call_names()) <= {"ListRooms", "ListParticipants"}
 

@@ -26,7 +26,16 @@ from flask_livekit_moderation import (
     signals,
 )
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.helpers import MASKED_404, MASKED_ROOM_404, TENANTS, TOKEN_A, TOKEN_B, in_process, livekit_config, serve
+from tests.helpers import (
+    MASKED_404,
+    MASKED_ROOM_404,
+    TENANTS,
+    TOKEN_A,
+    TOKEN_B,
+    in_process,
+    livekit_config,
+    serve,
+)
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import livekit_tables
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
+
+import livekit_tables
 
 logger = logging.getLogger(__name__)
 

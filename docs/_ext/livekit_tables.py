@@ -57,10 +57,10 @@ class Setting:
         self.key, self.field, self.parser, self.zero = key, field, parser, zero
 
 
-def _constants(node: ast.AST) -> Iterator[ast.Constant]:
+def _strings(node: ast.AST) -> Iterator[str]:
     for child in ast.walk(node):
         if isinstance(child, ast.Constant) and isinstance(child.value, str):
-            yield child
+            yield child.value
 
 
 def _parser_of(expression: ast.AST, key: str) -> tuple[str | None, str | None]:
@@ -70,7 +70,8 @@ def _parser_of(expression: ast.AST, key: str) -> tuple[str | None, str | None]:
             continue
         if any(isinstance(a, ast.Constant) and a.value == key for a in call.args):
             zero = call.args[3] if len(call.args) > 3 else None
-            return call.func.id, zero.value if isinstance(zero, ast.Constant) else None
+            meaning = zero.value if isinstance(zero, ast.Constant) else None
+            return call.func.id, meaning if isinstance(meaning, str) else None
     for call in ast.walk(expression):  # the key read inside another call: _as_bool(key, config.get(key))
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id.startswith("_"):
             return call.func.id, None
@@ -100,10 +101,10 @@ def read_settings() -> list[Setting]:
         names = [n.id for n in ast.walk(keyword.value) if isinstance(n, ast.Name)]
         expressions += [assigned[name] for name in names if name in assigned]
         for expression in expressions:
-            for constant in _constants(expression):
-                if SETTING_KEY.fullmatch(constant.value) and constant.value not in {s.key for s in found}:
-                    parser, zero = _parser_of(expression, constant.value)
-                    found.append(Setting(constant.value, keyword.arg, parser, zero))
+            for text in _strings(expression):
+                if SETTING_KEY.fullmatch(text) and text not in {s.key for s in found}:
+                    parser, zero = _parser_of(expression, text)
+                    found.append(Setting(text, keyword.arg, parser, zero))
     return found
 
 
@@ -147,9 +148,11 @@ def rst(text: str) -> str:
     """Markdown in docstrings and descriptions as reStructuredText: inline code (`x`) as ``x``,
     and a word's trailing underscore (``TR_...``) escaped, else it would be a link."""
     parts = re.split(r"(?<![`\w])`([^`]+)`(?![`\w])", text)
-    return "".join(
-        f"``{part}``" if index % 2 else re.sub(r"(\w)_(?![\w])", r"\1\\_", part) for index, part in enumerate(parts)
-    )
+    escaped = [
+        f"``{part}``" if index % 2 else re.sub(r"(\w)_(?!\w)", r"\1\\_", part)
+        for index, part in enumerate(parts)
+    ]
+    return "".join(escaped)
 
 
 def _cell(text: str) -> list[str]:
@@ -176,9 +179,9 @@ def undocumented_keys(settings: list[Setting]) -> list[str]:
     covered = {s.key for s in settings}
     seen: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
-        for constant in _constants(ast.parse(path.read_text(encoding="utf-8"))):
-            if SETTING_KEY.fullmatch(constant.value) and constant.value.startswith("LIVEKIT_MODERATION_"):
-                seen.add(constant.value)
+        for text in _strings(ast.parse(path.read_text(encoding="utf-8"))):
+            if SETTING_KEY.fullmatch(text) and text.startswith("LIVEKIT_MODERATION_"):
+                seen.add(text)
     return sorted(seen - covered)
 
 
@@ -238,7 +241,7 @@ def _type(schema: dict[str, Any]) -> str:
         name = _ref_name(schema["$ref"])
         return f":ref:`{name} <{_anchor(name)}>`"
     if "allOf" in schema or "anyOf" in schema or "oneOf" in schema:
-        parts = schema.get("allOf") or schema.get("anyOf") or schema.get("oneOf")
+        parts: list[dict[str, Any]] = schema.get("allOf") or schema.get("anyOf") or schema.get("oneOf") or []
         return " or ".join(_type(part) for part in parts)
     kind = schema.get("type", "any")
     if isinstance(kind, list):
