@@ -2,7 +2,7 @@
 
 Each code below is an :class:`ErrorCode`: its HTTP status, its default sentence and what it
 means. Routes and operations raise ``PARTICIPANT_NOT_FOUND()`` (a :class:`ModerationError`);
-the OpenAPI document, the README table and the tests read this same table.
+the OpenAPI document, the docs' errors page and the tests read this same table.
 
 Every error is JSON ``{"error": "<sentence>", "code": "<CODE>"}`` (plus ``details`` for
 validation errors). Bodies are serialised here once, with a fixed key order, so two refusals
@@ -285,7 +285,7 @@ def body_not_an_object() -> ModerationError:
     return INVALID_REQUEST("Request body must be a JSON object.")
 
 
-#: Every code, in the order the README and the OpenAPI document list them.
+#: Every code, in the order the docs and the OpenAPI document list them.
 ALL: tuple[ErrorCode, ...] = tuple(
     value for value in dict(globals()).values() if isinstance(value, ErrorCode)
 )
