@@ -9,7 +9,7 @@ from typing import Any
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.bans import Ban
-from flask_livekit_moderation.bans.schemas import cursor
+from flask_livekit_moderation.schemas import cursor
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.bans_helpers import BANS, Host
 from tests.helpers import MASKED_ROOM_404, TOKEN_A, TOKEN_B

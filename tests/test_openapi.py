@@ -220,8 +220,16 @@ def test_request_schemas_are_the_ones_that_validate(anon, livekit_emulator):
         required = schemas[ref.rsplit("/", 1)[1]]["required"]
         answer = anon.request(method.upper(), path, json={})
         assert sorted(answer.json()["details"]) == sorted(required)
-    (parameter,) = document["paths"]["/livekit/participants"]["get"]["parameters"]
-    assert parameter["in"] == "query" and parameter["name"] == "room_name" and parameter["required"] is True
+    parameters = {p["name"]: p for p in document["paths"]["/livekit/participants"]["get"]["parameters"]}
+    assert sorted(parameters) == ["cursor", "limit", "room_name", "tracks"]
+    assert all(p["in"] == "query" for p in parameters.values())
+    assert {name: p.get("required", False) for name, p in parameters.items()} == {
+        "room_name": True,
+        "limit": False,
+        "cursor": False,
+        "tracks": False,
+    }
+    parameter = parameters["room_name"]
     longest = parameter["schema"]["maxLength"]
     assert anon.participants("r" * longest).status_code == 200
     assert anon.participants("r" * (longest + 1)).status_code == 400

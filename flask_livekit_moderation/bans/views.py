@@ -8,6 +8,7 @@ from .. import errors, signals
 from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS, ROOM_CALLER_ERRORS
 from ..pipeline import Answer, Call
 from ..routing import Routes
+from ..schemas import cursor
 from . import operations
 from .model import Ban, rfc3339
 from .schemas import (
@@ -18,7 +19,6 @@ from .schemas import (
     LiftBanResponse,
     ListBansQuery,
     ListBansResponse,
-    cursor,
 )
 
 routes = Routes()

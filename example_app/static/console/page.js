@@ -32,6 +32,12 @@ export const page = Object.freeze({
   banCount: byId("ban-reason-count"),
   banCancel: byId("ban-cancel"),
 
+  confirmDialog: byId("confirm-dialog"),
+  confirmTitle: byId("confirm-title"),
+  confirmText: byId("confirm-text"),
+  confirmButton: byId("confirm-ok"),
+  confirmCancel: byId("confirm-cancel"),
+
   api: main?.dataset.api || "/livekit",
   signin: main?.dataset.signin || "/signin",
   room: main?.dataset.room || "",
