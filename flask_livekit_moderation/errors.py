@@ -2,7 +2,7 @@
 
 Each code below is an :class:`ErrorCode`: its HTTP status, its default sentence and what it
 means. Routes and operations raise ``PARTICIPANT_NOT_FOUND()`` (a :class:`ModerationError`);
-the OpenAPI document, the README table and the tests read this same table.
+the OpenAPI document, the docs' errors page and the tests read this same table.
 
 Every error is JSON ``{"error": "<sentence>", "code": "<CODE>"}`` (plus ``details`` for
 validation errors). Bodies are serialised here once, with a fixed key order, so two refusals
@@ -127,6 +127,13 @@ PARTICIPANT_NOT_FOUND = ErrorCode(
     "The room does not exist, is not the caller's, or the participant is not in it: one "
     "identical body for all.",
 )
+ROOM_NOT_FOUND = ErrorCode(
+    "ROOM_NOT_FOUND",
+    404,
+    "Room not found.",
+    "A route about a whole room (the participants listing, room mute, the bans listing): the room "
+    "does not exist or is not the caller's: one identical body for both.",
+)
 TRACK_NOT_FOUND = ErrorCode(
     "TRACK_NOT_FOUND",
     404,
@@ -149,6 +156,14 @@ UNSUPPORTED_MEDIA_TYPE = ErrorCode(
     "Send the request body as JSON with 'Content-Type: application/json'.",
     "A DELETE or POST whose Content-Type is not `application/json` (or `application/*+json`). "
     "This is what stops cross-site form posts.",
+)
+RATE_LIMITED = ErrorCode(
+    "RATE_LIMITED",
+    429,
+    "Too many requests; try again after the Retry-After seconds.",
+    "The host app's rate limit (e.g. Flask-Limiter's `default_limits`) refused the request before "
+    "the extension saw it; rendered in the extension's shape with `Retry-After` (the seconds until "
+    "the limit lets the caller through again). No route of the extension limits by itself.",
 )
 LIVEKIT_NOT_CONFIGURED = ErrorCode(
     "LIVEKIT_NOT_CONFIGURED",
@@ -270,7 +285,7 @@ def body_not_an_object() -> ModerationError:
     return INVALID_REQUEST("Request body must be a JSON object.")
 
 
-#: Every code, in the order the README and the OpenAPI document list them.
+#: Every code, in the order the docs and the OpenAPI document list them.
 ALL: tuple[ErrorCode, ...] = tuple(
     value for value in dict(globals()).values() if isinstance(value, ErrorCode)
 )
@@ -294,6 +309,11 @@ CALLER_ERRORS: tuple[ErrorCode, ...] = (
     FORBIDDEN,
     PARTICIPANT_NOT_FOUND,
     INTERNAL_ERROR,
+)
+#: Every route with a caller that acts on a whole room: the room check's 404 is worded for the
+#: room, still one body for "missing" and "not yours".
+ROOM_CALLER_ERRORS: tuple[ErrorCode, ...] = tuple(
+    ROOM_NOT_FOUND if error is PARTICIPANT_NOT_FOUND else error for error in CALLER_ERRORS
 )
 #: A route that calls LiveKit.
 LIVEKIT_ERRORS: tuple[ErrorCode, ...] = (

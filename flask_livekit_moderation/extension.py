@@ -7,7 +7,7 @@ import weakref
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Blueprint, Flask, current_app, has_app_context
+from flask import Blueprint, Flask, current_app, has_app_context, has_request_context, request
 from livekit.api import AccessToken, VideoGrants
 from livekit.protocol.models import Room
 
@@ -23,6 +23,7 @@ from .auth import (
 from .bans import Ban, BanStore, ParticipantBanned, RedisBanStore, default_url, open_store
 from .bans.cli import cli as bans_cli
 from .bans.reconcile import Pass, Reconciler, run_pass
+from .bans.webhook import livekit_webhook
 from .client import LiveKitClient
 from .config import (
     AUTH_REQUIRED_KEY,
@@ -238,6 +239,26 @@ class LiveKitModeration:
         host-wide middleware that exempts blueprints (Flask-Limiter, Flask-WTF's CSRF).
         """
         return self._blueprints[self._app(None)]
+
+    def is_webhook_request(self) -> bool:
+        """Whether the current request is for this instance's LiveKit webhook route.
+
+        Every webhook comes from LiveKit's few addresses, so a host-wide limit per address
+        would refuse ban enforcement; hand this to Flask-Limiter, whose request filters exempt
+        what they return ``True`` for: ``limiter.request_filter(moderation.is_webhook_request)``.
+        The other routes keep every limit. ``False`` outside a request.
+        """
+        if not has_request_context() or request.blueprint is None or request.endpoint is None:
+            return False
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        mounted = self._blueprints.get(app)
+        # request.blueprint is dotted when nested under a host blueprint; Flask maps that
+        # name to the same blueprint object.
+        return (
+            mounted is not None
+            and app.blueprints.get(request.blueprint) is mounted
+            and request.endpoint.rsplit(".", 1)[-1] == livekit_webhook.__name__
+        )
 
     @property
     def settings(self) -> Settings:

@@ -61,8 +61,9 @@ Without it every caller is anonymous and no token is needed.
 
 Tenancy: a caller whose token maps to an auth id may moderate only rooms whose LiveKit
 metadata is a JSON object with that `auth_id`; any other room answers 404
-PARTICIPANT_NOT_FOUND, byte for byte like a missing participant. Anonymous callers may
-moderate every room.
+PARTICIPANT_NOT_FOUND on a route about one participant, byte for byte like a missing
+participant, and ROOM_NOT_FOUND on a route about the whole room, byte for byte like a missing
+room. Anonymous callers may moderate every room.
 
 Every error is JSON `{"error": "<sentence>", "code": "<CODE>"}` (plus `details` for
 INVALID_REQUEST); the codes each operation can answer are listed per status.

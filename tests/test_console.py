@@ -425,16 +425,15 @@ def test_another_tenants_room_is_refused_with_the_masked_404(console):
         field.clear()
         field.send_keys(room, Keys.ENTER)
         console.wait(lambda d, room=room: d.current_url.endswith(f"?room={room}"), f"open {room}")
-        statuses[room] = console.wait_status(errors.PARTICIPANT_NOT_FOUND.code)
+        statuses[room] = console.wait_status(errors.ROOM_NOT_FOUND.code)
         summary = driver.find_element(By.ID, "summary").text
         assert "automatic refresh stopped" in summary and console.rows() == {}
         if room == "globex-review":
             console.screenshot("06-foreign-room-refused")
     # One answer for all three: nothing tells another tenant's room from no room.
     assert len(set(statuses.values())) == 1
-    assert statuses["globex-review"].startswith(
-        f"{errors.PARTICIPANT_NOT_FOUND.code}: {errors.PARTICIPANT_NOT_FOUND.message}"
-    )
+    refused = errors.ROOM_NOT_FOUND
+    assert statuses["globex-review"].startswith(f"{refused.code}: {refused.message}")
     assert {p.identity for p in console.emulator.participants("globex-review")} == {"carol", "dave"}
     assert set(console.emulator.call_names()) <= {"ListRooms", "ListParticipants"}
 

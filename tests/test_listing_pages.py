@@ -9,7 +9,7 @@ import pytest
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.schemas import cursor
-from tests.helpers import MASKED_404, TOKEN_A
+from tests.helpers import MASKED_ROOM_404, TOKEN_A
 
 IDENTITIES = [f"user-{n:03d}" for n in range(250)]
 
@@ -121,12 +121,12 @@ def test_pages_without_tracks(tenants, big_room):
 def test_a_foreign_room_is_the_masked_404_with_pages_too(tenants, livekit_emulator):
     livekit_emulator.add_room("big", metadata=room_metadata("tenant-b"))
     livekit_emulator.add_participants("big", IDENTITIES[:5])
-    removal = tenants.remove("no-such-room", "nobody", TOKEN_A)
+    missing = tenants.participants("no-such-room", TOKEN_A)  # a room about which nothing is known
 
     for params in ({"limit": 2}, {"limit": 2, "cursor": cursor("big", "user-000")}, {"tracks": "false"}):
         answer = _page(tenants, TOKEN_A, **params)
         assert answer.status_code == 404
-        assert answer.content == json.dumps(MASKED_404).encode() == removal.content
+        assert answer.content == json.dumps(MASKED_ROOM_404).encode() == missing.content
 
 
 @pytest.mark.parametrize(

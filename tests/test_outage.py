@@ -350,7 +350,7 @@ def test_a_foreign_room_is_refused_as_fast_as_a_missing_one():
                 answer = conn.getresponse()
                 body = answer.read()
                 elapsed = time.perf_counter() - started
-                assert answer.status == 404 and b"PARTICIPANT_NOT_FOUND" in body
+                assert answer.status == 404 and b"ROOM_NOT_FOUND" in body
                 return elapsed
 
             for _ in range(20):  # warm up both paths

@@ -68,9 +68,9 @@ async def ban_participant(
 async def check_bans_room(lk: RoomCalls, auth_id: str, room_name: str) -> None:
     """The masked 404 unless ``room_name`` exists and is ``auth_id``'s (listing bans when it has none)."""
     try:
-        await check_room(lk, auth_id, room_name)
+        await check_room(lk, auth_id, room_name, errors.ROOM_NOT_FOUND)
     except TwirpError as exc:
-        raise refusal(exc, errors.LIST_FAILED) from None
+        raise refusal(exc, errors.LIST_FAILED, errors.ROOM_NOT_FOUND) from None
 
 
 #: What :func:`enforce_ban` did.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors, signals
-from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS
+from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS, ROOM_CALLER_ERRORS
 from ..pipeline import Answer, Call
 from ..routing import Routes
 from ..schemas import cursor
@@ -109,7 +109,7 @@ def ban_participant(call: Call, body: dict[str, Any]) -> Answer:
     query=ListBansQuery,
     answer=ListBansResponse,
     answer_description="One page of the active bans, by identity (then owner).",
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED, *STORE_ERRORS),
+    errors=(*ROOM_CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED, *STORE_ERRORS),
     status_meaning=STATUS_MEANING,
     doc_values={"max_page": MAX_PAGE},
 )

@@ -85,7 +85,9 @@ async def set_track_muted(
 async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) -> Sequence[ParticipantInfo]:
     """The participants of ``room_name`` (none for an unknown room, when for all rooms)."""
     try:
-        return await beside_room_check(lk, auth_id, room_name, lk.list_participants(room_name))
+        return await beside_room_check(
+            lk, auth_id, room_name, lk.list_participants(room_name), errors.ROOM_NOT_FOUND
+        )
     except TwirpError:
         # LiveKit answers an unknown room with an empty list, so any refusal here is a failure.
         raise errors.LIST_FAILED() from None
@@ -267,7 +269,9 @@ async def mute_room(
     unmute disabled): then that error is raised.
     """
     try:
-        participants = await beside_room_check(lk, auth_id, room_name, lk.list_participants(room_name))
+        participants = await beside_room_check(
+            lk, auth_id, room_name, lk.list_participants(room_name), errors.ROOM_NOT_FOUND
+        )
     except TwirpError:
         raise errors.ROOM_MUTE_FAILED() from None
     slots = lk.shared_slots("room_mute", ROOM_MUTE_CONCURRENCY)

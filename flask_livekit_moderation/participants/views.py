@@ -14,7 +14,7 @@ from typing import Any
 from livekit.protocol.models import ParticipantInfo, ParticipantPermission
 
 from .. import errors, signals
-from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS
+from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS, ROOM_CALLER_ERRORS
 from ..pipeline import Answer, Call
 from ..routing import Routes
 from ..schemas import cursor
@@ -133,7 +133,7 @@ def mute_track(call: Call, body: dict[str, Any]) -> Answer:
     query=ListParticipantsQuery,
     answer=ListParticipantsResponse,
     answer_description="The room's participants, enums as lower-case strings.",
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED),
+    errors=(*ROOM_CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED),
     doc_values={"max_page": MAX_PAGE},
 )
 def list_participants(call: Call, query: dict[str, Any]) -> Answer:
@@ -297,7 +297,7 @@ def update_permissions(call: Call, body: dict[str, Any]) -> Answer:
         "sorted by participant identity, then source."
     ),
     errors=(
-        *CALLER_ERRORS,
+        *ROOM_CALLER_ERRORS,
         *LIVEKIT_ERRORS,
         *BODY_ERRORS,
         errors.REMOTE_UNMUTE_DISABLED,

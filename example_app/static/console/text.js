@@ -6,6 +6,9 @@ export const HINTS = {
   PARTICIPANT_NOT_FOUND:
     "The room does not exist, is not one of your tenant's rooms, or that person is no longer in it. " +
     "The extension answers all three the same way, so no one can find out which rooms other tenants have.",
+  ROOM_NOT_FOUND:
+    "The room does not exist or is not one of your tenant's rooms. " +
+    "The extension answers both the same way, so no one can find out which rooms other tenants have.",
   TRACK_NOT_FOUND: "The participant unpublished that track in the meantime.",
   REMOTE_UNMUTE_DISABLED:
     "Muting always works; unmuting someone else needs that setting in the LiveKit server's " +
