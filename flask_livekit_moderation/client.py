@@ -452,7 +452,9 @@ class RoomCalls:
         except (aiohttp.ClientError, OSError, DecodeError) as exc:
             if method in WRITES and _sent_unanswered(exc):
                 self.unavailable = True
-                logger.warning("LiveKit %s: sent, but no answer (%s): it may have been done", method, type(exc).__name__)
+                logger.warning(
+                    "LiveKit %s: sent, but no answer (%s): it may have been done", method, type(exc).__name__
+                )
                 raise errors.LIVEKIT_OUTCOME_UNKNOWN() from None
             raise self._unavailable(method, type(exc).__name__) from None
         self.reached = True

@@ -123,7 +123,11 @@ _HEADERS = {
 
 
 #: What every route taking an ``Idempotency-Key`` may answer besides its own codes.
-_IDEMPOTENCY_ERRORS = (errors.IDEMPOTENCY_KEY_IN_USE, errors.IDEMPOTENCY_KEY_REUSED, errors.BAN_STORE_UNAVAILABLE)
+_IDEMPOTENCY_ERRORS = (
+    errors.IDEMPOTENCY_KEY_IN_USE,
+    errors.IDEMPOTENCY_KEY_REUSED,
+    errors.BAN_STORE_UNAVAILABLE,
+)
 
 _IDEMPOTENCY_PARAMETER = {
     "in": "header",

@@ -43,6 +43,12 @@ def removals(emu: LiveKitEmulator) -> int:
     return emu.call_counts().get("RemoveParticipant", 0)
 
 
+def track_of(emu: LiveKitEmulator, room: str, identity: str) -> str:
+    participant = emu.participant(room, identity)
+    assert participant is not None
+    return participant.tracks[0].sid
+
+
 def remove(served: HttpServedApp, identity: str, key: str | None, token: str = TOKEN_A, room: str = ROOM_A):
     headers = {} if key is None else {KEY: key}
     return served.remove(room, identity, token, headers=headers)
@@ -115,7 +121,7 @@ def test_the_same_key_with_another_body_or_route_is_422_and_does_nothing(rooms, 
         "error": errors.IDEMPOTENCY_KEY_REUSED.message,
         "code": "IDEMPOTENCY_KEY_REUSED",
     }
-    track = rooms.participant(ROOM_A, "carol").tracks[0].sid
+    track = track_of(rooms, ROOM_A, "carol")
     other_route = tenants_http.mute(ROOM_A, "carol", track, True, TOKEN_A, headers={KEY: "k-1"})
     assert (other_route.status_code, other_route.json()["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
     assert rooms.call_names() == []
@@ -158,7 +164,9 @@ def test_a_malformed_key_is_400_before_anything_and_reads_ignore_keys(rooms, ten
         )
         assert answer.status_code == 400, bad
         assert answer.json()["code"] == "INVALID_REQUEST"
-        assert answer.json()["details"] == {KEY: ["Must be one header of 1 to 255 printable ASCII characters."]}
+        assert answer.json()["details"] == {
+            KEY: ["Must be one header of 1 to 255 printable ASCII characters."]
+        }
     assert remove(tenants_http, "alice", "k" * 255).status_code == 200
     listed = tenants_http.participants(ROOM_A, TOKEN_A, headers={KEY: "x" * 300})
     assert listed.status_code == 200 and REPLAYED not in listed.headers
@@ -196,7 +204,10 @@ def test_concurrent_requests_with_one_key_never_remove_twice(rooms, tenants_http
     assert len(ran) + len(in_use) + len(replays) == 4
     assert in_use, "no request overlapped the first"  # 0.6 s of LiveKit latency: they all did
     for answer in in_use:
-        assert answer.json() == {"error": errors.IDEMPOTENCY_KEY_IN_USE.message, "code": "IDEMPOTENCY_KEY_IN_USE"}
+        assert answer.json() == {
+            "error": errors.IDEMPOTENCY_KEY_IN_USE.message,
+            "code": "IDEMPOTENCY_KEY_IN_USE",
+        }
         assert answer.headers["Retry-After"] == "1"
     assert removals(rooms) == 1
     replay = remove(tenants_http, "alice", "same-time")
@@ -241,7 +252,11 @@ def test_a_removal_past_the_deadline_is_outcome_unknown_and_its_retry_answers_re
     assert retried.json() == {"status": "removed", "room_name": ROOM_A, "participant_identity": "alice"}
     assert REPLAYED not in retried.headers
     replayed = remove(served, "alice", "spike-1")
-    assert (replayed.status_code, replayed.content, replayed.headers[REPLAYED]) == (200, retried.content, "true")
+    assert (replayed.status_code, replayed.content, replayed.headers[REPLAYED]) == (
+        200,
+        retried.content,
+        "true",
+    )
 
     # Without a key the same retry cannot tell "done" from "not yours": the masked 404.
     rooms.set_latency(1.0, method="RemoveParticipant")
@@ -258,7 +273,7 @@ def test_outcome_unknown_is_only_for_a_write_sent_without_answer(
     rooms: LiveKitEmulator, make_served_over_http: Callable[..., HttpServedApp]
 ):
     served = make_served_over_http(LIVEKIT_MODERATION_BAN_STORE="memory://", LIVEKIT_MODERATION_TIMEOUT=0.5)
-    track = rooms.participant(ROOM_A, "carol").tracks[0].sid
+    track = track_of(rooms, ROOM_A, "carol")
     # A read past the deadline (the mute's GetParticipant): nothing was sent to change.
     rooms.set_latency(1.0, method="GetParticipant")
     read_late = served.mute(ROOM_A, "carol", track, True)
@@ -330,7 +345,9 @@ def clocked_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tu
         store = SQLiteBanStore(str(tmp_path / "keys.sqlite3"), clock)
     else:
         url = request.getfixturevalue("servers")[request.param]
-        store = RedisBanStore.from_url(url, clock) if request.param == "redis" else PostgreSQLBanStore(url, clock)
+        store = (
+            RedisBanStore.from_url(url, clock) if request.param == "redis" else PostgreSQLBanStore(url, clock)
+        )
     yield store, clock
     store.close()
 
@@ -425,4 +442,3 @@ def test_two_app_processes_sharing_a_store_replay_each_others_answers(
     else:
         run(f"sqlite:///{tmp_path}/shared.sqlite3")
         assert (tmp_path / "shared.sqlite3").exists()
-

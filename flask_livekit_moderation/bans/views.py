@@ -40,7 +40,14 @@ STATUS_MEANING = {
     answer=BanResponse,
     status=201,
     answer_description="The ban is recorded; `removed` says whether LiveKit removed the participant.",
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, *LIVEKIT_WRITE_ERRORS, *BODY_ERRORS, errors.REMOVAL_FAILED, *STORE_ERRORS),
+    errors=(
+        *CALLER_ERRORS,
+        *LIVEKIT_ERRORS,
+        *LIVEKIT_WRITE_ERRORS,
+        *BODY_ERRORS,
+        errors.REMOVAL_FAILED,
+        *STORE_ERRORS,
+    ),
     status_meaning=STATUS_MEANING,
 )
 def ban_participant(call: Call, body: dict[str, Any]) -> Answer:

@@ -26,7 +26,17 @@ from flask import Response, request
 
 from .. import errors
 from ..errors import ModerationError
-from .model import CLAIM_MARGIN, HEADER, KEEP_SECONDS, MAX_KEY_LENGTH, Kept, Verdict, fingerprint, scope_of, valid_key
+from .model import (
+    CLAIM_MARGIN,
+    HEADER,
+    KEEP_SECONDS,
+    MAX_KEY_LENGTH,
+    Kept,
+    Verdict,
+    fingerprint,
+    scope_of,
+    valid_key,
+)
 from .store import Records, records_for
 
 if TYPE_CHECKING:
@@ -102,7 +112,9 @@ def end(call: Call, response: Response | None) -> None:
     call.idempotency = None
     try:
         if response is not None and response.status_code < 500:
-            claim.records.finish(claim.scope, claim.key, claim.token, Kept.of(response, call.outcome), KEEP_SECONDS)
+            claim.records.finish(
+                claim.scope, claim.key, claim.token, Kept.of(response, call.outcome), KEEP_SECONDS
+            )
         else:
             unknown = claim.after_unknown or call.outcome == errors.LIVEKIT_OUTCOME_UNKNOWN.code
             claim.records.release(claim.scope, claim.key, claim.token, unknown=unknown, seconds=KEEP_SECONDS)
@@ -125,6 +137,7 @@ def _key() -> str | None:
     if len(values) > 1 or not valid_key(values[0]):
         message = f"must be one header of 1 to {MAX_KEY_LENGTH} printable ASCII characters."
         raise errors.INVALID_REQUEST(
-            f"Invalid request: the {HEADER} header {message}", details={HEADER: [message[0].upper() + message[1:]]}
+            f"Invalid request: the {HEADER} header {message}",
+            details={HEADER: [message[0].upper() + message[1:]]},
         )
     return values[0]

@@ -71,7 +71,9 @@ def claim(taken: Record | None, fingerprint: str, token: str, now: float, second
     (which it keeps until its own expiry, so a dead holder leaves the mark in place)."""
     if taken is None:
         return Record(State.RUNNING, fingerprint, token, now + seconds, False, now + seconds)
-    return Record(State.RUNNING, fingerprint, token, now + seconds, True, max(taken.expires_at, now + seconds))
+    return Record(
+        State.RUNNING, fingerprint, token, now + seconds, True, max(taken.expires_at, now + seconds)
+    )
 
 
 def begun(verdict: Verdict, record: Record | None) -> Begun:
@@ -190,7 +192,9 @@ class SQLRecords(Records):
     def _record(self, row: Sequence[Any]) -> Record:
         state, fingerprint, token, claim_until, unknown, expires_at, answer = row
         kept = None if answer is None else Kept.loads(self.store._text(answer))
-        return Record(State(state), fingerprint, token, float(claim_until), bool(unknown), float(expires_at), kept)
+        return Record(
+            State(state), fingerprint, token, float(claim_until), bool(unknown), float(expires_at), kept
+        )
 
     def _key(self, scope: str, key: str) -> dict[str, Any]:
         return {"scope": self.store._name(scope), "key": self.store._name(key)}
@@ -254,7 +258,8 @@ _REDIS_PREFIX = "livekit_moderation:idempotency:"
 # KEYS: the key's hash. ARGV: fingerprint, token, now (ms), claim until (ms).
 # Returns {verdict, kept answer or '', '1' when claimed over an "outcome unknown" mark}.
 _BEGIN_SCRIPT = """
-local r = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'unknown', 'claim_until', 'answer', 'expires_at')
+local r = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'unknown', 'claim_until', 'answer',
+                    'expires_at')
 local now = tonumber(ARGV[3])
 local state = r[1]
 if state and tonumber(r[6]) <= now then state = false end
@@ -334,7 +339,9 @@ class RedisRecords(Records):
 
     def release(self, scope: str, key: str, token: str, *, unknown: bool, seconds: float) -> None:
         with self.store._calling():
-            self._release(keys=[self._name(scope, key)], args=[token, "1" if unknown else "0", self._ms(seconds)])
+            self._release(
+                keys=[self._name(scope, key)], args=[token, "1" if unknown else "0", self._ms(seconds)]
+            )
 
 
 def _text(value: bytes | str) -> str:

@@ -231,7 +231,13 @@ _AT_LEAST_ONE = "Give at least one of " + ", ".join(PERMISSION_FIELDS) + "."
         "LiveKit changed the permission; `permission` is what it now holds, "
         "`unpublished_tracks` the tracks it unpublished for it."
     ),
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, *LIVEKIT_WRITE_ERRORS, *BODY_ERRORS, errors.PERMISSION_UPDATE_FAILED),
+    errors=(
+        *CALLER_ERRORS,
+        *LIVEKIT_ERRORS,
+        *LIVEKIT_WRITE_ERRORS,
+        *BODY_ERRORS,
+        errors.PERMISSION_UPDATE_FAILED,
+    ),
     doc_values={"fields": ", ".join(f"`{name}`" for name in PERMISSION_FIELDS)},
 )
 def update_permissions(call: Call, body: dict[str, Any]) -> Answer:
