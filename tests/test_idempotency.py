@@ -442,3 +442,43 @@ def test_two_app_processes_sharing_a_store_replay_each_others_answers(
     else:
         run(f"sqlite:///{tmp_path}/shared.sqlite3")
         assert (tmp_path / "shared.sqlite3").exists()
+
+
+# -- the OpenAPI document -------------------------------------------------------------------------
+
+
+def test_the_document_says_which_routes_take_a_key_from_the_route_table(anon) -> None:
+    from flask_livekit_moderation.idempotency import applies
+    from flask_livekit_moderation.state import app_states
+
+    document = anon.request("GET", "/livekit/openapi.json").json()
+    (state,) = app_states(anon.app)
+    retryable = {(route.rule, route.method.lower()) for route in state.routes if applies(route)}
+    assert retryable == {
+        ("/participant", "delete"),
+        ("/participant/mute", "post"),
+        ("/participant/permissions", "post"),
+        ("/room/mute", "post"),
+        ("/bans", "post"),
+        ("/bans", "delete"),
+    }
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            takes_key = (path.removeprefix("/livekit"), method) in retryable
+            headers = [p for p in operation.get("parameters", []) if p.get("in") == "header"]
+            assert [p["name"] for p in headers] == (["Idempotency-Key"] if takes_key else []), path
+            responses = operation["responses"]
+            assert ("409" in responses, "422" in responses) == (takes_key, takes_key), path
+            for status, response in responses.items():
+                replayed = "Idempotent-Replayed" in response.get("headers", {})
+                assert replayed == (takes_key and int(status) < 500), (path, status)
+            if takes_key:
+                assert headers[0]["schema"] == {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[ -~]+$",
+                }
+                assert "IDEMPOTENCY_KEY_IN_USE" in responses["409"]["description"]
+                assert "IDEMPOTENCY_KEY_REUSED" in responses["422"]["description"]
+                assert "BAN_STORE_UNAVAILABLE" in responses["503"]["description"]
