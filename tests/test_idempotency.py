@@ -192,7 +192,15 @@ def test_a_store_that_fails_answers_503_before_any_livekit_call(
 
 
 @pytest.mark.timing
-def test_concurrent_requests_with_one_key_never_remove_twice(rooms, tenants_http):
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_concurrent_requests_with_one_key_never_remove_twice(
+    rooms: LiveKitEmulator, make_served_over_http: Callable[..., HttpServedApp], tmp_path: Path, store: str
+):
+    tenants_http = make_served_over_http(
+        LIVEKIT_MODERATION_AUTH_REQUIRED=True,
+        LIVEKIT_MODERATION_API_SECRETS=TENANTS,
+        LIVEKIT_MODERATION_BAN_STORE="memory://" if store == "memory" else f"sqlite:///{tmp_path}/s.sqlite3",
+    )
     rooms.set_latency(0.6, method="RemoveParticipant")
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: remove(tenants_http, "alice", "same-time"), range(4)))
@@ -266,6 +274,29 @@ def test_a_removal_past_the_deadline_is_outcome_unknown_and_its_retry_answers_re
     assert remove(served, "bob", None).status_code == 404
     # ... and a key whose attempt ended otherwise gets the 404 too (nothing to vouch for it).
     assert remove(served, "nobody", "never-unknown").status_code == 404
+
+
+@pytest.mark.timing
+def test_a_retry_after_an_unknown_outcome_still_checks_the_room_first(
+    rooms: LiveKitEmulator, make_served_over_http: Callable[..., HttpServedApp], tmp_path: Path
+):
+    served = make_served_over_http(
+        LIVEKIT_MODERATION_AUTH_REQUIRED=True,
+        LIVEKIT_MODERATION_API_SECRETS=TENANTS,
+        LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{tmp_path}/store.sqlite3",
+        LIVEKIT_MODERATION_TIMEOUT=0.5,
+    )
+    rooms.set_latency(1.0, method="RemoveParticipant")
+    late = remove(served, "alice", "spike-2")
+    rooms.set_latency(0, method="RemoveParticipant")
+    assert late.json()["code"] == "LIVEKIT_OUTCOME_UNKNOWN"
+    _wait_gone(rooms, ROOM_A, "alice")
+    # The room closed and another tenant opened one of that name: it is not the caller's any more.
+    rooms.set_room_metadata(ROOM_A, room_metadata(TENANTS[1]["id"]))
+    rooms.clear_calls()
+    retried = remove(served, "alice", "spike-2")
+    assert (retried.status_code, retried.json()) == (404, MASKED_404)
+    assert rooms.call_names() == ["ListRooms"]  # refused before any RemoveParticipant
 
 
 @pytest.mark.timing
