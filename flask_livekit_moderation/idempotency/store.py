@@ -110,6 +110,9 @@ class Records(abc.ABC):
 
 # -- memory -----------------------------------------------------------------------------------
 
+#: Seconds between two purges of the memory store's expired keys.
+_MEMORY_PURGE_SECONDS = 60.0
+
 
 class MemoryRecords(Records):
     """Keys in a dict of this process, kept on the memory ban store (:func:`records_for`)."""
@@ -118,14 +121,20 @@ class MemoryRecords(Records):
         super().__init__(store)
         self._lock = threading.Lock()
         self._records: dict[tuple[str, str], Record] = {}
+        self._next_purge = 0.0
 
     def begin(self, scope: str, key: str, fingerprint: str, token: str, claim_seconds: float) -> Begun:
         now = self.now()
         with self._lock:
             records = self._records
-            for stale in [name for name, record in records.items() if record.expires_at <= now]:
-                del records[stale]
-            verdict, record = decide(records.get((scope, key)), fingerprint, now)
+            if now >= self._next_purge:  # a walk over every key: once a minute at most
+                for stale in [name for name, record in records.items() if record.expires_at <= now]:
+                    del records[stale]
+                self._next_purge = now + _MEMORY_PURGE_SECONDS
+            found = records.get((scope, key))
+            verdict, record = decide(
+                None if found is None or found.expires_at <= now else found, fingerprint, now
+            )
             if verdict is Verdict.CLAIMED:
                 records[(scope, key)] = claim(record, fingerprint, token, now, claim_seconds)
         return begun(verdict, record)
