@@ -181,8 +181,20 @@ LIVEKIT_UNAVAILABLE = ErrorCode(
     "LIVEKIT_UNAVAILABLE",
     503,
     "LiveKit is unreachable, timed out or answered with an error.",
-    "LiveKit unreachable, no answer within the deadline, a 5xx, a redirect or an unusable answer; "
-    "or the circuit breaker is open after repeated failures. `Retry-After` says when to try again.",
+    "LiveKit unreachable, no answer within the deadline before any change was sent, a 5xx, a "
+    "redirect or an unusable answer; or the circuit breaker is open after repeated failures: "
+    "nothing was changed. `Retry-After` says when to try again.",
+    (("Retry-After", "1"),),
+)
+LIVEKIT_OUTCOME_UNKNOWN = ErrorCode(
+    "LIVEKIT_OUTCOME_UNKNOWN",
+    503,
+    "LiveKit received the change but did not answer in time: it may have been done.",
+    "A write only: a change (a removal, a mute, a permission update) was sent to LiveKit and no "
+    "answer came before LIVEKIT_MODERATION_TIMEOUT (or the connection broke after sending): LiveKit "
+    "may have done it, or may still do it. Unlike LIVEKIT_UNAVAILABLE (nothing was done), do not "
+    "assume either way: send the same request again with the same `Idempotency-Key` (a removal "
+    "LiveKit completed then answers 200). `Retry-After` says when.",
     (("Retry-After", "1"),),
 )
 LIVEKIT_BUSY = ErrorCode(
@@ -260,6 +272,23 @@ WEBHOOK_EVENT_IN_PROGRESS = ErrorCode(
     "handled (200, nothing done again) or its handling failed (and this delivery does it).",
     (("Retry-After", "1"),),
 )
+# Safe retries (the Idempotency-Key header of POST/DELETE routes, :mod:`.idempotency`).
+IDEMPOTENCY_KEY_IN_USE = ErrorCode(
+    "IDEMPOTENCY_KEY_IN_USE",
+    409,
+    "A request with this Idempotency-Key is still being handled; try again shortly.",
+    "The first request with this `Idempotency-Key` (of the same caller) is still running, in this "
+    "or another worker; nothing was done by this one. Retry after `Retry-After: 1` to get its "
+    "answer.",
+    (("Retry-After", "1"),),
+)
+IDEMPOTENCY_KEY_REUSED = ErrorCode(
+    "IDEMPOTENCY_KEY_REUSED",
+    422,
+    "This Idempotency-Key was already used for a different request.",
+    "The caller already sent this `Idempotency-Key` (within 24 hours) with another method, path or "
+    "body; nothing was done. Use a new key for a new request.",
+)
 PARTICIPANT_BANNED = ErrorCode(
     "PARTICIPANT_BANNED",
     403,
@@ -322,5 +351,7 @@ LIVEKIT_ERRORS: tuple[ErrorCode, ...] = (
     LIVEKIT_UNAVAILABLE,
     LIVEKIT_BUSY,
 )
+#: What a write may answer besides, once its change was sent to LiveKit.
+LIVEKIT_WRITE_ERRORS: tuple[ErrorCode, ...] = (LIVEKIT_OUTCOME_UNKNOWN,)
 #: A route that reads a JSON body.
 BODY_ERRORS: tuple[ErrorCode, ...] = (PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE)

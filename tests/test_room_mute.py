@@ -357,7 +357,8 @@ def test_the_deadline_bounds_the_whole_room_mute(make_served_over_http, livekit_
     answer = mute_room(served, "room-1", True)
     elapsed = time.monotonic() - started
 
-    assert (answer.status_code, answer.json()["code"]) == (503, "LIVEKIT_UNAVAILABLE")
+    # A mute was sent and never answered: some tracks may have been muted.
+    assert (answer.status_code, answer.json()["code"]) == (503, "LIVEKIT_OUTCOME_UNKNOWN")
     assert 0.5 <= elapsed < 1.2
 
 

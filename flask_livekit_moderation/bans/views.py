@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors, signals
-from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS, ROOM_CALLER_ERRORS
+from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS, LIVEKIT_WRITE_ERRORS, ROOM_CALLER_ERRORS
 from ..pipeline import Answer, Call
 from ..routing import Routes
 from ..schemas import cursor
@@ -49,7 +49,14 @@ def _identity_key(call: Call, identity: str) -> str:
     answer=BanResponse,
     status=201,
     answer_description="The ban is recorded; `removed` says whether LiveKit removed the participant.",
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, *BODY_ERRORS, errors.REMOVAL_FAILED, *STORE_ERRORS),
+    errors=(
+        *CALLER_ERRORS,
+        *LIVEKIT_ERRORS,
+        *LIVEKIT_WRITE_ERRORS,
+        *BODY_ERRORS,
+        errors.REMOVAL_FAILED,
+        *STORE_ERRORS,
+    ),
     status_meaning=STATUS_MEANING,
 )
 def ban_participant(call: Call, body: dict[str, Any]) -> Answer:

@@ -74,6 +74,7 @@ routes = Routes()
         errors.REMOVAL_FAILED,
         errors.INTERNAL_ERROR,
         errors.LIVEKIT_UNAVAILABLE,
+        errors.LIVEKIT_OUTCOME_UNKNOWN,
         errors.LIVEKIT_BUSY,
         *STORE_ERRORS,
         errors.WEBHOOK_EVENT_IN_PROGRESS,

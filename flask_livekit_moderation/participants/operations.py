@@ -39,14 +39,27 @@ from ..errors import ErrorCode, ModerationError
 T = TypeVar("T")
 
 
-async def remove_participant(lk: RoomCalls, auth_id: str | None, room_name: str, identity: str) -> None:
-    """Remove ``identity`` from ``room_name`` if the caller may moderate that room."""
+async def remove_participant(
+    lk: RoomCalls, auth_id: str | None, room_name: str, identity: str, *, removed_earlier: bool = False
+) -> None:
+    """Remove ``identity`` from ``room_name`` if the caller may moderate that room.
+
+    ``removed_earlier``: an earlier attempt (with the same ``Idempotency-Key``) sent this removal
+    and got no answer (``LIVEKIT_OUTCOME_UNKNOWN``). A participant LiveKit no longer has in the
+    caller's room was then removed by it: the answer is a success, not the 404. The room check
+    still comes first: another tenant's room is the masked 404 whatever happened before.
+    """
     try:
         if auth_id is not None:
             # Sequential, not beside: a removal must never reach a room that is not the caller's.
             await check_room(lk, auth_id, room_name)
+    except TwirpError as exc:
+        raise refusal(exc, errors.REMOVAL_FAILED) from None
+    try:
         await lk.remove_participant(room_name, identity)
     except TwirpError as exc:
+        if removed_earlier and exc.code == "not_found":
+            return
         raise refusal(exc, errors.REMOVAL_FAILED) from None
 
 

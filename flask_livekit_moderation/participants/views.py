@@ -14,7 +14,7 @@ from typing import Any
 from livekit.protocol.models import ParticipantInfo, ParticipantPermission
 
 from .. import errors, signals
-from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS, ROOM_CALLER_ERRORS
+from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS, LIVEKIT_WRITE_ERRORS, ROOM_CALLER_ERRORS
 from ..pipeline import Answer, Call
 from ..routing import Routes
 from ..schemas import cursor
@@ -50,7 +50,7 @@ routes = Routes()
     body=RemoveParticipantRequest,
     answer=RemoveParticipantResponse,
     answer_description="LiveKit removed the participant.",
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, *BODY_ERRORS, errors.REMOVAL_FAILED),
+    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, *LIVEKIT_WRITE_ERRORS, *BODY_ERRORS, errors.REMOVAL_FAILED),
 )
 def remove_participant(call: Call, body: dict[str, Any]) -> Answer:
     """Remove a participant from a room
@@ -59,7 +59,10 @@ def remove_participant(call: Call, body: dict[str, Any]) -> Answer:
     short-lived tokens so a removed participant cannot simply rejoin.
     """
     room_name, identity = body["room_name"], body["participant_identity"]
-    call.livekit().run(operations.remove_participant, call.auth_id, room_name, identity)
+    removed_earlier = call.idempotency is not None and call.idempotency.after_unknown
+    call.livekit().run(
+        operations.remove_participant, call.auth_id, room_name, identity, removed_earlier=removed_earlier
+    )
     return Answer(
         {"status": "removed", "room_name": room_name, "participant_identity": identity},
         "removed",
@@ -88,6 +91,7 @@ def remove_participant(call: Call, body: dict[str, Any]) -> Answer:
     errors=(
         *CALLER_ERRORS,
         *LIVEKIT_ERRORS,
+        *LIVEKIT_WRITE_ERRORS,
         *BODY_ERRORS,
         errors.TRACK_NOT_FOUND,
         errors.REMOTE_UNMUTE_DISABLED,
@@ -227,7 +231,13 @@ _AT_LEAST_ONE = "Give at least one of " + ", ".join(PERMISSION_FIELDS) + "."
         "LiveKit changed the permission; `permission` is what it now holds, "
         "`unpublished_tracks` the tracks it unpublished for it."
     ),
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, *BODY_ERRORS, errors.PERMISSION_UPDATE_FAILED),
+    errors=(
+        *CALLER_ERRORS,
+        *LIVEKIT_ERRORS,
+        *LIVEKIT_WRITE_ERRORS,
+        *BODY_ERRORS,
+        errors.PERMISSION_UPDATE_FAILED,
+    ),
     doc_values={"fields": ", ".join(f"`{name}`" for name in PERMISSION_FIELDS)},
 )
 def update_permissions(call: Call, body: dict[str, Any]) -> Answer:
@@ -299,6 +309,7 @@ def update_permissions(call: Call, body: dict[str, Any]) -> Answer:
     errors=(
         *ROOM_CALLER_ERRORS,
         *LIVEKIT_ERRORS,
+        *LIVEKIT_WRITE_ERRORS,
         *BODY_ERRORS,
         errors.REMOTE_UNMUTE_DISABLED,
         errors.ROOM_MUTE_FAILED,

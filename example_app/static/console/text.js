@@ -19,8 +19,9 @@ export const HINTS = {
   MISSING_TOKEN: "Your session has ended (signed out, or the app restarted).",
   UNAUTHORIZED: "Your session has ended (signed out, or the app restarted).",
   FORBIDDEN: "Your account may not moderate this room.",
-  LIVEKIT_UNAVAILABLE:
-    "LiveKit did not answer in time. An action may still have happened: the list shows what LiveKit reports.",
+  LIVEKIT_UNAVAILABLE: "LiveKit could not be reached or refused to work. Nothing was changed: try again shortly.",
+  LIVEKIT_OUTCOME_UNKNOWN:
+    "LiveKit received the change but did not answer in time: it may have happened. The list shows what LiveKit reports.",
   LIVEKIT_BUSY: "The app is already waiting on LiveKit for many requests.",
   LIVEKIT_AUTH_FAILED: "The app's LiveKit API key or secret is wrong: the app's operator must fix it.",
   LIVEKIT_NOT_CONFIGURED: "The app has no LiveKit server configured: the app's operator must set it.",
