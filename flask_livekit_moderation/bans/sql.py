@@ -264,6 +264,23 @@ CREATE TABLE IF NOT EXISTS livekit_moderation_leases (
     holder TEXT NOT NULL,
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_rooms (
+    room_name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    locked_at REAL NOT NULL,
+    PRIMARY KEY (room_name, owner)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_entries (
+    room_name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    knocked_at REAL,
+    name TEXT,
+    PRIMARY KEY (room_name, owner, identity)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS livekit_moderation_lobby_waiting
+    ON livekit_moderation_lobby_entries (room_name, owner, status, knocked_at, identity);
 """
 
 
@@ -579,6 +596,23 @@ _POSTGRESQL_SCHEMA = (
     holder BYTEA NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL
 )""",
+    """CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_rooms (
+    room_name BYTEA NOT NULL,
+    owner BYTEA NOT NULL,
+    locked_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (room_name, owner)
+)""",
+    """CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_entries (
+    room_name BYTEA NOT NULL,
+    owner BYTEA NOT NULL,
+    identity BYTEA NOT NULL,
+    status TEXT NOT NULL,
+    knocked_at DOUBLE PRECISION,
+    name BYTEA,
+    PRIMARY KEY (room_name, owner, identity)
+)""",
+    "CREATE INDEX IF NOT EXISTS livekit_moderation_lobby_waiting "
+    "ON livekit_moderation_lobby_entries (room_name, owner, status, knocked_at, identity)",
 )
 #: The advisory lock the schema is created under (two processes starting at once).
 _SCHEMA_LOCK = 0x4C4B4D42  # "LKMB"
