@@ -123,7 +123,9 @@ def _timed(calls: Iterator[Callable[[], object]]) -> list[float]:
     return out
 
 
-def measure_store(name: str, url: str, stand_in: StandIn, waiting: int, samples: int, workdir: Path) -> dict[str, Any]:
+def measure_store(
+    name: str, url: str, stand_in: StandIn, waiting: int, samples: int, workdir: Path
+) -> dict[str, Any]:
     """The figures of one store with ``waiting`` identities waiting in :data:`ROOM`."""
     app = Flask("bench", instance_path=str(workdir / "instance"))
     app.config.update(
@@ -188,17 +190,19 @@ def measure_store(name: str, url: str, stand_in: StandIn, waiting: int, samples:
         # The cursor half way through the list, reached by pages of at most 1000.
         middle: dict[str, Any] = {"next_cursor": None}
         for _ in range(0, half, 1000):
-            query = {"room_name": ROOM, "limit": min(1000, half), **({"cursor": middle["next_cursor"]} if middle["next_cursor"] else {})}
-            middle = client.get("/livekit/lobby", query_string=query, headers=auth).json or {}
+            resume = {
+                "room_name": ROOM,
+                "limit": min(1000, half),
+                **({"cursor": middle["next_cursor"]} if middle["next_cursor"] else {}),
+            }
+            middle = client.get("/livekit/lobby", query_string=resume, headers=auth).json or {}
         half = min(half, 1000) * len(range(0, half, 1000))
         runs = max(5, samples // 10)
         for limit in (100, 1000):
             figures[f"page_{limit}_first_ms"] = _ms(_timed(page(limit, None) for _ in range(runs)))
             if middle["next_cursor"] is not None:
                 figures[f"page_{limit}_middle_ms"] = _ms(
-                    _timed(
-                        page(limit, middle["next_cursor"]) for _ in range(runs)
-                    )
+                    _timed(page(limit, middle["next_cursor"]) for _ in range(runs))
                 )
         started = time.perf_counter()
         cursor, listed, pages = None, 0, 0
@@ -227,7 +231,10 @@ def _line(label: str, figures: dict[str, float]) -> str:
 
 
 def report(results: dict[str, Any]) -> str:
-    lines = [f"Lobby: {results['waiting']} identities waiting in one locked room, {results['samples']} samples each"]
+    lines = [
+        f"Lobby: {results['waiting']} identities waiting in one locked room, "
+        f"{results['samples']} samples each"
+    ]
     for store, figures in results["stores"].items():
         lines.append(f"{store} (filled in {figures['fill_s']} s):")
         lines.append(_line(f"{store}: knock, first (records waiting)", figures["knock_first_ms"]))
@@ -267,12 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         results["stores"]["sqlite"] = measure_store(
             "sqlite", f"sqlite:///{workdir}/lobby.sqlite3", stand_in, args.waiting, args.samples, workdir
         )
-        with (nullcontext(None) if args.no_redis else _redis(workdir)) as redis_url:
+        with nullcontext(None) if args.no_redis else _redis(workdir) as redis_url:
             if redis_url is not None:
                 results["stores"]["redis"] = measure_store(
                     "redis", redis_url, stand_in, args.waiting, args.samples, workdir
                 )
-        with (nullcontext(None) if args.no_postgresql else postgres_server()) as server:
+        with nullcontext(None) if args.no_postgresql else postgres_server() as server:
             if server is not None:
                 results["stores"]["postgresql"] = measure_store(
                     "postgresql", server.url, stand_in, args.waiting, args.samples, workdir

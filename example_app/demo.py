@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from livekit.protocol.models import TrackSource
-
 from flask import Flask
+from livekit.protocol.models import TrackSource
 
 from flask_livekit_moderation import BanStore, LiveKitModeration, ModerationError, room_metadata, room_owner
 from flask_livekit_moderation.lobby import lobby_store
@@ -372,7 +371,7 @@ class Knocker:
             return []
         owner = room_owner(live.metadata) or ""
         present = {person.identity for person in self.emulator.participants(self.room)}
-        knocked = []
+        knocked: list[tuple[str, str]] = []
         with self.app.app_context():
             for identity, name in self.guests:
                 if identity in present or identity in self.given_up:

@@ -69,7 +69,12 @@ def knock() -> Any:
     moderation = moderation_of(current_app)
     try:
         admission = moderation.knock(room, identity, name=name)
-        answer: dict[str, Any] = {"status": admission.status, "identity": identity, "name": name, "room": room}
+        answer: dict[str, Any] = {
+            "status": admission.status,
+            "identity": identity,
+            "name": name,
+            "room": room,
+        }
         if admission.admitted:
             token = moderation.participant_token(room, identity, name=name)
             answer["token"] = token

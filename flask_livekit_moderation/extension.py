@@ -318,7 +318,9 @@ class LiveKitModeration:
             owner = state.livekit().run(access.current_owner, room_name) or ""
         return state.bans.get(owner, room_name, identity)
 
-    def knock(self, room_name: str, identity: str, *, name: str | None = None, owner: str | None = None) -> Admission:
+    def knock(
+        self, room_name: str, identity: str, *, name: str | None = None, owner: str | None = None
+    ) -> Admission:
         """``identity`` asks to join ``room_name`` (the host's join route calls this; needs an app context).
 
         Returns an :class:`~.lobby.Admission` whose ``status`` is ``"admitted"`` (the room is not

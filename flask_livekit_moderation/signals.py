@@ -59,15 +59,16 @@ Bans and LiveKit's webhooks:
   ``participant_sid``, ``event_id`` (``None`` from the reconciler), ``expires_at``, ``reason``,
   ``source`` (``"webhook"`` or ``"reconciler"``), ``outcome="removed"``. No caller:
   ``auth_id`` is absent.
-- ``bans_reconciled``: one reconciler pass ended (bans and locked rooms) (in the process that held the reconciler's
-  lease, or a ``flask livekit-moderation reconcile`` run): ``rooms`` (rooms with an active ban,
-  as (owner, room) pairs), ``rooms_checked`` (rooms whose participants were listed: running and
-  still that owner's), ``livekit_calls`` (the LiveKit methods called, in order; ``[]`` when no
-  ban is active), ``removed`` (``[{"room_owner", "room_name", "participant_identity",
-  "participant_sid"}]``), ``unadmitted`` (the same, for those removed from a locked room that had
-  not admitted them), ``duration_ms`` and ``outcome`` (``"reconciled"``, or the error code
-  that stopped the pass, e.g. ``LIVEKIT_UNAVAILABLE``, ``BAN_STORE_UNAVAILABLE``). Sent with
-  the app as sender, from the reconciler's thread, inside an app context.
+- ``bans_reconciled``: one reconciler pass over bans and locked rooms ended (in the process that
+  held the reconciler's lease, or a ``flask livekit-moderation reconcile`` run): ``rooms`` (rooms
+  with an active ban or a lock, as (owner, room) pairs), ``rooms_checked`` (rooms whose
+  participants were listed: running and still that owner's), ``livekit_calls`` (the LiveKit
+  methods called, in order; ``[]`` when no ban is active), ``removed`` (``[{"room_owner",
+  "room_name", "participant_identity", "participant_sid"}]``), ``unadmitted`` (the same, for those
+  removed from a locked room that had not admitted them), ``duration_ms`` and ``outcome``
+  (``"reconciled"``, or the error code that stopped the pass, e.g. ``LIVEKIT_UNAVAILABLE``,
+  ``BAN_STORE_UNAVAILABLE``). Sent with the app as sender, from the reconciler's thread, inside an
+  app context.
 - ``livekit_webhook_received``: every verified LiveKit webhook the route answered 200:
   ``event`` (its name, e.g. ``"participant_joined"``), ``event_id``, ``room_name``,
   ``participant_identity`` (None when the event names no participant), ``webhook_event``

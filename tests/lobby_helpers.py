@@ -39,7 +39,9 @@ def make_lobby_app(emulator: LiveKitEmulator, **config: Any) -> tuple[Flask, Liv
     @app.post("/knock")
     def knock() -> Any:
         body = request.get_json()
-        admission = moderation.knock(body["room"], body["identity"], name=body.get("name"), owner=body.get("owner"))
+        admission = moderation.knock(
+            body["room"], body["identity"], name=body.get("name"), owner=body.get("owner")
+        )
         return jsonify(status=admission.status, knocked_at=str(admission.knocked_at))
 
     @app.get("/token")
@@ -62,10 +64,14 @@ class LobbyHost(Host):
         return self.request("GET", LOBBY, token, params={"room_name": room, **params})
 
     def admit(self, room: str, *identities: str, token: str | None = None) -> Any:
-        return self.request("POST", ADMIT, token, json={"room_name": room, "participant_identities": list(identities)})
+        return self.request(
+            "POST", ADMIT, token, json={"room_name": room, "participant_identities": list(identities)}
+        )
 
     def deny(self, room: str, *identities: str, token: str | None = None) -> Any:
-        return self.request("POST", DENY, token, json={"room_name": room, "participant_identities": list(identities)})
+        return self.request(
+            "POST", DENY, token, json={"room_name": room, "participant_identities": list(identities)}
+        )
 
     def knock(self, room: str, identity: str, name: str | None = None, owner: str | None = None) -> Any:
         body = {"room": room, "identity": identity, "name": name, "owner": owner}

@@ -35,7 +35,9 @@ def example() -> Iterator[Running]:
                 env.delenv(key)
         env.delenv("SECRET_KEY", raising=False)
         with running(0, rejoin_interval=0.2, webhook_delay=0.3, knock_interval=0.3) as app:
-            thread = threading.Thread(target=app.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            thread = threading.Thread(
+                target=app.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
             thread.start()
             try:
                 yield app
@@ -47,7 +49,9 @@ def example() -> Iterator[Running]:
 def chromium() -> Iterator[WebDriver]:
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        pytest.fail(f"Chromium or its WebDriver is missing ({', '.join(missing)}): run `bash .ci/deps`", pytrace=False)
+        pytest.fail(
+            f"Chromium or its WebDriver is missing ({', '.join(missing)}): run `bash .ci/deps`", pytrace=False
+        )
     profile = tempfile.mkdtemp(prefix="lobby-test-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -92,17 +96,23 @@ def test_a_guest_knocks_and_the_moderator_admits_them(
     switch = moderator.wait(lambda d: d.find_element(By.ID, "lock-switch"), "the lock switch")
     moderator.wait(lambda d: switch.is_selected(), "the room shown locked")
     assert switch.get_attribute("role") == "switch" and switch.get_attribute("aria-checked") == "true"
-    moderator.wait(lambda d: {"guest-hana", "guest-omar"} <= set(lobby_items(moderator)), "the demo guests wait")
+    moderator.wait(
+        lambda d: {"guest-hana", "guest-omar"} <= set(lobby_items(moderator)), "the demo guests wait"
+    )
 
     # A guest asks to join from their own browser, and waits.
     guest_browser.get(f"{example.base_url}/join?room={ROOM}")
     guest_browser.find_element(By.ID, "join-name").send_keys("Zoë Guest")
     guest_browser.find_element(By.ID, "join-submit").click()
-    guest.wait(lambda d: "Waiting for a moderator" in d.find_element(By.ID, "join-status").text, "guest waiting")
+    guest.wait(
+        lambda d: "Waiting for a moderator" in d.find_element(By.ID, "join-status").text, "guest waiting"
+    )
 
     # The moderator sees them at the bottom of the list (newest last), with how long they waited.
     def zoe() -> str:
-        return next((identity for identity, text in lobby_items(moderator).items() if "Zoë Guest" in text), "")
+        return next(
+            (identity for identity, text in lobby_items(moderator).items() if "Zoë Guest" in text), ""
+        )
 
     moderator.wait(lambda d: zoe() != "", "the guest in the lobby")
     identity = zoe()
@@ -114,7 +124,8 @@ def test_a_guest_knocks_and_the_moderator_admits_them(
 
     # The guest's page says they are in, and they are in the room (joined with their token).
     guest.wait(
-        lambda d: d.find_element(By.ID, "join-status").text == f"You are in {ROOM} as Zoë Guest.", "guest admitted"
+        lambda d: d.find_element(By.ID, "join-status").text == f"You are in {ROOM} as Zoë Guest.",
+        "guest admitted",
     )
     moderator.wait(lambda d: emulator.participant(ROOM, identity) is not None, "the guest in the room")
     moderator.wait(lambda d: identity not in lobby_items(moderator), "the guest left the lobby")
@@ -126,9 +137,12 @@ def test_a_guest_knocks_and_the_moderator_admits_them(
     moderator.click("admit-all")
     moderator.wait_status("Admitted 1 person")
     moderator.wait(lambda d: emulator.participant(ROOM, "guest-hana") is not None, "Hana joins")
-    moderator.wait(lambda d: "guest-omar" in example.knocker.given_up, "Omar stops knocking")
+    knocker = example.knocker
+    moderator.wait(lambda d: "guest-omar" in knocker.given_up, "Omar stops knocking")
     assert emulator.participant(ROOM, "guest-omar") is None
-    moderator.wait(lambda d: "Nobody is waiting" in d.find_element(By.ID, "lobby-summary").text, "empty lobby")
+    moderator.wait(
+        lambda d: "Nobody is waiting" in d.find_element(By.ID, "lobby-summary").text, "empty lobby"
+    )
     moderator.screenshot("lobby-console")
 
     # Unlock: the switch goes off.

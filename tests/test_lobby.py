@@ -35,7 +35,9 @@ def build(livekit_emulator: LiveKitEmulator, tmp_path: Path) -> Iterator[Callabl
         yield make
 
 
-def test_lock_knock_admit_deny_unlock(build: Callable[..., LobbyHost], livekit_emulator: LiveKitEmulator) -> None:
+def test_lock_knock_admit_deny_unlock(
+    build: Callable[..., LobbyHost], livekit_emulator: LiveKitEmulator
+) -> None:
     emu = livekit_emulator
     host = build()
     point_webhooks(emu, host)
@@ -49,7 +51,11 @@ def test_lock_knock_admit_deny_unlock(build: Callable[..., LobbyHost], livekit_e
     assert (answer.status_code, answer.json()) == (200, {"room_name": "standup", "locked": True})
     assert emu.call_names() == ["ListRooms", "ListParticipants"]
     (locked,) = host.signalled("room_locked")
-    assert (locked["auth_id"], locked["room_owner"], locked["admitted"]) == ("tenant-a", "tenant-a", ["alice"])
+    assert (locked["auth_id"], locked["room_owner"], locked["admitted"]) == (
+        "tenant-a",
+        "tenant-a",
+        ["alice"],
+    )
     locked_at = locked["locked_at"]
 
     # A guest knocks: waiting, listed, refused a token.
@@ -113,7 +119,11 @@ def test_lock_knock_admit_deny_unlock(build: Callable[..., LobbyHost], livekit_e
         "next_cursor": None,
     }
     (signal,) = host.signalled("room_unlocked")
-    assert (signal["auth_id"], signal["room_owner"], signal["outcome"]) == ("tenant-a", "tenant-a", "unlocked")
+    assert (signal["auth_id"], signal["room_owner"], signal["outcome"]) == (
+        "tenant-a",
+        "tenant-a",
+        "unlocked",
+    )
 
 
 def test_admitting_before_the_knock_and_before_the_lock(
@@ -155,7 +165,11 @@ def test_the_webhook_removes_who_joins_a_locked_room_unadmitted(
     removal = [c for c in emu.calls if c.method == "RemoveParticipant"][0]
     assert removal.revoke_token_ts == int(locked_at.timestamp()) + 1
     (signal,) = host.signalled("unadmitted_participant_removed")
-    assert (signal["room_owner"], signal["participant_identity"], signal["source"]) == ("tenant-a", "sneaky", "webhook")
+    assert (signal["room_owner"], signal["participant_identity"], signal["source"]) == (
+        "tenant-a",
+        "sneaky",
+        "webhook",
+    )
     (finished,) = [f for f in host.signalled("moderation_finished") if f["action"] == "enforce_lock"]
     assert (finished["auth_id"], finished["outcome"], finished["status"]) == ("tenant-a", "removed", 200)
 
@@ -228,7 +242,9 @@ def test_tenant_b_gets_the_masked_404_and_cannot_admit_into_a_room_of_a(
     # Nothing of A's lobby changed.
     assert host.token("standup", "guest").json()["code"] == "PARTICIPANT_NOT_ADMITTED"
     assert host.knock("standup", "guest").json()["status"] == "waiting"
-    assert [w["participant_identity"] for w in host.lobby("standup", token=TOKEN_A).json()["waiting"]] == ["guest"]
+    assert [w["participant_identity"] for w in host.lobby("standup", token=TOKEN_A).json()["waiting"]] == [
+        "guest"
+    ]
     assert host.lobby("standup", token=TOKEN_A).json()["locked"] is True
     assert host.signalled("lobby_admitted") == [] and host.signalled("lobby_denied") == []
     refused = [r for r in host.signalled("moderation_refused") if r["status"] == 404]
@@ -237,7 +253,9 @@ def test_tenant_b_gets_the_masked_404_and_cannot_admit_into_a_room_of_a(
     assert host.lobby("standup").status_code == 401
 
 
-def test_the_lobby_pages_in_knock_order(build: Callable[..., LobbyHost], livekit_emulator: LiveKitEmulator) -> None:
+def test_the_lobby_pages_in_knock_order(
+    build: Callable[..., LobbyHost], livekit_emulator: LiveKitEmulator
+) -> None:
     emu = livekit_emulator
     host = build()
     emu.add_room("standup", metadata=room_metadata("tenant-a"))
@@ -286,7 +304,11 @@ def test_the_lobby_pages_in_knock_order(build: Callable[..., LobbyHost], livekit
     ],
 )
 def test_bad_input_is_400(
-    build: Callable[..., LobbyHost], livekit_emulator: LiveKitEmulator, path: str, body: dict, field: str
+    build: Callable[..., LobbyHost],
+    livekit_emulator: LiveKitEmulator,
+    path: str,
+    body: dict[str, object],
+    field: str,
 ) -> None:
     host = build()
     livekit_emulator.add_room("standup", metadata=room_metadata("tenant-a"))

@@ -52,17 +52,22 @@ class Door:
         return answer.json()["status"], int(answer.headers["X-Worker-Pid"])
 
     def waiting(self) -> list[str]:
-        answer = self.session.get(self.url + "/livekit/lobby", params={"room_name": ROOM}, headers=AUTH, timeout=30)
+        answer = self.session.get(
+            self.url + "/livekit/lobby", params={"room_name": ROOM}, headers=AUTH, timeout=30
+        )
         assert answer.status_code == 200, answer.text
         return [entry["participant_identity"] for entry in answer.json()["waiting"]]
 
     def token(self, identity: str) -> int:
-        answer = self.session.get(self.url + "/token", params={"room": ROOM, "identity": identity}, timeout=30)
+        answer = self.session.get(
+            self.url + "/token", params={"room": ROOM, "identity": identity}, timeout=30
+        )
         return answer.status_code
 
 
 def the_lobby_is_shared(one: Door, other: Door, emu: LiveKitEmulator) -> set[int]:
-    """Every step through one door, checked through the other; the pids that answered the lock and the knock."""
+    """Every step through one door, checked through the other; the pids that answered the lock
+    and the knock."""
     locked_by = one.lock()
     status, knocked_by = other.knock("guest")
     assert status == "waiting"
@@ -100,7 +105,7 @@ def test_two_gunicorn_workers_share_the_lobby_on_the_default_sqlite_store(
     env = {"BANS_INSTANCE_PATH": str(tmp_path / "instance"), "BANS_EVENT_LOG": str(log)}  # default store
     with LobbyGunicorn(emu, WorkerSetup(workers=2, threads=4), env) as app:
         workers = set(app.workers())
-        sessions = session_per_worker(app, workers)  # type: ignore[arg-type]
+        sessions = session_per_worker(app, workers)
         first, second = (Door(app.url, sessions[pid]) for pid in sorted(workers))
         emu.webhook_urls = [app.url + "/livekit/webhook"]
         assert the_lobby_is_shared(first, second, emu) == workers  # each door is its own worker

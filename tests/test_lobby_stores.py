@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,8 +17,10 @@ LOBBY_TABLES = ("livekit_moderation_lobby_rooms", "livekit_moderation_lobby_entr
 
 
 @pytest.fixture
-def lobby(store_and_clock: tuple[BanStore, Clock], request: pytest.FixtureRequest) -> Iterator[tuple[LobbyStore, Clock]]:
-    store, clock = store_and_clock
+def lobby(request: pytest.FixtureRequest) -> Iterator[tuple[LobbyStore, Clock]]:
+    """The lobby in each store of ``tests/test_ban_stores.py`` (its fixtures, imported above)."""
+    store: BanStore
+    store, clock = request.getfixturevalue("store_and_clock")
     if store.kind == "postgresql":
         with psycopg.connect(request.getfixturevalue("postgres_srv").url, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {', '.join(LOBBY_TABLES)}")
@@ -102,7 +105,7 @@ def test_waiting_pages_in_knock_order(lobby: tuple[LobbyStore, Clock]) -> None:
     assert (first.name, first.knocked_at) == ("name 0", order[0][0])
 
 
-def test_a_store_that_fails_answers_503_never_unlocked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_store_that_fails_answers_503_never_unlocked(tmp_path: Path) -> None:
     path = tmp_path / "dir"
     path.write_text("a file where the database's directory should be")
     store = lobby_store(SQLiteBanStore(str(path / "bans.sqlite3")))

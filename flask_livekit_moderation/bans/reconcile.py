@@ -8,7 +8,8 @@ owners, then, for each room whose current owner is the ban's or the lock's owner
 tenancy rule: a ban or lock never applies to another owner's room of the same name),
 ListParticipants and, when a banned participant is present, or one a locked room did not admit,
 ListRooms again (still the same room?) and a RemoveParticipant (with the ban's or the lock's
-``revoke_token_ts``) for each. With no active ban and no lock a pass makes no LiveKit call at all. Its calls go through the enforcement lane, never a tenant's share.
+``revoke_token_ts``) for each. With no active ban and no lock a pass makes no LiveKit call at
+all. Its calls go through the enforcement lane, never a tenant's share.
 
 In each process the reconciler is a daemon thread started by the first request the process
 serves (after a gunicorn fork, never before, never at import); its first pass comes one
@@ -184,7 +185,8 @@ def reconcile(state: ModerationState, found: Pass | None = None) -> Pass:
         if room_name not in running:
             continue
         owner, sid = running[room_name]
-        # Tenancy: a ban or lock holds only in its owner's room; another owner's room of that name is not touched.
+        # Tenancy: a ban or lock holds only in its owner's room; another owner's room of that
+        # name is not touched.
         if owner not in owners[room_name]:
             continue
         found.rooms_checked += 1

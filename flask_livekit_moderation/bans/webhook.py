@@ -61,7 +61,8 @@ routes = Routes()
     caller=False,
     operation_id="receiveLiveKitWebhook",
     answer=WebhookResponse,
-    answer_description="Verified and handled; `removed` says whether a banned or unadmitted participant was removed.",
+    answer_description="Verified and handled; `removed` says whether a banned or unadmitted participant "
+    "was removed.",
     errors=(
         errors.INVALID_REQUEST,
         errors.WEBHOOK_UNAUTHORIZED,
@@ -234,7 +235,9 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
 def _enforce_lock(call: Call, event: WebhookEvent, answer: Answer, owner: str) -> bool:
     """Remove the participant who joined ``owner``'s locked room without being admitted."""
     room_name = event.room.name
-    refused = lobby_store(call.state.bans).admission(owner, room_name, lobby_identity(event.participant.identity))
+    refused = lobby_store(call.state.bans).admission(
+        owner, room_name, lobby_identity(event.participant.identity)
+    )
     if refused.admitted:
         return False
     outcome = _enforce_once(

@@ -45,7 +45,9 @@ async def lobby_owner(lk: RoomCalls, auth_id: str | None, room_name: str) -> str
     return room_owner(room.metadata) or ""
 
 
-async def lock_room(lk: RoomCalls, auth_id: str | None, room_name: str, locked: bool) -> tuple[str, list[str]]:
+async def lock_room(
+    lk: RoomCalls, auth_id: str | None, room_name: str, locked: bool
+) -> tuple[str, list[str]]:
     """The lobby's owner and, when locking, who is in the room now (ListRooms, then
     ListParticipants only once the room is known to be the caller's)."""
     owner = await lobby_owner(lk, auth_id, room_name)

@@ -112,7 +112,9 @@ class AdmitResponse(Schema):
     """Answer of ``POST /livekit/lobby/admit``."""
 
     room_name = fields.String(required=True)
-    admitted = fields.List(fields.String(), required=True, metadata={"description": "The identities admitted."})
+    admitted = fields.List(
+        fields.String(), required=True, metadata={"description": "The identities admitted."}
+    )
 
 
 class DenyResponse(Schema):
@@ -128,7 +130,11 @@ class LobbyQuery(RoomQuery):
     limit = fields.Integer(
         load_default=DEFAULT_PAGE,
         validate=validate.Range(min=1, max=MAX_PAGE),
-        metadata={"description": f"Waiting people per page (1 to {MAX_PAGE}).", "minimum": 1, "maximum": MAX_PAGE},
+        metadata={
+            "description": f"Waiting people per page (1 to {MAX_PAGE}).",
+            "minimum": 1,
+            "maximum": MAX_PAGE,
+        },
     )
     cursor = fields.String(
         load_default=None,

@@ -90,7 +90,7 @@ def lobby_store(bans: BanStore) -> LobbyStore:
             found = MemoryLobbyStore(bans)
         else:
             raise TypeError(f"no lobby store for {type(bans).__name__}")
-        bans._lobby_store = found  # type: ignore[attr-defined]
+        setattr(bans, "_lobby_store", found)  # noqa: B010 - kept on the store: its lifetime, no registry
     return found
 
 
@@ -223,15 +223,23 @@ class SQLLobbyStore(LobbyStore):
         if not rows:
             return admission(owner, room_name, identity, None, None)
         locked_at, status, knocked_at, name = rows[0]
-        entry = None if status is None else Entry(status, knocked_at, None if name is None else self.bans._text(name))
+        entry = (
+            None
+            if status is None
+            else Entry(status, knocked_at, None if name is None else self.bans._text(name))
+        )
         return admission(owner, room_name, identity, locked_at, entry)
 
     def admission(self, owner: str, room_name: str, identity: str) -> Admission:
         params = self._params(owner, room_name, identity=self.bans._name(identity))
         return self._admission(owner, room_name, identity, self.bans._read(_ADMISSION, params))
 
-    def _decisions(self, owner: str, room_name: str, identities: Iterable[str], status: Status) -> list[dict[str, Any]]:
-        return [self._params(owner, room_name, identity=self.bans._name(i), status=status) for i in identities]
+    def _decisions(
+        self, owner: str, room_name: str, identities: Iterable[str], status: Status
+    ) -> list[dict[str, Any]]:
+        return [
+            self._params(owner, room_name, identity=self.bans._name(i), status=status) for i in identities
+        ]
 
     def lock(self, owner: str, room_name: str, present: Sequence[str]) -> float:
         with self.bans._write() as session:
@@ -423,7 +431,9 @@ class RedisLobbyStore(LobbyStore):
         now = self.now()
         new = "waiting:" + json.dumps([now, name])
         with self.bans._calling():
-            found = self._knock(keys=list(self._keys(owner, room_name)), args=[self._member(identity), new, now])
+            found = self._knock(
+                keys=list(self._keys(owner, room_name)), args=[self._member(identity), new, now]
+            )
         return self._admission(owner, room_name, identity, found)
 
     def admission(self, owner: str, room_name: str, identity: str) -> Admission:
@@ -461,7 +471,7 @@ class RedisLobbyStore(LobbyStore):
     def locked_at(self, owner: str, room_name: str) -> float | None:
         with self.bans._calling():
             value = self.bans.client.get(self._keys(owner, room_name)[0])
-        return None if value is None else float(value)  # type: ignore[arg-type]
+        return None if value is None else float(value)
 
     def waiting(self, owner: str, room_name: str, *, limit: int, after: After | None = None) -> list[Waiting]:
         _, entries, waiting = self._keys(owner, room_name)
@@ -493,7 +503,7 @@ class RedisLobbyStore(LobbyStore):
     def locked_rooms(self) -> list[tuple[str, str]]:
         with self.bans._calling():
             raws = self.bans.client.smembers(_LOCKED_KEY)
-        rooms = [tuple(json.loads(raw)) for raw in raws]  # type: ignore[union-attr]
+        rooms = [tuple(json.loads(raw)) for raw in raws]
         return sorted(((o, r) for o, r in rooms), key=lambda pair: (pair[1], pair[0]))
 
     def any_locked(self) -> bool:

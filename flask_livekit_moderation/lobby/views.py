@@ -6,6 +6,7 @@ from typing import Any
 
 from .. import errors, signals
 from ..bans.model import utc_datetime
+from ..bans.schemas import MAX_PAGE
 from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS
 from ..pipeline import Answer, Call
 from ..routing import Routes
@@ -14,7 +15,6 @@ from .model import ADMITTED, DENIED, Status
 from .operations import lobby_identity
 from .schemas import (
     MAX_IDENTITIES,
-    MAX_PAGE,
     AdmitRequest,
     AdmitResponse,
     DenyRequest,
