@@ -7,26 +7,46 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
 from flask_livekit_moderation import ModerationError
-from flask_livekit_moderation.bans import BanStore, SQLiteBanStore
+from flask_livekit_moderation.bans import (
+    BanStore,
+    MemoryBanStore,
+    PostgreSQLBanStore,
+    RedisBanStore,
+    SQLiteBanStore,
+)
 from flask_livekit_moderation.lobby import LobbyStore, lobby_store
-from tests.test_ban_stores import Clock, postgres_srv, redis_srv, store_and_clock  # noqa: F401 - fixtures
+from tests.test_ban_stores import Clock, postgres_srv, redis_srv  # noqa: F401 - the servers' fixtures
 
 LOBBY_TABLES = ("livekit_moderation_lobby_rooms", "livekit_moderation_lobby_entries")
 
 
-@pytest.fixture
-def lobby(request: pytest.FixtureRequest) -> Iterator[tuple[LobbyStore, Clock]]:
-    """The lobby in each store of ``tests/test_ban_stores.py`` (its fixtures, imported above)."""
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgresql"])
+def lobby(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[LobbyStore, Clock]]:
+    """The lobby in each store, on an empty store (the servers of ``tests/test_ban_stores.py``)."""
+    clock = Clock()
     store: BanStore
-    store, clock = request.getfixturevalue("store_and_clock")
-    if store.kind == "postgresql":
-        with psycopg.connect(request.getfixturevalue("postgres_srv").url, autocommit=True) as conn:
+    if request.param == "memory":
+        store = MemoryBanStore(clock)
+    elif request.param == "sqlite":
+        store = SQLiteBanStore(str(tmp_path / "bans.sqlite3"), clock)
+    elif request.param == "redis":
+        url = request.getfixturevalue("redis_srv").url
+        redis.Redis.from_url(url).flushdb()
+        store = RedisBanStore.from_url(url, clock)
+    else:
+        url = request.getfixturevalue("postgres_srv").url
+        with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {', '.join(LOBBY_TABLES)}")
+        store = PostgreSQLBanStore(url, clock)
     found = lobby_store(store)
     assert lobby_store(store) is found
-    yield found, clock
+    try:
+        yield found, clock
+    finally:
+        store.close()
 
 
 def test_knock_lock_decide_unlock(lobby: tuple[LobbyStore, Clock]) -> None:
