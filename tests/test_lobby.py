@@ -327,3 +327,25 @@ def test_a_body_not_sent_as_json_is_415(build: Callable[..., LobbyHost], path: s
     broken = host.request("POST", path, TOKEN_A, data="{", headers=JSON)
     assert broken.status_code == 400 and broken.json()["code"] == "INVALID_REQUEST"
     assert host.request("GET", LOBBY, TOKEN_A).status_code == 400  # no room_name
+
+
+def test_the_openapi_document_describes_the_lobby_routes(build: Callable[..., LobbyHost]) -> None:
+    document = build().request("GET", "/livekit/openapi.json").json()
+    operations = {
+        (path, method): operation
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+        if "lobby" in path or path.endswith("/room/lock")
+    }
+    assert {(path, method) for path, method in operations} == {
+        ("/livekit/room/lock", "post"),
+        ("/livekit/lobby", "get"),
+        ("/livekit/lobby/admit", "post"),
+        ("/livekit/lobby/deny", "post"),
+    }
+    for operation in operations.values():
+        assert {"200", "400", "401", "404", "503"} <= set(operation["responses"])
+        assert operation["summary"] and operation["description"]
+    admit = document["components"]["schemas"]["LiveKitModerationAdmitRequest"]
+    assert admit["additionalProperties"] is False
+    assert admit["properties"]["participant_identities"]["maxItems"] == 1000

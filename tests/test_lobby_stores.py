@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +138,23 @@ def test_a_store_that_fails_answers_503_never_unlocked(tmp_path: Path) -> None:
         with pytest.raises(ModerationError) as refused:
             call()
         assert (refused.value.status, refused.value.code) == (503, "BAN_STORE_UNAVAILABLE")
+
+
+def test_a_sqlite_file_deleted_mid_run_keeps_its_locks(tmp_path: Path) -> None:
+    """As the bans: the lobby of a file deleted under the running app is copied into the new one
+    (else its rooms would be unlocked)."""
+    path = tmp_path / "bans.sqlite3"
+    bans = SQLiteBanStore(str(path))
+    store = lobby_store(bans)
+    store.lock("a", "r", ["present"])
+    store.knock("a", "r", "guest", "Guest")
+    store.decide("a", "r", ["pest"], "denied")
+    for suffix in ("", "-wal", "-shm"):
+        os.unlink(f"{path}{suffix}")
+    assert store.knock("a", "r", "newcomer", None).status == "waiting"  # noticed, copied, still locked
+    fresh = lobby_store(SQLiteBanStore(str(path)))
+    assert fresh.locked_rooms() == [("a", "r")]
+    assert [w.participant_identity for w in fresh.waiting("a", "r", limit=10)] == ["guest", "newcomer"]
+    assert fresh.admission("a", "r", "present").admitted
+    assert fresh.admission("a", "r", "pest").status == "denied"
+    bans.close()

@@ -295,6 +295,20 @@ class _SQLiteSession:
         self.connection.executemany(sql, rows)
 
 
+#: Tables of other features kept in the same file, copied (rows the new file lacks) when the
+#: file is deleted or replaced under the running app, as the active bans are: e.g. the
+#: lobby's locks, whose loss would let everyone into a locked room. Features append their
+#: table names (see :func:`carry_over`).
+_CARRIED_TABLES: list[str] = []
+
+
+def carry_over(table: str) -> None:
+    """Have ``table`` (in :data:`_SQLITE_SCHEMA`) copied into a SQLite file that replaced the one
+    the app had open, like the active bans."""
+    if table not in _CARRIED_TABLES:
+        _CARRIED_TABLES.append(table)
+
+
 #: What a SQLite database in WAL mode keeps beside its file.
 _LEFTOVERS = ("-wal", "-shm", "-journal")
 #: What identifies a file on disk: its device and inode (``None``: no file at the path).
@@ -431,6 +445,7 @@ class SQLiteBanStore(SQLBanStore):
                 stale.close()
             return self._open()
         rows = self._active_rows(stale)
+        carried = self._carried_rows(stale)
         with self._file_lock() as adopted:
             current = _file_id(self.path)
             gone = current is None
@@ -451,6 +466,7 @@ class SQLiteBanStore(SQLBanStore):
                 self._connections.remove(stale)
                 self._file_ids.pop(stale, None)
         copied = None if rows is None else self._merge(fresh, rows)
+        self._copy_carried(fresh, carried)
         logger.error(
             "SQLite ban store %s was %s while the app had it open: re-opened the file at that path "
             "(schema re-created) and copied %s active bans from the old file into it",
@@ -467,6 +483,31 @@ class SQLiteBanStore(SQLBanStore):
         except sqlite3.Error as exc:
             logger.error("the old SQLite ban store file could not be read: %s", type(exc).__name__)
             return None
+
+    @staticmethod
+    def _carried_rows(stale: sqlite3.Connection) -> dict[str, list[Any]]:
+        """The rows of the :data:`_CARRIED_TABLES` still readable in the old file."""
+        found = {}
+        for table in _CARRIED_TABLES:
+            try:
+                found[table] = stale.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 - our names
+            except sqlite3.Error as exc:
+                logger.error("the old SQLite file's %s could not be read: %s", table, type(exc).__name__)
+        return found
+
+    @staticmethod
+    def _copy_carried(fresh: sqlite3.Connection, carried: dict[str, list[Any]]) -> None:
+        """Copy ``carried`` rows into ``fresh``, keeping the rows it has already (same key)."""
+        fresh.execute("BEGIN IMMEDIATE")
+        try:
+            for table, rows in carried.items():
+                if rows:
+                    marks = ", ".join("?" * len(rows[0]))
+                    fresh.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", rows)  # noqa: S608
+        except BaseException:
+            fresh.execute("ROLLBACK")
+            raise
+        fresh.execute("COMMIT")
 
     @staticmethod
     def _merge(fresh: sqlite3.Connection, rows: list[Any]) -> int:

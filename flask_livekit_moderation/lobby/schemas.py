@@ -81,7 +81,10 @@ class LockResponse(Schema):
 def identities(description: str) -> FlatList:
     """1 to :data:`MAX_IDENTITIES` identities, each a name."""
     return FlatList(
-        fields.String(validate=[not_blank, unicode_text, validate.Length(max=MAX_NAME_LENGTH)]),
+        fields.String(
+            validate=[not_blank, unicode_text, validate.Length(max=MAX_NAME_LENGTH)],
+            metadata={"minLength": 1, "maxLength": MAX_NAME_LENGTH},
+        ),
         required=True,
         validate=validate.Length(min=1, max=MAX_IDENTITIES),
         metadata={

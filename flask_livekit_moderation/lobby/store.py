@@ -21,7 +21,7 @@ from typing import Any
 
 from ..bans.base import BanStore
 from ..bans.redis_store import RedisBanStore
-from ..bans.sql import PostgreSQLBanStore, SQLBanStore, SQLiteBanStore
+from ..bans.sql import PostgreSQLBanStore, SQLBanStore, SQLiteBanStore, carry_over
 from ..bans.stores import MemoryBanStore
 from .model import ADMITTED, WAITING, Admission, After, Entry, Status, Waiting, admission
 
@@ -281,6 +281,11 @@ class SQLLobbyStore(LobbyStore):
 
     def any_locked(self) -> bool:
         return bool(self.bans._read(_ANY_LOCKED, {}))
+
+
+# A lobby lost with a deleted SQLite file would unlock its room: it is copied like the bans.
+carry_over(_ROOMS)
+carry_over(_ENTRIES)
 
 
 class SQLiteLobbyStore(SQLLobbyStore):
