@@ -205,12 +205,16 @@ def running(
         yield Running(app, server, base_url, lines, emulator, rooms, rejoiner, knocker)
 
 
-def _joiner(emulator: LiveKitEmulator) -> Callable[[str, str, str, str], None]:
-    """What a guest's LiveKit client does with the token ``/join`` gave them: join the room."""
+def _joiner(emulator: LiveKitEmulator) -> Callable[[str, str, str, str], bool]:
+    """What a guest's LiveKit client does with the token ``/join`` gave them: join the room
+    (``False``: there is no such room running)."""
 
-    def join(room: str, identity: str, name: str, token: str) -> None:
+    def join(room: str, identity: str, name: str, token: str) -> bool:
+        if emulator.room(room) is None:
+            return False
         if emulator.participant(room, identity) is None:
             emulator.join(room, identity, name=name, tracks=[], token=token)
+        return True
 
     return join
 

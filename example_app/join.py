@@ -27,8 +27,8 @@ from .console import MAX_NAME, moderation_of
 
 join = Blueprint("join", __name__)
 
-#: ``app.extensions`` key of the demo's ``(room, identity, name, token) -> None`` that joins a
-#: guest into the stand-in's room once they have a token.
+#: ``app.extensions`` key of the demo's ``(room, identity, name, token) -> bool`` that joins a
+#: guest into the stand-in's room once they have a token (``False``: no such room).
 JOIN_HOOK = "example_app.join_hook"
 #: Longest display name a guest may pick.
 MAX_GUEST_NAME = 64
@@ -78,10 +78,8 @@ def knock() -> Any:
         if admission.admitted:
             token = moderation.participant_token(room, identity, name=name)
             answer["token"] = token
-            hook: Callable[[str, str, str, str], None] | None = current_app.extensions.get(JOIN_HOOK)
-            answer["joined"] = hook is not None
-            if hook is not None:
-                hook(room, identity, name, token)
+            hook: Callable[[str, str, str, str], bool] | None = current_app.extensions.get(JOIN_HOOK)
+            answer["joined"] = hook is not None and hook(room, identity, name, token)
     except ParticipantBanned:
         return jsonify(status="banned", identity=identity, name=name, room=room)
     except ParticipantNotAdmitted:  # denied between the knock and the token

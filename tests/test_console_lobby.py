@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -151,3 +152,18 @@ def test_a_guest_knocks_and_the_moderator_admits_them(
     moderator.wait_status(f"Unlocked {ROOM}")
     moderator.wait(lambda d: not d.find_element(By.ID, "lock-switch").is_selected(), "unlocked")
     assert "Unlocked" in moderator_browser.find_element(By.ID, "lock-state").text
+
+
+def test_the_join_route_takes_json_only_and_checks_its_input(example: Running) -> None:
+    url = example.base_url + "/join/knock"
+    with requests.Session() as guest:
+        assert guest.post(url, data='{"room": "globex-review", "name": "X"}', timeout=10).status_code == 415
+        bad = guest.post(url, json={"room": ROOM, "name": " "}, timeout=10)
+        assert bad.status_code == 400 and "Pick a name" in bad.json()["error"]
+        assert guest.post(url, json={"room": "", "name": "X"}, timeout=10).status_code == 400
+        # A room that is not running is not locked: admitted, a token, but nowhere to join.
+        answer = guest.post(url, json={"room": "no-such-room", "name": "Ann"}, timeout=10).json()
+        assert (answer["status"], answer["joined"]) == ("admitted", False) and answer["token"]
+        # The same browser knocking again is the same guest.
+        again = guest.post(url, json={"room": "no-such-room", "name": "Ann"}, timeout=10).json()
+        assert again["identity"] == answer["identity"]
