@@ -76,10 +76,20 @@ class LobbyStore(abc.ABC):
         return bool(self.locked_rooms())
 
 
+#: Held while a lobby store is made: two threads' first use must not make two (the memory
+#: store's lobbies live in it).
+_MAKING = threading.Lock()
+
+
 def lobby_store(bans: BanStore) -> LobbyStore:
     """The lobby store kept in ``bans`` (made on first use, then the same object)."""
     found: LobbyStore | None = getattr(bans, "_lobby_store", None)
-    if found is None:
+    if found is not None:
+        return found
+    with _MAKING:
+        found = getattr(bans, "_lobby_store", None)
+        if found is not None:
+            return found
         if isinstance(bans, RedisBanStore):
             found = RedisLobbyStore(bans)
         elif isinstance(bans, PostgreSQLBanStore):
