@@ -87,9 +87,9 @@ def lobby_store(bans: BanStore) -> LobbyStore:
     if found is not None:
         return found
     with _MAKING:
-        found = getattr(bans, "_lobby_store", None)
-        if found is not None:
-            return found
+        made: LobbyStore | None = getattr(bans, "_lobby_store", None)
+        if made is not None:
+            return made
         if isinstance(bans, RedisBanStore):
             found = RedisLobbyStore(bans)
         elif isinstance(bans, PostgreSQLBanStore):
