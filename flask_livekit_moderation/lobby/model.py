@@ -37,7 +37,9 @@ class Admission:
 
     ``status``: ``"admitted"`` (the room is not locked, or a moderator admitted them, or they
     were in the room when it was locked), ``"waiting"`` (knocked; a moderator has not decided)
-    or ``"denied"``. ``locked_at``: when the room was locked (``None``: it is not).
+    or ``"denied"``; read without knocking (:meth:`~.LiveKitModeration.admission`), an identity
+    that never knocked at a locked room is ``"waiting"`` with no ``knocked_at``. ``locked_at``:
+    when the room was locked (``None``: it is not).
     ``knocked_at``: their first knock since the lock (``None``: they never knocked, e.g.
     admitted in advance or present at the lock).
     """
