@@ -323,13 +323,17 @@ class SQLiteLobbyStore(SQLLobbyStore):
 
 
 #: PostgreSQL's knock: one statement (one round trip), committed by itself. The statement's
-#: snapshot does not see its own insert, hence ``added`` beside ``kept``.
+#: snapshot does not see its own insert, hence ``added`` beside ``kept``. The insert is not even
+#: tried for an identity that has an entry (the repeat knocks of a waiting guest): a tried
+#: insert takes a transaction id, and its commit a WAL flush; ON CONFLICT covers two first knocks
+#: at once.
 _PG_KNOCK = f"""
 WITH lobby AS (SELECT room_name, owner, locked_at FROM {_ROOMS} WHERE {_THIS_ROOM}),
 added AS (
     INSERT INTO {_ENTRIES} (room_name, owner, identity, status, knocked_at, name)
     SELECT room_name, owner, :identity, 'waiting', CAST(:now AS DOUBLE PRECISION), CAST(:name AS BYTEA)
     FROM lobby
+    WHERE NOT EXISTS (SELECT 1 FROM {_ENTRIES} WHERE {_THIS_ROOM} AND identity = :identity)
     ON CONFLICT (room_name, owner, identity) DO NOTHING
     RETURNING status, knocked_at, name
 ),
