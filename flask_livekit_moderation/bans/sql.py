@@ -280,7 +280,7 @@ CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_entries (
     PRIMARY KEY (room_name, owner, identity)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS livekit_moderation_lobby_waiting
-    ON livekit_moderation_lobby_entries (room_name, owner, status, knocked_at, identity);
+    ON livekit_moderation_lobby_entries (room_name, owner, knocked_at, identity) WHERE status = 'waiting';
 """
 
 
@@ -652,8 +652,9 @@ _POSTGRESQL_SCHEMA = (
     name BYTEA,
     PRIMARY KEY (room_name, owner, identity)
 )""",
+    # Partial: only the listing (status 'waiting') may use it; a look-up by identity takes the key.
     "CREATE INDEX IF NOT EXISTS livekit_moderation_lobby_waiting "
-    "ON livekit_moderation_lobby_entries (room_name, owner, status, knocked_at, identity)",
+    "ON livekit_moderation_lobby_entries (room_name, owner, knocked_at, identity) WHERE status = 'waiting'",
 )
 #: The advisory lock the schema is created under (two processes starting at once).
 _SCHEMA_LOCK = 0x4C4B4D42  # "LKMB"
