@@ -24,6 +24,7 @@ REFUSALS = frozenset(
         errors.UNAUTHORIZED.code,
         errors.FORBIDDEN.code,
         errors.PARTICIPANT_NOT_FOUND.code,
+        errors.ROOM_NOT_FOUND.code,
     }
 )
 

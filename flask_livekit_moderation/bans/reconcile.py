@@ -105,11 +105,12 @@ async def _running_rooms(lk: RoomCalls) -> dict[str, tuple[str, str]]:
 
 
 async def _remove_banned_present(
-    lk: RoomCalls, store: BanStore, owner: str, room_name: str, sid: str, locked: bool = False
+    lk: RoomCalls, state: ModerationState, owner: str, room_name: str, sid: str, locked: bool = False
 ) -> tuple[list[Removal], list[Removal]]:
     """ListParticipants of ``owner``'s room ``room_name`` (LiveKit's room ``sid``), then remove
-    each participant with an active ban of ``owner`` there and, in a ``locked`` room, each one
-    the lobby did not admit; returns (banned removed, unadmitted removed).
+    each participant with an active ban of ``owner`` there (looked up by the identity's key)
+    and, in a ``locked`` room, each one the lobby did not admit; returns (banned removed,
+    unadmitted removed).
 
     Before removing, the room is looked up again (ListRooms): it must still be the same room
     (``sid``), so a room closed and opened again by another owner since the pass's ListRooms is
@@ -119,17 +120,19 @@ async def _remove_banned_present(
         participants = await lk.list_participants(room_name)
     except TwirpError:
         raise errors.LIST_FAILED() from None
-    lobby = lobby_store(store)
-    banned: list[tuple[Ban, str]] = []
+    lobby = lobby_store(state.bans)
+    banned: list[tuple[Ban, str, str]] = []
     refused: list[tuple[Admission, str, str]] = []
     for participant in participants:
-        ban = await asyncio.to_thread(store.get, owner, room_name, participant.identity)
+        key = state.identity_key(participant.identity)
+        ban = await asyncio.to_thread(state.bans.get, owner, room_name, key)
         if ban is not None:
-            banned.append((ban, participant.sid))
+            banned.append((ban, participant.identity, participant.sid))
             continue
         if locked:
-            identity = lobby_identity(participant.identity)
-            admission = await asyncio.to_thread(lobby.admission, owner, room_name, identity)
+            admission = await asyncio.to_thread(
+                lobby.admission, owner, room_name, lobby_identity(state, participant.identity)
+            )
             if not admission.admitted:
                 refused.append((admission, participant.identity, participant.sid))
     if not banned and not refused:
@@ -141,9 +144,9 @@ async def _remove_banned_present(
     if room is None or room.sid != sid or (room_owner(room.metadata) or "") != owner:
         return [], []  # no longer the room the bans were checked against
     removed, unadmitted = [], []
-    for ban, participant_sid in banned:
-        if await operations.remove_banned(lk, ban, room_name):
-            removed.append(Removal(ban.room_owner, room_name, ban.participant_identity, participant_sid))
+    for ban, identity, participant_sid in banned:
+        if await operations.remove_banned(lk, ban, room_name, identity):
+            removed.append(Removal(ban.room_owner, room_name, identity, participant_sid))
     for admission, identity, participant_sid in refused:
         try:
             await lk.remove_participant(room_name, identity, revoke_token_ts=admission.revoke_token_ts)
@@ -192,7 +195,7 @@ def reconcile(state: ModerationState, found: Pass | None = None) -> Pass:
         found.rooms_checked += 1
         calls = state.livekit(enforcement=True)
         locked = (owner, room_name) in locks
-        removed, unadmitted = run(calls, _remove_banned_present, state.bans, owner, room_name, sid, locked)
+        removed, unadmitted = run(calls, _remove_banned_present, state, owner, room_name, sid, locked)
         found.removed += removed
         found.unadmitted += unadmitted
     return found

@@ -264,6 +264,20 @@ CREATE TABLE IF NOT EXISTS livekit_moderation_leases (
     holder TEXT NOT NULL,
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS livekit_moderation_idempotency (
+    scope TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    token TEXT NOT NULL,
+    claim_until REAL NOT NULL,
+    unknown INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    answer TEXT,
+    PRIMARY KEY (scope, idempotency_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS livekit_moderation_idempotency_expiry
+    ON livekit_moderation_idempotency (expires_at);
 CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_rooms (
     room_name TEXT NOT NULL,
     owner TEXT NOT NULL,
@@ -637,6 +651,20 @@ _POSTGRESQL_SCHEMA = (
     holder BYTEA NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL
 )""",
+    """CREATE TABLE IF NOT EXISTS livekit_moderation_idempotency (
+    scope BYTEA NOT NULL,
+    idempotency_key BYTEA NOT NULL,
+    state TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    token TEXT NOT NULL,
+    claim_until DOUBLE PRECISION NOT NULL,
+    unknown INTEGER NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    answer BYTEA,
+    PRIMARY KEY (scope, idempotency_key)
+)""",
+    "CREATE INDEX IF NOT EXISTS livekit_moderation_idempotency_expiry "
+    "ON livekit_moderation_idempotency (expires_at)",
     """CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_rooms (
     room_name BYTEA NOT NULL,
     owner BYTEA NOT NULL,

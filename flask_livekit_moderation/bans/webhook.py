@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 from flask import request
@@ -39,9 +40,16 @@ WEBHOOK_CONTENT_TYPE = "application/webhook+json"
 ENFORCE_ACTION = "enforce_ban"
 #: The action a webhook's removal of someone who joined a locked room unadmitted is logged as.
 ENFORCE_LOCK_ACTION = "enforce_lock"
+#: How long LiveKit signs a webhook delivery for (livekit/protocol ``webhook/resource_url_notifier.go``).
+WEBHOOK_TOKEN_LIFETIME = timedelta(minutes=5)
+#: How far past its ``exp`` (and before its ``nbf``) a delivery's token is still accepted. Kept at
+#: livekit-api's default on purpose, and said here so an upgrade cannot change it unseen: PyJWT's one
+#: leeway covers ``nbf`` too, so 0 would refuse the deliveries of a LiveKit whose clock runs a second
+#: ahead, and LiveKit does not retry a 401. A replay gains nothing: see EVENT_HANDLED_SECONDS.
+WEBHOOK_LEEWAY = timedelta(seconds=60)
 #: Seconds an event whose ban was enforced is remembered, so a later delivery of it does nothing:
-#: LiveKit retries for about 30 s, and a signed delivery is accepted for 5 minutes plus the 60 s
-#: leeway of livekit-api's verifier.
+#: LiveKit retries for about 30 s, and a signed delivery is accepted for WEBHOOK_TOKEN_LIFETIME plus
+#: WEBHOOK_LEEWAY, so a replay of a handled delivery is refused or finds the mark.
 EVENT_HANDLED_SECONDS = 600.0
 #: Seconds a delivery may hold an event beyond the LiveKit deadline while it handles it; a
 #: holder that died lets the next delivery handle it after that.
@@ -73,6 +81,7 @@ routes = Routes()
         errors.REMOVAL_FAILED,
         errors.INTERNAL_ERROR,
         errors.LIVEKIT_UNAVAILABLE,
+        errors.LIVEKIT_OUTCOME_UNKNOWN,
         errors.LIVEKIT_BUSY,
         *STORE_ERRORS,
         errors.WEBHOOK_EVENT_IN_PROGRESS,
@@ -99,14 +108,18 @@ routes = Routes()
         "credentials, refused the removal, or the extension failed.",
         **STATUS_MEANING,
     },
-    doc_values={"handled_minutes": EVENT_HANDLED_SECONDS / 60},
+    doc_values={
+        "handled_minutes": EVENT_HANDLED_SECONDS / 60,
+        "leeway_seconds": WEBHOOK_LEEWAY.total_seconds(),
+    },
 )
 def livekit_webhook(call: Call, _: dict[str, Any]) -> Answer:
     """Receive LiveKit's webhooks (set this URL in LiveKit's `webhook.urls`)
 
     Called by LiveKit, not by moderators: no caller token. Verified as LiveKit signs it
     (livekit-api's WebhookReceiver): `Authorization` is a JWT signed with the configured
-    LiveKit API key and secret whose `sha256` claim is the body's SHA-256. On
+    LiveKit API key and secret whose `sha256` claim is the body's SHA-256, refused once more
+    than {leeway_seconds:g} s past its expiry (livekit-api's leeway, for clock skew). On
     `participant_joined` by an identity banned from that owner's room, the participant is
     removed at once (ListRooms to check the room is still that owner's, then
     RemoveParticipant, which revokes the identity's tokens signed before the ban). The same
@@ -181,7 +194,9 @@ def _verify(call: Call, raw: bytes) -> WebhookEvent:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _refuse("the body is not UTF-8") from None
-    receiver = WebhookReceiver(TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret))
+    receiver = WebhookReceiver(
+        TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret, leeway=WEBHOOK_LEEWAY)
+    )
     try:
         return receiver.receive(body, token)
     except json_format.ParseError:
@@ -201,10 +216,12 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
     """
     room_name, identity = event.room.name, event.participant.identity
     owner = room_owner(event.room.metadata) or ""
-    ban = call.state.bans.get(owner, room_name, identity)
+    ban = call.state.bans.get(owner, room_name, call.state.identity_key(identity))
     if ban is None:
         return _enforce_lock(call, event, answer, owner)
-    outcome = _enforce_once(call, event, answer, ENFORCE_ACTION, ban.room_owner, operations.enforce_ban, ban)
+    outcome = _enforce_once(
+        call, event, answer, ENFORCE_ACTION, ban.room_owner, operations.enforce_ban, ban, identity
+    )
     if outcome == operations.ROOM_CHANGED:
         logger.warning(
             "LiveKit webhook: %r is banned from %r, but the room is no longer that owner's: not removed",
@@ -234,20 +251,25 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
 
 def _enforce_lock(call: Call, event: WebhookEvent, answer: Answer, owner: str) -> bool:
     """Remove the participant who joined ``owner``'s locked room without being admitted."""
-    room_name = event.room.name
-    refused = lobby_store(call.state.bans).admission(
-        owner, room_name, lobby_identity(event.participant.identity)
-    )
+    room_name, identity = event.room.name, event.participant.identity
+    refused = lobby_store(call.state.bans).admission(owner, room_name, lobby_identity(call.state, identity))
     if refused.admitted:
         return False
     outcome = _enforce_once(
-        call, event, answer, ENFORCE_LOCK_ACTION, refused.room_owner, lobby_operations.enforce_lock, refused
+        call,
+        event,
+        answer,
+        ENFORCE_LOCK_ACTION,
+        refused.room_owner,
+        lobby_operations.enforce_lock,
+        refused,
+        identity,
     )
     if outcome == lobby_operations.ROOM_CHANGED:
         logger.warning(
             "LiveKit webhook: %r joined the locked room %r unadmitted, but the room is no longer "
             "that owner's: not removed",
-            refused.participant_identity,
+            identity,
             room_name,
         )
     if outcome != lobby_operations.REMOVED:

@@ -15,6 +15,8 @@ owner of its lobby.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from livekit.api import TwirpError
 
 from .. import errors
@@ -22,12 +24,17 @@ from ..access import check_room, refusal, room_owner
 from ..client import RoomCalls
 from .model import Admission
 
+if TYPE_CHECKING:
+    from ..state import ModerationState
 
-def lobby_identity(identity: str) -> str:
-    """The identity as the lobby keeps it: every identity of the lobby (a knock, an admission,
-    a denial, the token check, the webhook's and the reconciler's checks) goes through here,
-    so one normalisation applies to all of them at once (none yet: the identity as given)."""
-    return identity
+
+def lobby_identity(state: ModerationState, identity: str) -> str:
+    """The key the lobby keeps ``identity`` under: every identity of the lobby (a knock, an
+    admission, a denial, the token check, the webhook's and the reconciler's checks) goes
+    through here, so it is compared as the bans compare it (the host's ``identity_key``
+    function, :meth:`~..state.ModerationState.identity_key`). LiveKit always gets the real
+    identity."""
+    return state.identity_key(identity)
 
 
 async def lobby_owner(lk: RoomCalls, auth_id: str | None, room_name: str) -> str:
@@ -57,15 +64,16 @@ async def lock_room(
         participants = await lk.list_participants(room_name)
     except TwirpError as exc:
         raise refusal(exc, errors.LIST_FAILED) from None
-    return owner, [lobby_identity(participant.identity) for participant in participants]
+    return owner, [participant.identity for participant in participants]
 
 
 #: What :func:`enforce_lock` did (as :func:`~..bans.operations.enforce_ban`).
 REMOVED, NOT_PRESENT, ROOM_CHANGED = "removed", "not_present", "room_changed"
 
 
-async def enforce_lock(lk: RoomCalls, refused: Admission) -> str:
-    """Remove ``refused``'s participant, who joined the locked room without being admitted.
+async def enforce_lock(lk: RoomCalls, refused: Admission, identity: str) -> str:
+    """Remove ``identity`` (as LiveKit names it; ``refused`` is its admission), who joined the
+    locked room without being admitted.
 
     As for a ban, the room as LiveKit has it now must still be the lock owner's (a late webhook
     may describe a room closed and opened again by another owner), and the removal carries
@@ -78,9 +86,7 @@ async def enforce_lock(lk: RoomCalls, refused: Admission) -> str:
     if room is None or (room_owner(room.metadata) or "") != refused.owner:
         return ROOM_CHANGED
     try:
-        await lk.remove_participant(
-            refused.room_name, refused.participant_identity, revoke_token_ts=refused.revoke_token_ts
-        )
+        await lk.remove_participant(refused.room_name, identity, revoke_token_ts=refused.revoke_token_ts)
     except TwirpError as exc:
         if exc.code == "not_found":
             return NOT_PRESENT

@@ -10,8 +10,9 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
-from ..bans.schemas import DEFAULT_PAGE, MAX_CURSOR_LENGTH, MAX_PAGE
+from ..bans.schemas import DEFAULT_PAGE, MAX_PAGE
 from ..schemas import (
+    MAX_CURSOR_LENGTH,
     MAX_NAME_LENGTH,
     FlatList,
     RequestSchema,

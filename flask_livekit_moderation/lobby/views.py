@@ -63,6 +63,7 @@ def lock_room(call: Call, body: dict[str, Any]) -> Answer:
     """
     room_name, locked = body["room_name"], body["locked"]
     owner, present = call.livekit().run(operations.lock_room, call.auth_id, room_name, locked)
+    present = [lobby_identity(call.state, identity) for identity in present]
     lobby = lobby_store(call.bans())
     fields: dict[str, Any] = {"auth_id": call.auth_id, "room_owner": owner or None, "room_name": room_name}
     if locked:
@@ -119,7 +120,8 @@ def list_lobby(call: Call, query: dict[str, Any]) -> Answer:
 
 def _decide(call: Call, body: dict[str, Any], status: Status) -> tuple[str, list[str], dict[str, Any]]:
     room_name = body["room_name"]
-    identities = list(dict.fromkeys(lobby_identity(identity) for identity in body["participant_identities"]))
+    keys = (lobby_identity(call.state, identity) for identity in body["participant_identities"])
+    identities = list(dict.fromkeys(keys))
     owner = call.livekit().run(operations.lobby_owner, call.auth_id, room_name)
     lobby_store(call.bans()).decide(owner, room_name, identities, status)
     return (

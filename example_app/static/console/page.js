@@ -39,6 +39,12 @@ export const page = Object.freeze({
   lobbyHeading: byId("lobby-h"),
   admitAll: byId("admit-all"),
 
+  confirmDialog: byId("confirm-dialog"),
+  confirmTitle: byId("confirm-title"),
+  confirmText: byId("confirm-text"),
+  confirmButton: byId("confirm-ok"),
+  confirmCancel: byId("confirm-cancel"),
+
   api: main?.dataset.api || "/livekit",
   signin: main?.dataset.signin || "/signin",
   room: main?.dataset.room || "",
