@@ -349,3 +349,34 @@ def test_the_openapi_document_describes_the_lobby_routes(build: Callable[..., Lo
     admit = document["components"]["schemas"]["LiveKitModerationAdmitRequest"]
     assert admit["additionalProperties"] is False
     assert admit["properties"]["participant_identities"]["maxItems"] == 1000
+
+
+def test_the_lobby_compares_identities_by_the_hosts_identity_key(
+    build: Callable[..., LobbyHost], livekit_emulator: LiveKitEmulator
+) -> None:
+    """With ``@moderation.identity_key`` (here: case-folded), a knock, an admission, a denial,
+    the token and the webhook all compare the key; LiveKit still gets the real identity."""
+    emu = livekit_emulator
+    host = build()
+    host.moderation.identity_key(lambda identity: identity.strip().casefold())
+    point_webhooks(emu, host)
+    emu.add_room("standup", metadata=room_metadata("tenant-a"))
+    assert host.lock("standup", token=TOKEN_A).status_code == 200
+    assert host.knock("standup", "Guest").json()["status"] == "waiting"
+    assert [w["participant_identity"] for w in host.lobby("standup", token=TOKEN_A).json()["waiting"]] == [
+        "guest"
+    ]
+    assert host.admit("standup", "GUEST ", token=TOKEN_A).json()["admitted"] == ["guest"]
+    assert host.token("standup", "gUeSt").status_code == 200
+    host.deny("standup", "Pest", token=TOKEN_A)
+    assert host.knock("standup", "PEST").json()["status"] == "denied"
+    settle(emu)
+    emu.clear_calls()
+    emu.join("standup", "PEST", tracks=[])  # a look-alike of the denied identity joins
+    settle(emu)
+    assert emu.participant("standup", "PEST") is None
+    (removal,) = [c for c in emu.calls if c.method == "RemoveParticipant"]
+    assert removal.request.identity == "PEST"  # LiveKit gets the identity it knows
+    emu.join("standup", "Guest", tracks=[])
+    settle(emu)
+    assert emu.participant("standup", "Guest") is not None
