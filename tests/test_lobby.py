@@ -376,7 +376,7 @@ def test_the_lobby_compares_identities_by_the_hosts_identity_key(
     settle(emu)
     assert emu.participant("standup", "PEST") is None
     (removal,) = [c for c in emu.calls if c.method == "RemoveParticipant"]
-    assert removal.request.identity == "PEST"  # LiveKit gets the identity it knows
+    assert getattr(removal.request, "identity", None) == "PEST"  # LiveKit gets the identity it knows
     emu.join("standup", "Guest", tracks=[])
     settle(emu)
     assert emu.participant("standup", "Guest") is not None
