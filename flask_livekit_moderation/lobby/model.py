@@ -37,11 +37,11 @@ class Admission:
 
     ``status``: ``"admitted"`` (the room is not locked, or a moderator admitted them, or they
     were in the room when it was locked), ``"waiting"`` (knocked; a moderator has not decided)
-    or ``"denied"``; read without knocking (:meth:`~.LiveKitModeration.admission`), an identity
-    that never knocked at a locked room is ``"waiting"`` with no ``knocked_at``. ``locked_at``:
-    when the room was locked (``None``: it is not).
-    ``knocked_at``: their first knock since the lock (``None``: they never knocked, e.g.
-    admitted in advance or present at the lock).
+    or ``"denied"``; read without knocking
+    (:meth:`~flask_livekit_moderation.LiveKitModeration.admission`), an identity that never
+    knocked at a locked room is ``"waiting"`` with no ``knocked_at``. ``locked_at``: when the
+    room was locked (``None``: it is not). ``knocked_at``: their first knock since the lock
+    (``None``: they never knocked, e.g. admitted in advance or present at the lock).
     """
 
     owner: str
@@ -71,10 +71,11 @@ class Admission:
     def revoke_token_ts(self) -> int:
         """The ``revoke_token_ts`` of a RemoveParticipant done because the room is locked.
 
-        The lock's start, rounded up past its second (as :attr:`~..bans.Ban.revoke_token_ts`
-        does for a ban): every token that existed when the room was locked is dead on
-        LiveKit Cloud, and a token :meth:`~..LiveKitModeration.participant_token` mints once
-        the identity is admitted is not touched.
+        The lock's start, rounded up past its second (as
+        :attr:`~flask_livekit_moderation.Ban.revoke_token_ts` does for a ban): every token that
+        existed when the room was locked is dead on LiveKit Cloud, and a token
+        :meth:`~flask_livekit_moderation.LiveKitModeration.participant_token` mints once the
+        identity is admitted is not touched.
         """
         assert self.locked_at is not None, "only a locked room's admission revokes tokens"
         return int(self.locked_at.timestamp()) + 1
@@ -126,8 +127,9 @@ def admission(
 
 
 class ParticipantNotAdmitted(ModerationError):
-    """Raised by :meth:`~.LiveKitModeration.participant_token` for a locked room and an
-    identity a moderator has not admitted (waiting, denied, or never knocked).
+    """Raised by :meth:`~flask_livekit_moderation.LiveKitModeration.participant_token` for a
+    locked room and an identity a moderator has not admitted (waiting, denied, or never
+    knocked).
 
     ``admission`` says which. Uncaught in a host view it is answered like every extension
     error: 403 ``PARTICIPANT_NOT_ADMITTED``.
