@@ -38,8 +38,8 @@ _ELSEWHERE = (
     "Flask|Blueprint|Request|Response|APISpec|Room|Any|T|R|L|K|V|IdentityKey",
     "AuthResolver|RequestLoader|Callable|Awaitable|Mapping|Sequence|Iterable|Iterator|NamedSignal",
     # The package's internals that public signatures mention (documented in the source, not here).
-    r"flask_livekit_moderation\.(extension\.[RLK]|state|bans|config\.ApiSecret|testing\.\w+\.\w+)",
-    r"models|abc|Clock|bans|google",
+    r"flask_livekit_moderation\.(extension\.[RLK]|state|bans|lobby|config\.ApiSecret|testing\.\w+\.\w+)",
+    r"models|abc|Clock|bans|lobby|google",
 )
 nitpick_ignore_regex = [(r"py:.*", rf"({names})(\..*)?") for names in _ELSEWHERE]
 nitpick_ignore = [("py:attr", "sid")]  # TrackSpec.to_proto's own field, named bare in its docstring

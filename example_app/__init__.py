@@ -12,6 +12,9 @@ SQLite file of its session records: again, one per start when unset), the sign-i
 ``RATELIMIT_STORAGE_URI`` (see ``docs/console.md``). Serve it with
 ``gunicorn 'example_app:create_app()'``.
 
+``/join`` is the guest's page: pick a name, knock on a room, wait, join once a moderator
+admits you (:mod:`example_app.join`).
+
 ``GET /openapi.json`` is the host's own OpenAPI document: its ``/healthz`` and, merged in by
 ``register_openapi``, every route of the extension.
 """
@@ -29,6 +32,7 @@ from flask import Flask, jsonify
 from flask_livekit_moderation import LiveKitModeration
 
 from .console import MODERATION, accounts_from, init_console, signed_in_tenant
+from .join import init_join
 
 #: Console settings taken from the environment as they are, when set.
 CONSOLE_ENVIRONMENT = (
@@ -70,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     moderation = LiveKitModeration(app, request_loader=loader)
     app.extensions[MODERATION] = moderation
     init_console(app)
+    init_join(app)
 
     spec = host_spec()
     moderation.register_openapi(spec, app)

@@ -18,7 +18,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from types import FrameType
@@ -30,6 +30,7 @@ from flask_livekit_moderation.testing import LiveKitEmulator
 
 from . import create_app, demo
 from .console import moderation_of
+from .join import JOIN_HOOK
 
 HOST = "127.0.0.1"
 _RULE = "=" * 72
@@ -70,6 +71,13 @@ def _stand_in_banner(
         f"each {emulator.webhook_delay:g} s late (as if every connection took that long to come up).",
         f"A banned participant of a demo room tries to rejoin every {rejoiner.interval:g} s with their old",
         "token: the webhook has them removed again, as the console shows. Lift the ban and they stay.",
+        "",
+        f"{demo.LOCKED_ROOM} starts LOCKED: its guests "
+        + ", ".join(name for _, name in demo.DEMO_GUESTS)
+        + " knock on it every "
+        + f"{demo.KNOCK_INTERVAL:g} s;",
+        "admit or deny them in the console's Lobby (sign in as globex). Guest page, to knock yourself:",
+        f"  {base_url}/join?room={demo.LOCKED_ROOM}",
     ]
     lines += ["", "Rooms (metadata built with flask_livekit_moderation.room_metadata):"]
     for room in rooms:
@@ -138,18 +146,25 @@ class Running:
     rooms: list[demo.DemoRoom]
     #: The banned participants' reconnecting apps (with the stand-in only).
     rejoiner: demo.Rejoiner | None = None
+    #: The demo guests knocking on the locked demo room (with the stand-in only).
+    knocker: demo.Knocker | None = None
 
 
 @contextmanager
 def running(
-    port: int, *, rejoin_interval: float = demo.REJOIN_INTERVAL, webhook_delay: float = demo.WEBHOOK_DELAY
+    port: int,
+    *,
+    rejoin_interval: float = demo.REJOIN_INTERVAL,
+    webhook_delay: float = demo.WEBHOOK_DELAY,
+    knock_interval: float = demo.KNOCK_INTERVAL,
 ) -> Iterator[Running]:
     """Everything ``main`` does but serving: the stand-in (with ``LIVEKIT_URL`` unset), its
-    demo rooms and banned participants' rejoins, the app, its server bound to ``port`` (0: a
-    free one), the banner. ``rejoin_interval`` and ``webhook_delay`` (seconds) are for tests."""
+    demo rooms, banned participants' rejoins and guests knocking on the locked room, the app,
+    its server bound to ``port`` (0: a free one), the banner. ``rejoin_interval``,
+    ``webhook_delay`` and ``knock_interval`` (seconds) are for tests."""
     with ExitStack() as stack:
         rooms: list[demo.DemoRoom] = []
-        rejoiner = None
+        rejoiner = knocker = None
         if os.environ.get("LIVEKIT_URL"):
             app = create_app()
             emulator = None
@@ -182,8 +197,26 @@ def running(
             emulator.webhook_urls = [f"{base_url}{_api_base(app)}/webhook"]
             rejoiner = demo.Rejoiner(emulator, moderation_of(app).bans, rooms, rejoin_interval).start()
             stack.callback(rejoiner.stop)
+            demo.lock_demo_room(moderation_of(app).bans, rooms)
+            knocker = demo.Knocker(app, moderation_of(app), emulator, interval=knock_interval).start()
+            stack.callback(knocker.stop)
+            app.extensions[JOIN_HOOK] = _joiner(emulator)
             lines = _stand_in_banner(emulator, rooms, base_url, rejoiner)
-        yield Running(app, server, base_url, lines, emulator, rooms, rejoiner)
+        yield Running(app, server, base_url, lines, emulator, rooms, rejoiner, knocker)
+
+
+def _joiner(emulator: LiveKitEmulator) -> Callable[[str, str, str, str], bool]:
+    """What a guest's LiveKit client does with the token ``/join`` gave them: join the room
+    (``False``: there is no such room running)."""
+
+    def join(room: str, identity: str, name: str, token: str) -> bool:
+        if emulator.room(room) is None:
+            return False
+        if emulator.participant(room, identity) is None:
+            emulator.join(room, identity, name=name, tracks=[], token=token)
+        return True
+
+    return join
 
 
 def main() -> int:

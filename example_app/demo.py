@@ -4,7 +4,8 @@ The rooms are created the way a host app would create its own: each tenant's roo
 metadata built with :func:`flask_livekit_moderation.room_metadata`, so the extension's
 access check lets only that tenant's token (or signed-in moderator) moderate it.
 
-:class:`Rejoiner` plays the banned participants' own apps, which keep reconnecting.
+:class:`Rejoiner` plays the banned participants' own apps, which keep reconnecting;
+:class:`Knocker` plays guests knocking on the locked demo room (:data:`LOCKED_ROOM`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from flask import Flask
 from livekit.protocol.models import TrackSource
 
-from flask_livekit_moderation import BanStore, room_metadata, room_owner
+from flask_livekit_moderation import BanStore, LiveKitModeration, ModerationError, room_metadata, room_owner
+from flask_livekit_moderation.lobby import lobby_store
 from flask_livekit_moderation.testing import LiveKitEmulator
 
 logger = logging.getLogger("example_app.demo")
@@ -52,6 +55,12 @@ REJOIN_INTERVAL = 6.0
 #: well under a second); the demo makes that window longer than the console's 2-second
 #: refresh, so a moderator sees a banned participant's rejoin before the webhook removes them.
 WEBHOOK_DELAY = 2.5
+
+#: The demo room that starts locked, and the guests who knock on it (identity, name).
+LOCKED_ROOM = "globex-review"
+DEMO_GUESTS: tuple[tuple[str, str], ...] = (("guest-hana", "Hana"), ("guest-omar", "Omar"))
+#: Seconds between the demo guests' knocks.
+KNOCK_INTERVAL = 4.0
 
 _MIC = ("audio", "microphone", "microphone")
 _CAMERA = ("video", "camera", "camera")
@@ -311,3 +320,76 @@ def curl_commands(base_url: str, rooms: list[DemoRoom]) -> list[Curl]:
             _curl("GET", f"{base_url}/openapi.json", None),
         ),
     ]
+
+
+def lock_demo_room(bans: BanStore, rooms: Sequence[DemoRoom]) -> None:
+    """Lock :data:`LOCKED_ROOM` as a moderator's ``POST /livekit/room/lock`` would: whoever is
+    in it now is admitted."""
+    room = next(room for room in rooms if room.name == LOCKED_ROOM)
+    lobby_store(bans).lock(room.owner or "", room.name, sorted(room.tracks))
+
+
+class Knocker:
+    """The demo guests' join pages: they knock on :data:`LOCKED_ROOM` every :attr:`interval`
+    seconds (:meth:`~flask_livekit_moderation.LiveKitModeration.knock`, as the app's ``/join``
+    does), and once a moderator admits one, they get a token from ``participant_token()`` and
+    join the room with it. A denied guest stops knocking; an admitted one who is removed knocks
+    again (a lock admits them still, unless denied since)."""
+
+    def __init__(
+        self,
+        app: Flask,
+        moderation: LiveKitModeration,
+        emulator: LiveKitEmulator,
+        guests: Sequence[tuple[str, str]] = DEMO_GUESTS,
+        interval: float = KNOCK_INTERVAL,
+        room: str = LOCKED_ROOM,
+    ) -> None:
+        self.app, self.moderation, self.emulator = app, moderation, emulator
+        self.guests = list(guests)
+        self.room = room
+        self.interval = interval
+        self.given_up: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Knocker:
+        """Knock every :attr:`interval` seconds on a daemon thread; returns self."""
+        self._thread = threading.Thread(target=self._run, name="example_app:knocker", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def knock(self) -> list[tuple[str, str]]:
+        """One round: each guest not in the room knocks; returns (identity, status) of each knock."""
+        live = self.emulator.room(self.room)
+        if live is None:
+            return []
+        owner = room_owner(live.metadata) or ""
+        present = {person.identity for person in self.emulator.participants(self.room)}
+        knocked: list[tuple[str, str]] = []
+        with self.app.app_context():
+            for identity, name in self.guests:
+                if identity in present or identity in self.given_up:
+                    continue
+                admission = self.moderation.knock(self.room, identity, name=name, owner=owner)
+                knocked.append((identity, admission.status))
+                if admission.status == "denied":
+                    self.given_up.add(identity)
+                    logger.info("demo: %r was denied entry to %r and stops knocking", identity, self.room)
+                elif admission.admitted:
+                    token = self.moderation.participant_token(self.room, identity, name=name, owner=owner)
+                    self.emulator.join(self.room, identity, name=name, tracks=[_MIC], token=token)
+                    logger.info("demo: %r was admitted and joins %r", identity, self.room)
+        return knocked
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.knock()
+            except (ModerationError, KeyError, PermissionError) as exc:
+                logger.warning("demo: knocking on %r failed (%s)", self.room, type(exc).__name__)

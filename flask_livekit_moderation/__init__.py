@@ -14,6 +14,7 @@ from .bans import Ban, BanStore, ParticipantBanned
 from .config import ConfigurationError, Settings
 from .errors import ErrorCode, ModerationError
 from .extension import LiveKitModeration
+from .lobby import Admission, ParticipantNotAdmitted
 from .state import current_auth
 
 try:
@@ -23,6 +24,7 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 
 __all__ = [
     "ALL_ROOMS",
+    "Admission",
     "AuthContext",
     "Ban",
     "BanStore",
@@ -31,6 +33,7 @@ __all__ = [
     "LiveKitModeration",
     "ModerationError",
     "ParticipantBanned",
+    "ParticipantNotAdmitted",
     "RoomMetadataError",
     "Settings",
     "current_auth",

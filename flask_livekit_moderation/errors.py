@@ -296,6 +296,14 @@ PARTICIPANT_BANNED = ErrorCode(
     "Raised by `participant_token()` in the host's own token route (`ParticipantBanned`) when the "
     "identity has an active ban; no route of the extension answers it.",
 )
+PARTICIPANT_NOT_ADMITTED = ErrorCode(
+    "PARTICIPANT_NOT_ADMITTED",
+    403,
+    "This participant has not been admitted to the locked room.",
+    "Raised by `participant_token()` in the host's own token route (`ParticipantNotAdmitted`) when the "
+    "room is locked and no moderator admitted the identity (waiting, denied, or never knocked); checked "
+    "after the ban. No route of the extension answers it.",
+)
 INTERNAL_ERROR = ErrorCode(
     "INTERNAL_ERROR",
     500,

@@ -35,6 +35,7 @@ from .config import (
 )
 from .errors import ModerationError
 from .guard import BreakerChange
+from .lobby import Admission, ParticipantNotAdmitted, lobby_identity, lobby_store
 from .openapi import register
 from .routes import ROUTES
 from .routing import json_routing_error, make_blueprint, render_moderation_error
@@ -384,6 +385,53 @@ class LiveKitModeration:
             owner = state.livekit().run(access.current_owner, room_name) or ""
         return state.bans.get(owner, room_name, state.identity_key(identity))
 
+    def knock(
+        self, room_name: str, identity: str, *, name: str | None = None, owner: str | None = None
+    ) -> Admission:
+        """``identity`` asks to join ``room_name`` (the host's join route calls this; needs an app context).
+
+        Returns an :class:`~.lobby.Admission` whose ``status`` is ``"admitted"`` (the room is not
+        locked: at once; or a moderator admitted them), ``"waiting"`` (they wait in the lobby:
+        knock again later, e.g. every few seconds) or ``"denied"``. Knocking again keeps the
+        first ``knocked_at``; ``name`` is the one shown to moderators (kept from the first
+        knock). The lobby belongs to the room's owner as LiveKit names it now (one ListRooms,
+        as for :meth:`active_ban`); pass ``owner`` (the tenant's auth id, ``""`` for none) to
+        skip it: then a knock is one store round trip. Signals ``lobby_knocked`` in a locked room.
+
+        Raises :class:`~.errors.ModerationError` (503 ``BAN_STORE_UNAVAILABLE``, LiveKit's
+        errors) when the store or LiveKit fails; ``ValueError`` for a blank identity or a name
+        over 256 characters.
+        """
+        if not isinstance(identity, str) or not identity.strip():
+            raise ValueError("identity must be a non-empty string")
+        if name is not None and (not isinstance(name, str) or len(name) > 256):
+            raise ValueError("name must be a string of at most 256 characters")
+        state = self._state_of(None)
+        if owner is None:
+            owner = state.livekit().run(access.current_owner, room_name) or ""
+        admission = lobby_store(state.bans).knock(owner, room_name, lobby_identity(state, identity), name)
+        if admission.locked:
+            signals.notify(
+                signals.lobby_knocked,
+                auth_id=None,
+                room_owner=admission.room_owner,
+                room_name=room_name,
+                participant_identity=admission.participant_identity,
+                name=admission.name,
+                status=admission.status,
+                knocked_at=admission.knocked_at,
+                outcome="knocked",
+            )
+        return admission
+
+    def admission(self, room_name: str, identity: str, *, owner: str | None = None) -> Admission:
+        """Whether ``identity`` may join ``room_name`` now, without knocking (``owner`` as for
+        :meth:`knock`): ``.admitted`` is what :meth:`participant_token` checks after the ban."""
+        state = self._state_of(None)
+        if owner is None:
+            owner = state.livekit().run(access.current_owner, room_name) or ""
+        return lobby_store(state.bans).admission(owner, room_name, lobby_identity(state, identity))
+
     def participant_token(
         self,
         room_name: str,
@@ -397,20 +445,28 @@ class LiveKitModeration:
         """A short-lived LiveKit access token to join ``room_name`` as ``identity``.
 
         Raises :class:`~.bans.ParticipantBanned` (403 ``PARTICIPANT_BANNED`` if uncaught) when
-        :meth:`active_ban` finds a ban; ``owner`` as there. ``grants`` are further
-        ``livekit.api.VideoGrants`` fields (``can_publish=False``, ...); ``room_join`` and
-        ``room`` are set here. ``ttl_seconds``: 1 to 86400 (one day): a token cannot be
-        revoked, so keep it short.
+        :meth:`active_ban` finds a ban, then :class:`~.lobby.ParticipantNotAdmitted` (403
+        ``PARTICIPANT_NOT_ADMITTED``) when the room is locked and no moderator admitted the
+        identity. ``owner`` as for :meth:`active_ban` (the room's owner is looked up once, for
+        both). ``grants`` are further ``livekit.api.VideoGrants`` fields
+        (``can_publish=False``, ...); ``room_join`` and ``room`` are set here. ``ttl_seconds``:
+        1 to 86400 (one day): a token cannot be revoked, so keep it short.
         """
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 0 < ttl_seconds <= 86400:
             raise ValueError("ttl_seconds must be a whole number of seconds from 1 to 86400")
         clash = {"room", "room_join"} & set(grants)
         if clash:
             raise TypeError(f"participant_token sets {sorted(clash)} itself")
+        state = self._state_of(None)
+        if owner is None:
+            owner = state.livekit().run(access.current_owner, room_name) or ""
         ban = self.active_ban(room_name, identity, owner=owner)
         if ban is not None:
             raise ParticipantBanned(ban)
-        settings = self._state_of(None).settings
+        admission = lobby_store(state.bans).admission(owner, room_name, lobby_identity(state, identity))
+        if not admission.admitted:
+            raise ParticipantNotAdmitted(admission)
+        settings = state.settings
         if not settings.livekit_api_key or not settings.livekit_api_secret:
             raise errors.LIVEKIT_NOT_CONFIGURED()
         token = (

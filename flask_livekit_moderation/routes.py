@@ -5,11 +5,12 @@ its folder and a line here. The blueprint (:func:`~.routing.make_blueprint`) and
 document (:mod:`.openapi`) are both built from this one table.
 """
 
-from . import bans, openapi, participants
+from . import bans, lobby, openapi, participants
 from .routing import Route
 
 ROUTES: tuple[Route, ...] = (
     *participants.routes,
     *bans.routes,
+    *lobby.routes,
     *openapi.routes,
 )

@@ -59,19 +59,42 @@ Bans and LiveKit's webhooks:
   ``participant_sid``, ``event_id`` (``None`` from the reconciler), ``expires_at``, ``reason``,
   ``source`` (``"webhook"`` or ``"reconciler"``), ``outcome="removed"``. No caller:
   ``auth_id`` is absent.
-- ``bans_reconciled``: one reconciler pass ended (in the process that held the reconciler's
-  lease, or a ``flask livekit-moderation reconcile`` run): ``rooms`` (rooms with an active ban,
-  as (owner, room) pairs), ``rooms_checked`` (rooms whose participants were listed: running and
-  still that owner's), ``livekit_calls`` (the LiveKit methods called, in order; ``[]`` when no
-  ban is active), ``removed`` (``[{"room_owner", "room_name", "participant_identity",
-  "participant_sid"}]``), ``duration_ms`` and ``outcome`` (``"reconciled"``, or the error code
-  that stopped the pass, e.g. ``LIVEKIT_UNAVAILABLE``, ``BAN_STORE_UNAVAILABLE``). Sent with
-  the app as sender, from the reconciler's thread, inside an app context.
+- ``bans_reconciled``: one reconciler pass over bans and locked rooms ended (in the process that
+  held the reconciler's lease, or a ``flask livekit-moderation reconcile`` run): ``rooms`` (rooms
+  with an active ban or a lock, as (owner, room) pairs), ``rooms_checked`` (rooms whose
+  participants were listed: running and still that owner's), ``livekit_calls`` (the LiveKit
+  methods called, in order; ``[]`` when no ban is active), ``removed`` (``[{"room_owner",
+  "room_name", "participant_identity", "participant_sid"}]``), ``unadmitted`` (the same, for those
+  removed from a locked room that had not admitted them), ``duration_ms`` and ``outcome``
+  (``"reconciled"``, or the error code that stopped the pass, e.g. ``LIVEKIT_UNAVAILABLE``,
+  ``BAN_STORE_UNAVAILABLE``). Sent with the app as sender, from the reconciler's thread, inside an
+  app context.
 - ``livekit_webhook_received``: every verified LiveKit webhook the route answered 200:
   ``event`` (its name, e.g. ``"participant_joined"``), ``event_id``, ``room_name``,
   ``participant_identity`` (None when the event names no participant), ``webhook_event``
   (the livekit.protocol ``WebhookEvent``) and ``removed`` (bool). LiveKit may deliver an
   event more than once: deduplicate on ``event_id``.
+
+The lobby (locked rooms). Each carries ``room_owner`` (the lobby's owner: the room's auth_id,
+None for a room with no owner) and ``auth_id`` (the acting caller: the moderator, None for a
+caller for all rooms; for a knock, None: the participant acts, named by ``participant_identity``):
+
+- ``room_locked`` / ``room_unlocked`` (POST /livekit/room/lock): ``auth_id``, ``room_owner``,
+  ``room_name``, ``outcome`` (``"locked"`` / ``"unlocked"``); ``room_locked`` also
+  ``admitted`` (the identities present at the lock, admitted by it) and ``locked_at`` (aware
+  UTC datetime; the first lock's when the room was already locked).
+- ``lobby_knocked`` (``moderation.knock()``, only in a locked room): ``auth_id`` (None),
+  ``room_owner``, ``room_name``, ``participant_identity``, ``name``, ``status``
+  (``"waiting"``, ``"admitted"`` or ``"denied"``), ``knocked_at`` (aware UTC datetime or None),
+  ``outcome="knocked"``.
+- ``lobby_admitted`` / ``lobby_denied`` (POST /livekit/lobby/admit, /deny): ``auth_id``,
+  ``room_owner``, ``room_name``, ``participant_identities`` (list), ``outcome``
+  (``"admitted"`` / ``"denied"``).
+- ``unadmitted_participant_removed`` (the webhook route, or the reconciler, removed someone who
+  joined a locked room without being admitted): ``room_owner``, ``room_name``,
+  ``participant_identity``, ``participant_sid``, ``event_id`` (None from the reconciler),
+  ``source`` (``"webhook"`` or ``"reconciler"``), ``outcome="removed"``. No caller: ``auth_id``
+  is absent.
 """
 
 import logging
@@ -96,6 +119,12 @@ ban_lifted = _signals.signal("livekit-moderation.ban-lifted")
 banned_participant_removed = _signals.signal("livekit-moderation.banned-participant-removed")
 livekit_webhook_received = _signals.signal("livekit-moderation.livekit-webhook-received")
 bans_reconciled = _signals.signal("livekit-moderation.bans-reconciled")
+room_locked = _signals.signal("livekit-moderation.room-locked")
+room_unlocked = _signals.signal("livekit-moderation.room-unlocked")
+lobby_knocked = _signals.signal("livekit-moderation.lobby-knocked")
+lobby_admitted = _signals.signal("livekit-moderation.lobby-admitted")
+lobby_denied = _signals.signal("livekit-moderation.lobby-denied")
+unadmitted_participant_removed = _signals.signal("livekit-moderation.unadmitted-participant-removed")
 
 
 def notify(signal: NamedSignal, **data: Any) -> None:
@@ -120,11 +149,17 @@ __all__ = [
     "banned_participant_removed",
     "livekit_breaker_changed",
     "livekit_webhook_received",
+    "lobby_admitted",
+    "lobby_denied",
+    "lobby_knocked",
     "moderation_finished",
     "moderation_refused",
     "participant_banned",
     "participant_permissions_changed",
     "participant_removed",
+    "room_locked",
     "room_mute_finished",
+    "room_unlocked",
     "track_mute_changed",
+    "unadmitted_participant_removed",
 ]

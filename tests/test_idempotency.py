@@ -511,6 +511,9 @@ def test_the_document_says_which_routes_take_a_key_from_the_route_table(anon) ->
         ("/room/mute", "post"),
         ("/bans", "post"),
         ("/bans", "delete"),
+        ("/room/lock", "post"),
+        ("/lobby/admit", "post"),
+        ("/lobby/deny", "post"),
     }
     for path, item in document["paths"].items():
         for method, operation in item.items():

@@ -23,7 +23,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ..errors import ModerationError
-from .reconcile import LEASE, LEASE_INTERVALS, Pass, new_holder, run_pass
+from .reconcile import LEASE, LEASE_INTERVALS, Pass, anything_to_enforce, new_holder, run_pass
 
 cli = AppGroup("livekit-moderation", help="LiveKit moderation: bans.")
 
@@ -80,7 +80,7 @@ def reconcile_command(every: float | None) -> None:
         while not stop.is_set():
             for state in states:
                 try:
-                    if not state.bans.any_active():
+                    if not anything_to_enforce(state.bans):
                         continue
                     if state.bans.lease(LEASE, holder, every * LEASE_INTERVALS) != holder:
                         continue  # an app process reconciles now

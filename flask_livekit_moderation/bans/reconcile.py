@@ -3,12 +3,13 @@
 Enforcement must not depend on one event: LiveKit drops webhooks (a room's queue waits at most
 30 s, 5 attempts), and the store or LiveKit may be down when one arrives. So every
 ``LIVEKIT_MODERATION_RECONCILE_INTERVAL`` seconds (default 30; 0: off) a pass looks at every
-room with an active ban: one ListRooms for the rooms running and their owners, then, for each
-room whose current owner is the ban's owner (the webhook's tenancy rule: a ban never applies
-to another owner's room of the same name), ListParticipants and, when a banned participant is present,
-ListRooms again (still the same room?) and a RemoveParticipant (with the ban's
-``revoke_token_ts``) for each. With no active ban a pass
-makes no LiveKit call at all. Its calls go through the enforcement lane, never a tenant's share.
+room with an active ban or a lock (:mod:`..lobby`): one ListRooms for the rooms running and their
+owners, then, for each room whose current owner is the ban's or the lock's owner (the webhook's
+tenancy rule: a ban or lock never applies to another owner's room of the same name),
+ListParticipants and, when a banned participant is present, or one a locked room did not admit,
+ListRooms again (still the same room?) and a RemoveParticipant (with the ban's or the lock's
+``revoke_token_ts``) for each. With no active ban and no lock a pass makes no LiveKit call at
+all. Its calls go through the enforcement lane, never a tenant's share.
 
 In each process the reconciler is a daemon thread started by the first request the process
 serves (after a gunicorn fork, never before, never at import); its first pass comes one
@@ -40,7 +41,12 @@ from .. import errors, signals
 from ..access import room_owner
 from ..client import RoomCalls
 from ..errors import ModerationError
+from ..lobby.model import Admission
+from ..lobby.operations import lobby_identity
+from ..lobby.store import lobby_store
 from . import operations
+from .base import BanStore
+from .model import Ban
 
 if TYPE_CHECKING:
     from ..state import ModerationState
@@ -83,6 +89,8 @@ class Pass:
     #: Rooms whose participants were listed (running, and still the ban owner's).
     rooms_checked: int = 0
     removed: list[Removal] = field(default_factory=list)
+    #: Participants removed from a locked room that had not admitted them.
+    unadmitted: list[Removal] = field(default_factory=list)
     #: The LiveKit methods called, in order.
     livekit_calls: list[str] = field(default_factory=list)
 
@@ -97,10 +105,12 @@ async def _running_rooms(lk: RoomCalls) -> dict[str, tuple[str, str]]:
 
 
 async def _remove_banned_present(
-    lk: RoomCalls, state: ModerationState, owner: str, room_name: str, sid: str
-) -> list[Removal]:
+    lk: RoomCalls, state: ModerationState, owner: str, room_name: str, sid: str, locked: bool = False
+) -> tuple[list[Removal], list[Removal]]:
     """ListParticipants of ``owner``'s room ``room_name`` (LiveKit's room ``sid``), then remove
-    each participant with an active ban of ``owner`` there (looked up by the identity's key).
+    each participant with an active ban of ``owner`` there (looked up by the identity's key)
+    and, in a ``locked`` room, each one the lobby did not admit; returns (banned removed,
+    unadmitted removed).
 
     Before removing, the room is looked up again (ListRooms): it must still be the same room
     (``sid``), so a room closed and opened again by another owner since the pass's ListRooms is
@@ -110,25 +120,47 @@ async def _remove_banned_present(
         participants = await lk.list_participants(room_name)
     except TwirpError:
         raise errors.LIST_FAILED() from None
-    banned = []
+    lobby = lobby_store(state.bans)
+    banned: list[tuple[Ban, str, str]] = []
+    refused: list[tuple[Admission, str, str]] = []
     for participant in participants:
         key = state.identity_key(participant.identity)
         ban = await asyncio.to_thread(state.bans.get, owner, room_name, key)
         if ban is not None:
             banned.append((ban, participant.identity, participant.sid))
-    if not banned:
-        return []
+            continue
+        if locked:
+            admission = await asyncio.to_thread(
+                lobby.admission, owner, room_name, lobby_identity(state, participant.identity)
+            )
+            if not admission.admitted:
+                refused.append((admission, participant.identity, participant.sid))
+    if not banned and not refused:
+        return [], []
     try:
         room = await lk.find_room(room_name)
     except TwirpError:
         raise errors.LIST_FAILED() from None
     if room is None or room.sid != sid or (room_owner(room.metadata) or "") != owner:
-        return []  # no longer the room the bans were checked against
-    removed = []
+        return [], []  # no longer the room the bans were checked against
+    removed, unadmitted = [], []
     for ban, identity, participant_sid in banned:
         if await operations.remove_banned(lk, ban, room_name, identity):
             removed.append(Removal(ban.room_owner, room_name, identity, participant_sid))
-    return removed
+    for admission, identity, participant_sid in refused:
+        try:
+            await lk.remove_participant(room_name, identity, revoke_token_ts=admission.revoke_token_ts)
+        except TwirpError as exc:
+            if exc.code == "not_found":
+                continue
+            raise errors.REMOVAL_FAILED() from None
+        unadmitted.append(Removal(admission.room_owner, room_name, identity, participant_sid))
+    return removed, unadmitted
+
+
+def anything_to_enforce(bans: BanStore) -> bool:
+    """Whether a pass has anything to do: an active ban, or a locked room (cheap reads)."""
+    return bans.any_active() or lobby_store(bans).any_locked()
 
 
 def reconcile(state: ModerationState, found: Pass | None = None) -> Pass:
@@ -137,11 +169,12 @@ def reconcile(state: ModerationState, found: Pass | None = None) -> Pass:
     ``found`` then telling what was done before."""
     found = Pass() if found is None else found
     banned = state.bans.banned_rooms()
-    found.rooms = len(banned)
-    if not banned:
+    locks = set(lobby_store(state.bans).locked_rooms())
+    found.rooms = len(set(banned) | locks)
+    if not banned and not locks:
         return found
     owners: dict[str, set[str]] = defaultdict(set)
-    for owner, room_name in banned:
+    for owner, room_name in (*banned, *locks):
         owners[room_name].add(owner)
 
     def run(calls: RoomCalls, operation: Any, *args: Any) -> Any:
@@ -155,12 +188,16 @@ def reconcile(state: ModerationState, found: Pass | None = None) -> Pass:
         if room_name not in running:
             continue
         owner, sid = running[room_name]
-        # Tenancy: a ban holds only in its owner's room; another owner's room of that name is not touched.
+        # Tenancy: a ban or lock holds only in its owner's room; another owner's room of that
+        # name is not touched.
         if owner not in owners[room_name]:
             continue
         found.rooms_checked += 1
         calls = state.livekit(enforcement=True)
-        found.removed += run(calls, _remove_banned_present, state, owner, room_name, sid)
+        locked = (owner, room_name) in locks
+        removed, unadmitted = run(calls, _remove_banned_present, state, owner, room_name, sid, locked)
+        found.removed += removed
+        found.unadmitted += unadmitted
     return found
 
 
@@ -197,7 +234,24 @@ def run_pass(state: ModerationState) -> Pass:
                 source="reconciler",
                 outcome="removed",
             )
-        if done.removed or outcome != RECONCILED:
+        for removal in done.unadmitted:
+            logger.warning(
+                "ban reconciler removed %r from the locked room %r (owner %r): not admitted, no webhook had",
+                removal.participant_identity,
+                removal.room_name,
+                removal.room_owner,
+            )
+            signals.notify(
+                signals.unadmitted_participant_removed,
+                room_owner=removal.room_owner,
+                room_name=removal.room_name,
+                participant_identity=removal.participant_identity,
+                participant_sid=removal.participant_sid,
+                event_id=None,
+                source="reconciler",
+                outcome="removed",
+            )
+        if done.removed or done.unadmitted or outcome != RECONCILED:
             logger.info(
                 "ban reconciler: %d rooms with bans, %d checked, %d removed, livekit_calls=%s, %.1f ms",
                 done.rooms,
@@ -212,6 +266,7 @@ def run_pass(state: ModerationState) -> Pass:
             rooms_checked=done.rooms_checked,
             livekit_calls=list(done.livekit_calls),
             removed=[removal.as_dict() for removal in done.removed],
+            unadmitted=[removal.as_dict() for removal in done.unadmitted],
             duration_ms=duration_ms,
             outcome=outcome,
         )
@@ -268,7 +323,7 @@ class Reconciler:
     def tick(self) -> Pass | None:
         """One pass if this process holds (or takes) the lease and a ban is active; in an app context."""
         try:
-            if not self.state.bans.any_active():
+            if not anything_to_enforce(self.state.bans):
                 return None  # nothing to do: no lease taken, no LiveKit call
             if self.state.bans.lease(LEASE, self.holder, self.lease_seconds) != self.holder:
                 return None  # another process reconciles

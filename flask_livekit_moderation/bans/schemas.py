@@ -145,5 +145,8 @@ class WebhookResponse(Schema):
     id = fields.String(required=True, metadata={"description": "The event's id (EV_...)."})
     removed = fields.Boolean(
         required=True,
-        metadata={"description": "true: the event was a banned participant joining, and they were removed."},
+        metadata={
+            "description": "true: the event was a banned participant joining (or one not admitted "
+            "to a locked room), and they were removed."
+        },
     )

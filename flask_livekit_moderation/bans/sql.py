@@ -278,6 +278,23 @@ CREATE TABLE IF NOT EXISTS livekit_moderation_idempotency (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS livekit_moderation_idempotency_expiry
     ON livekit_moderation_idempotency (expires_at);
+CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_rooms (
+    room_name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    locked_at REAL NOT NULL,
+    PRIMARY KEY (room_name, owner)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_entries (
+    room_name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    knocked_at REAL,
+    name TEXT,
+    PRIMARY KEY (room_name, owner, identity)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS livekit_moderation_lobby_waiting
+    ON livekit_moderation_lobby_entries (room_name, owner, knocked_at, identity) WHERE status = 'waiting';
 """
 
 
@@ -290,6 +307,20 @@ class _SQLiteSession:
 
     def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
         self.connection.executemany(sql, rows)
+
+
+#: Tables of other features kept in the same file, copied (rows the new file lacks) when the
+#: file is deleted or replaced under the running app, as the active bans are: e.g. the
+#: lobby's locks, whose loss would let everyone into a locked room. Features append their
+#: table names (see :func:`carry_over`).
+_CARRIED_TABLES: list[str] = []
+
+
+def carry_over(table: str) -> None:
+    """Have ``table`` (in :data:`_SQLITE_SCHEMA`) copied into a SQLite file that replaced the one
+    the app had open, like the active bans."""
+    if table not in _CARRIED_TABLES:
+        _CARRIED_TABLES.append(table)
 
 
 #: What a SQLite database in WAL mode keeps beside its file.
@@ -428,6 +459,7 @@ class SQLiteBanStore(SQLBanStore):
                 stale.close()
             return self._open()
         rows = self._active_rows(stale)
+        carried = self._carried_rows(stale)
         with self._file_lock() as adopted:
             current = _file_id(self.path)
             gone = current is None
@@ -448,6 +480,7 @@ class SQLiteBanStore(SQLBanStore):
                 self._connections.remove(stale)
                 self._file_ids.pop(stale, None)
         copied = None if rows is None else self._merge(fresh, rows)
+        self._copy_carried(fresh, carried)
         logger.error(
             "SQLite ban store %s was %s while the app had it open: re-opened the file at that path "
             "(schema re-created) and copied %s active bans from the old file into it",
@@ -464,6 +497,31 @@ class SQLiteBanStore(SQLBanStore):
         except sqlite3.Error as exc:
             logger.error("the old SQLite ban store file could not be read: %s", type(exc).__name__)
             return None
+
+    @staticmethod
+    def _carried_rows(stale: sqlite3.Connection) -> dict[str, list[Any]]:
+        """The rows of the :data:`_CARRIED_TABLES` still readable in the old file."""
+        found = {}
+        for table in _CARRIED_TABLES:
+            try:
+                found[table] = stale.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 - our names
+            except sqlite3.Error as exc:
+                logger.error("the old SQLite file's %s could not be read: %s", table, type(exc).__name__)
+        return found
+
+    @staticmethod
+    def _copy_carried(fresh: sqlite3.Connection, carried: dict[str, list[Any]]) -> None:
+        """Copy ``carried`` rows into ``fresh``, keeping the rows it has already (same key)."""
+        fresh.execute("BEGIN IMMEDIATE")
+        try:
+            for table, rows in carried.items():
+                if rows:
+                    marks = ", ".join("?" * len(rows[0]))
+                    fresh.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", rows)  # noqa: S608
+        except BaseException:
+            fresh.execute("ROLLBACK")
+            raise
+        fresh.execute("COMMIT")
 
     @staticmethod
     def _merge(fresh: sqlite3.Connection, rows: list[Any]) -> int:
@@ -607,6 +665,24 @@ _POSTGRESQL_SCHEMA = (
 )""",
     "CREATE INDEX IF NOT EXISTS livekit_moderation_idempotency_expiry "
     "ON livekit_moderation_idempotency (expires_at)",
+    """CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_rooms (
+    room_name BYTEA NOT NULL,
+    owner BYTEA NOT NULL,
+    locked_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (room_name, owner)
+)""",
+    """CREATE TABLE IF NOT EXISTS livekit_moderation_lobby_entries (
+    room_name BYTEA NOT NULL,
+    owner BYTEA NOT NULL,
+    identity BYTEA NOT NULL,
+    status TEXT NOT NULL,
+    knocked_at DOUBLE PRECISION,
+    name BYTEA,
+    PRIMARY KEY (room_name, owner, identity)
+)""",
+    # Partial: only the listing (status 'waiting') may use it; a look-up by identity takes the key.
+    "CREATE INDEX IF NOT EXISTS livekit_moderation_lobby_waiting "
+    "ON livekit_moderation_lobby_entries (room_name, owner, knocked_at, identity) WHERE status = 'waiting'",
 )
 #: The advisory lock the schema is created under (two processes starting at once).
 _SCHEMA_LOCK = 0x4C4B4D42  # "LKMB"

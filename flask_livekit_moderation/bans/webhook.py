@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,9 @@ from livekit.protocol.webhook import WebhookEvent
 from .. import errors, signals
 from ..access import room_owner
 from ..errors import ModerationError
+from ..lobby import operations as lobby_operations
+from ..lobby.operations import lobby_identity
+from ..lobby.store import lobby_store
 from ..pipeline import Answer, Call, read_body
 from ..routing import Routes
 from . import operations
@@ -34,6 +38,8 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 WEBHOOK_CONTENT_TYPE = "application/webhook+json"
 #: The action a webhook's ban enforcement is logged and signalled as.
 ENFORCE_ACTION = "enforce_ban"
+#: The action a webhook's removal of someone who joined a locked room unadmitted is logged as.
+ENFORCE_LOCK_ACTION = "enforce_lock"
 #: How long LiveKit signs a webhook delivery for (livekit/protocol ``webhook/resource_url_notifier.go``).
 WEBHOOK_TOKEN_LIFETIME = timedelta(minutes=5)
 #: How far past its ``exp`` (and before its ``nbf``) a delivery's token is still accepted. Kept at
@@ -63,7 +69,8 @@ routes = Routes()
     caller=False,
     operation_id="receiveLiveKitWebhook",
     answer=WebhookResponse,
-    answer_description="Verified and handled; `removed` says whether a banned participant was removed.",
+    answer_description="Verified and handled; `removed` says whether a banned or unadmitted participant "
+    "was removed.",
     errors=(
         errors.INVALID_REQUEST,
         errors.WEBHOOK_UNAUTHORIZED,
@@ -115,7 +122,9 @@ def livekit_webhook(call: Call, _: dict[str, Any]) -> Answer:
     than {leeway_seconds:g} s past its expiry (livekit-api's leeway, for clock skew). On
     `participant_joined` by an identity banned from that owner's room, the participant is
     removed at once (ListRooms to check the room is still that owner's, then
-    RemoveParticipant, which revokes the identity's tokens signed before the ban). Nothing it
+    RemoveParticipant, which revokes the identity's tokens signed before the ban). The same
+    for an identity who joins a locked room without a moderator's admission (the lobby): removed,
+    revoking its tokens signed before the lock. Nothing it
     could not check is acknowledged: the store or LiveKit unavailable answers 503 with
     `Retry-After`, and LiveKit delivers the event again. An event delivered again after its ban
     was enforced does nothing (its `id` is remembered in the ban store for
@@ -198,7 +207,8 @@ def _verify(call: Call, raw: bytes) -> WebhookEvent:
 
 
 def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
-    """Remove the participant who joined if they are banned there; whether LiveKit removed them.
+    """Remove the participant who joined if they are banned there, or if the room is locked and
+    they were not admitted; whether LiveKit removed them.
 
     From here on the request is recorded as an enforcement (logged and signalled like a
     moderator's action, for the room owner); a failure answers 5xx, so LiveKit delivers the
@@ -206,36 +216,18 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
     """
     room_name, identity = event.room.name, event.participant.identity
     owner = room_owner(event.room.metadata) or ""
-    store = call.state.bans
-    ban = store.get(owner, room_name, call.state.identity_key(identity))
+    ban = call.state.bans.get(owner, room_name, call.state.identity_key(identity))
     if ban is None:
-        return False
-    call.action, call.enforcement, call.owner = ENFORCE_ACTION, True, ban.room_owner
-    call.target = {"room_name": room_name, "participant_identity": identity}
-    claim = _claim(call, event.id)
-    if claim == HANDLED:
-        answer.outcome = DUPLICATE
-        return False
-    try:
-        outcome = call.livekit().run(operations.enforce_ban, ban, identity)
-    except BaseException:
-        # Not handled: the next delivery (LiveKit's retry of this 5xx) must do it.
-        if claim is not None:
-            try:
-                store.release(EVENT_LEASE + event.id, claim)
-            except ModerationError:
-                pass  # the claim expires by itself
-        raise
-    if claim is not None:
-        store.hand_over(EVENT_LEASE + event.id, claim, HANDLED, EVENT_HANDLED_SECONDS)
-    answer.outcome = outcome
+        return _enforce_lock(call, event, answer, owner)
+    outcome = _enforce_once(
+        call, event, answer, ENFORCE_ACTION, ban.room_owner, operations.enforce_ban, ban, identity
+    )
     if outcome == operations.ROOM_CHANGED:
         logger.warning(
             "LiveKit webhook: %r is banned from %r, but the room is no longer that owner's: not removed",
             identity,
             room_name,
         )
-        return False
     if outcome != operations.REMOVED:
         return False
     answer.signals.append(
@@ -255,3 +247,79 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
         )
     )
     return True
+
+
+def _enforce_lock(call: Call, event: WebhookEvent, answer: Answer, owner: str) -> bool:
+    """Remove the participant who joined ``owner``'s locked room without being admitted."""
+    room_name, identity = event.room.name, event.participant.identity
+    refused = lobby_store(call.state.bans).admission(owner, room_name, lobby_identity(call.state, identity))
+    if refused.admitted:
+        return False
+    outcome = _enforce_once(
+        call,
+        event,
+        answer,
+        ENFORCE_LOCK_ACTION,
+        refused.room_owner,
+        lobby_operations.enforce_lock,
+        refused,
+        identity,
+    )
+    if outcome == lobby_operations.ROOM_CHANGED:
+        logger.warning(
+            "LiveKit webhook: %r joined the locked room %r unadmitted, but the room is no longer "
+            "that owner's: not removed",
+            identity,
+            room_name,
+        )
+    if outcome != lobby_operations.REMOVED:
+        return False
+    answer.signals.append(
+        (
+            signals.unadmitted_participant_removed,
+            {
+                "room_owner": refused.room_owner,
+                "room_name": room_name,
+                "participant_identity": event.participant.identity,
+                "participant_sid": event.participant.sid,
+                "event_id": event.id,
+                "source": "webhook",
+                "outcome": "removed",
+            },
+        )
+    )
+    return True
+
+
+def _enforce_once(
+    call: Call,
+    event: WebhookEvent,
+    answer: Answer,
+    action: str,
+    room_owner: str | None,
+    operation: Callable[..., Coroutine[Any, Any, str]],
+    *args: Any,
+) -> str | None:
+    """Run the enforcement ``operation`` once per event (claimed in the store, across workers);
+    its outcome (also the answer's), ``None`` when the event was already handled."""
+    call.action, call.enforcement, call.owner = action, True, room_owner
+    call.target = {"room_name": event.room.name, "participant_identity": event.participant.identity}
+    store = call.state.bans
+    claim = _claim(call, event.id)
+    if claim == HANDLED:
+        answer.outcome = DUPLICATE
+        return None
+    try:
+        outcome: str = call.livekit().run(operation, *args)
+    except BaseException:
+        # Not handled: the next delivery (LiveKit's retry of this 5xx) must do it.
+        if claim is not None:
+            try:
+                store.release(EVENT_LEASE + event.id, claim)
+            except ModerationError:
+                pass  # the claim expires by itself
+        raise
+    if claim is not None:
+        store.hand_over(EVENT_LEASE + event.id, claim, HANDLED, EVENT_HANDLED_SECONDS)
+    answer.outcome = outcome
+    return outcome

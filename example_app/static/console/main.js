@@ -8,8 +8,9 @@
  *
  * Where moderation goes: participants.js (per track: mute; per participant: lock the
  * microphone, ban, remove), room.js (mute everyone's microphone but some), bans.js (the ban
- * dialog, the bans list and its "Lift"), confirm.js (the dialog that asks before a removal or a
- * room-wide mute), actions.js (moderate(): one JSON write, its report and
+ * dialog, the bans list and its "Lift"), lobby.js (the lock switch and the waiting list),
+ * confirm.js (the dialog that asks before a removal or a room-wide mute), actions.js (moderate():
+ * one JSON write, its report and
  * a refresh). What the page knows comes from polling (poll.js); a banned participant seen in
  * the room is marked and noted in the history (intruders.js). All that changes after load is
  * in state.js, the page's elements and settings in page.js.
@@ -18,6 +19,7 @@
 import { WROTE } from "./actions.js";
 import { wireBanDialog } from "./bans.js";
 import { wireConfirmDialog } from "./confirm.js";
+import { wireLobby } from "./lobby.js";
 import { page } from "./page.js";
 import { refresh, refreshNow, stopRefreshing } from "./poll.js";
 import { mountToast } from "./report.js";
@@ -27,6 +29,7 @@ function start() {
   mountToast();
   wireRoomForm();
   wireBanDialog();
+  wireLobby();
   wireConfirmDialog();
   page.refreshButton?.addEventListener("click", refreshNow);
   page.autoRefresh?.addEventListener("change", () => {

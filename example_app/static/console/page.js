@@ -32,6 +32,13 @@ export const page = Object.freeze({
   banCount: byId("ban-reason-count"),
   banCancel: byId("ban-cancel"),
 
+  lockSwitch: byId("lock-switch"),
+  lockState: byId("lock-state"),
+  lobbyList: byId("lobby-list"),
+  lobbySummary: byId("lobby-summary"),
+  lobbyHeading: byId("lobby-h"),
+  admitAll: byId("admit-all"),
+
   confirmDialog: byId("confirm-dialog"),
   confirmTitle: byId("confirm-title"),
   confirmText: byId("confirm-text"),

@@ -1,10 +1,11 @@
 /* What the page knows comes from polling the routes: GET participants (tracks and each
- * participant's permission) and GET bans, together every 2 s, and sooner while a banned
+ * participant's permission), GET bans and GET lobby, together every 2 s, and sooner while a banned
  * participant is in the room. */
 
 import { failure, getJson, unreachable } from "./api.js";
 import { bansFailed, renderBans } from "./bans.js";
 import { watchIntruders, watching } from "./intruders.js";
+import { refreshLobby } from "./lobby.js";
 import { REFRESH_MS, WATCH_MS, page } from "./page.js";
 import { clearRows, renderParticipants } from "./participants.js";
 import { report } from "./report.js";
@@ -41,6 +42,7 @@ export async function refresh() {
   const epoch = state.writes.started;
   const quiet = state.writes.running === 0;
   const bansAnswer = page.banList ? getJson("/bans").catch((error) => ({ error: error })) : null;
+  const lobbyListed = refreshLobby();
   try {
     const { response, data } = await getJson("/participants");
     const listed = response.ok && data && Array.isArray(data.participants);
@@ -93,6 +95,7 @@ export async function refresh() {
       report(unreachable(error));
     }
   } finally {
+    await lobbyListed;
     poll.inFlight = false;
     if (poll.again) {
       poll.again = false;

@@ -27,6 +27,10 @@ export const state = {
   // and how often each came back under their current ban.
   intruders: { seen: new Map(), rejoins: new Map() },
 
+  // lobby.js. The last listing: whether the room is locked and who waits (for "Admit all");
+  // `shown` as for the participants; `error` the code last reported.
+  lobby: { locked: false, waiting: [], shown: null, error: null },
+
   // poll.js. `again` asks for one more listing right after the one in flight, so an action's
   // effect is never missed; `error` is the listing's last failure code, reported once.
   poll: { timer: null, inFlight: false, again: false, error: null },
