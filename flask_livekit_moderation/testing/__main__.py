@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--join-delay-ms",
         type=float,
         default=100.0,
-        help="a joining participant is JOINING, JOINED, then ACTIVE (participant_joined) after this (default 100)",
+        help="a joining participant is JOINING, then JOINED, then ACTIVE (participant_joined)"
+        " this long after it joined (default 100)",
     )
     parser.add_argument(
         "--cloud",
