@@ -240,6 +240,7 @@ def test_the_extension_lists_a_joining_participant_and_its_ban_removes_them(
     emu = livekit_emulator
     emu.join_delay = 1.0
     host = hosts()
+    point_webhooks(emu, host)
     emu.add_room("r", metadata=room_metadata("tenant-a"))
     emu.join("r", "troll", tracks=[], wait=False)
     listing = host.request("GET", "/livekit/participants", TOKEN_A, params={"room_name": "r"})
@@ -250,6 +251,9 @@ def test_the_extension_lists_a_joining_participant_and_its_ban_removes_them(
     assert answer.status_code == 201 and answer.json()["removed"] is True
     time.sleep(1.1)  # past the moment it would have been ACTIVE
     assert emu.participant("r", "troll") is None
+    settle(emu)
+    hooks = [(d.event, d.status) for d in emu.webhook_deliveries() if d.event.startswith("participant")]
+    assert hooks == [("participant_connection_aborted", 200)]  # received; nothing to enforce
 
 
 def test_the_webhook_removes_a_banned_participant_once_active(
