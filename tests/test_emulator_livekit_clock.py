@@ -213,11 +213,13 @@ def test_join_waits_for_active_by_default_and_counts_a_joining_participant() -> 
 
 
 def test_a_participant_removed_while_joining_never_becomes_active(receiver: Receiver) -> None:  # noqa: F811
-    with LiveKitEmulator(webhook_urls=[receiver.url], join_delay=0.3) as emu:
+    with LiveKitEmulator(webhook_urls=[receiver.url], join_delay=1.0) as emu:
         emu.add_room("r")
+        started = time.monotonic()
         emu.join("r", "alice", tracks=_TRACKS, wait=False)
         room_call(emu, lambda r: r.remove_participant(remove_req("r", "alice")))
-        time.sleep(0.4)
+        assert time.monotonic() - started < 1.0  # removed while still joining
+        time.sleep(1.1)
         assert emu.participant("r", "alice") is None
         events = received(emu, receiver)
     assert [(e.event, e.participant.identity) for e in events] == [
@@ -238,10 +240,11 @@ def test_the_extension_lists_a_joining_participant_and_its_ban_removes_them(
     hosts: Callable[..., Host], livekit_emulator: LiveKitEmulator
 ) -> None:
     emu = livekit_emulator
-    emu.join_delay = 1.0
+    emu.join_delay = 1.5
     host = hosts()
     point_webhooks(emu, host)
     emu.add_room("r", metadata=room_metadata("tenant-a"))
+    started = time.monotonic()
     emu.join("r", "troll", tracks=[], wait=False)
     listing = host.request("GET", "/livekit/participants", TOKEN_A, params={"room_name": "r"})
     assert listing.status_code == 200
@@ -249,7 +252,8 @@ def test_the_extension_lists_a_joining_participant_and_its_ban_removes_them(
     assert (troll["identity"], troll["state"]) == ("troll", "joining")
     answer = host.ban("r", "troll", token=TOKEN_A)
     assert answer.status_code == 201 and answer.json()["removed"] is True
-    time.sleep(1.1)  # past the moment it would have been ACTIVE
+    assert time.monotonic() - started < 1.5  # removed while still joining
+    time.sleep(1.6)  # past the moment it would have been ACTIVE
     assert emu.participant("r", "troll") is None
     settle(emu)
     hooks = [(d.event, d.status) for d in emu.webhook_deliveries() if d.event.startswith("participant")]
@@ -265,7 +269,7 @@ def test_the_webhook_removes_a_banned_participant_once_active(
     emu.add_room("r", metadata=room_metadata("tenant-a"))
     assert host.ban("r", "troll", token=TOKEN_A).status_code == 201
     settle(emu)
-    emu.join_delay = 0.5
+    emu.join_delay = 1.0
     emu.join("r", "troll", tracks=[], wait=False)
     settle(emu)  # nothing to deliver yet: LiveKit has not said the participant joined
     assert emu.participant("r", "troll") is not None
