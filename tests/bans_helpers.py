@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 from google.protobuf import json_format
 from livekit.api import AccessToken
+from livekit.protocol import models
 from livekit.protocol.webhook import WebhookEvent
 
 from flask_livekit_moderation import LiveKitModeration, signals
@@ -126,3 +127,18 @@ def joined(emu: LiveKitEmulator, room: str, identity: str, metadata: str | None 
     assert participant is not None
     event.participant.CopyFrom(participant)
     return event
+
+
+def rejoin(emu: LiveKitEmulator, room: str, identity: str, **kwargs: Any) -> models.ParticipantInfo:
+    """A banned participant joins again, in both of the stand-in's modes.
+
+    Self-hosted LiveKit lets in the token they still hold. LiveKit Cloud (``cloud`` mode,
+    ``LIVEKIT_EMULATOR_CLOUD=1``) refuses every token minted before the ban's ``revoke_token_ts``
+    (the ban's second + 1), so there they come back with one minted at that second (obtained
+    elsewhere): either way the join reaches the app's webhook."""
+    cutoff = emu.revoked().get((room, identity))
+    if cutoff is not None:
+        wait = cutoff - time.time()
+        assert wait <= 2, f"revoked until {cutoff}: not a ban's revocation"
+        time.sleep(max(0.0, wait))
+    return emu.join(room, identity, **kwargs)

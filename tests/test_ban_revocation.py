@@ -17,7 +17,7 @@ from livekit import api
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.bans_helpers import Host, point_webhooks, settle, utc
+from tests.bans_helpers import Host, point_webhooks, rejoin, settle, utc
 from tests.helpers import TOKEN_A
 
 
@@ -49,7 +49,7 @@ def test_the_ban_route_and_the_webhook_revoke_tokens_from_before_the_ban(
     assert math.floor(before) < cutoff <= math.floor(after) + 1
     settle(emu)
 
-    emu.join("r", "troll", tracks=[])  # back with the token they still hold: the webhook removes them
+    rejoin(emu, "r", "troll", tracks=[])  # back with the token they still hold: the webhook removes them
     settle(emu)
     assert emu.participant("r", "troll") is None
     # Both removals revoke the same tokens: those signed up to the ban's second.

@@ -24,7 +24,18 @@ from flask_livekit_moderation import (
     room_metadata,
 )
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.bans_helpers import BANS, WEBHOOK, WEBHOOK_JSON, Host, joined, point_webhooks, settle, signed, utc
+from tests.bans_helpers import (
+    BANS,
+    WEBHOOK,
+    WEBHOOK_JSON,
+    Host,
+    joined,
+    point_webhooks,
+    rejoin,
+    settle,
+    signed,
+    utc,
+)
 from tests.helpers import MASKED_404, MASKED_ROOM_404, TOKEN_A, TOKEN_B
 
 # -- the end-to-end ---------------------------------------------------------------
@@ -59,7 +70,7 @@ def test_a_ban_sticks_until_it_expires(hosts: Callable[..., Host], livekit_emula
 
     # They rejoin with the token they still hold: LiveKit's webhook makes the app remove them,
     # with no request from the host.
-    emu.join("standup", "troll", tracks=[])
+    rejoin(emu, "standup", "troll", tracks=[])
     settle(emu)
     assert emu.participant("standup", "troll") is None
     assert emu.call_names() == ["ListRooms", "RemoveParticipant"]
@@ -152,7 +163,7 @@ def test_a_replayed_event_of_a_room_that_changed_hands_removes_nobody(
     assert host.ban("r", "troll", token=TOKEN_A).json()["removed"] is True
     emu.remove_room("r")
     emu.add_room("r", metadata=room_metadata("tenant-b"))
-    emu.join("r", "troll", tracks=[])
+    rejoin(emu, "r", "troll", tracks=[])
     emu.clear_calls()
 
     with caplog.at_level(logging.WARNING, logger="flask_livekit_moderation"):
@@ -186,7 +197,7 @@ def test_forged_unsigned_and_tampered_webhooks_do_nothing(
     emu.add_room("r", metadata=room_metadata("tenant-a"))
     emu.join("r", "troll", tracks=[])
     assert host.ban("r", "troll", token=TOKEN_A).status_code == 201
-    emu.join("r", "troll", tracks=[])  # no webhook URL yet: nobody removes them
+    rejoin(emu, "r", "troll", tracks=[])  # no webhook URL yet: nobody removes them
     event = joined(emu, "r", "troll")
     body, good = signed(emu, event)
     tampered = body.replace(b'"troll"', b'"trolx"')
@@ -246,7 +257,7 @@ def test_a_webhook_signed_for_another_livekit_does_nothing(
     emu.add_room("r", metadata=room_metadata("tenant-a"))
     emu.join("r", "troll", tracks=[])
     host.ban("r", "troll", token=TOKEN_A)
-    emu.join("r", "troll", tracks=[])
+    rejoin(emu, "r", "troll", tracks=[])
     emu.clear_calls()
     with LiveKitEmulator() as other:
         other.add_room("r", metadata=room_metadata("tenant-a"))
@@ -323,7 +334,7 @@ def test_callers_for_all_rooms_and_rooms_with_no_owner(
     assert lobby.status_code == 201 and lobby.json()["removed"] is True
     assert tenants.ban("lobby", "x", token=TOKEN_A).json() == MASKED_404
     settle(emu)
-    emu.join("lobby", "troll", tracks=[])
+    rejoin(emu, "lobby", "troll", tracks=[])
     settle(emu)
     assert emu.participant("lobby", "troll") is None  # enforced for a room with no owner too
     (listed,) = admin.bans("lobby").json()["bans"]
@@ -355,7 +366,7 @@ def test_signals_and_audit_lines(
     with caplog.at_level(logging.INFO, logger="flask_livekit_moderation"):
         host.ban("r", "troll", seconds=60, token=TOKEN_A, reason="spam")
         settle(emu)
-        emu.join("r", "troll", tracks=[])
+        rejoin(emu, "r", "troll", tracks=[])
         settle(emu)
         host.bans("r", TOKEN_A)
         host.lift("r", "troll", TOKEN_A)

@@ -17,6 +17,7 @@ from benchmarks.bans import BansGunicorn
 from benchmarks.processes import TENANT_ID, TENANT_TOKEN, WorkerSetup
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
+from tests.bans_helpers import rejoin as banned_rejoins
 from tests.postgres_server import postgres
 from tests.redis_server import redis_server
 
@@ -64,7 +65,7 @@ def removals(log: Path) -> list[dict[str, Any]]:
 
 
 def rejoin(emu: LiveKitEmulator, identity: str) -> None:
-    emu.join(ROOM, identity, tracks=[])
+    banned_rejoins(emu, ROOM, identity, tracks=[])
     assert emu.wait_webhooks(10) and emu.wait_idle()
 
 

@@ -28,7 +28,7 @@ from tests.test_emulator import control, remove_req, room_call, twirp_error
 
 @pytest.fixture
 def emu() -> Iterator[LiveKitEmulator]:
-    with LiveKitEmulator(mute_unknown_delay=2.0, shuffle=False) as emulator:
+    with LiveKitEmulator(mute_unknown_delay=2.0, shuffle=False, cloud=False) as emulator:
         yield emulator
 
 

@@ -126,7 +126,7 @@ def test_cloud_default_revocation_is_now_plus_a_minute_and_self_hosted_ignores_i
         with pytest.raises(JoinRefusedError):
             emu.join("r", "troll")  # a freshly minted token (nbf now) is still before it
         emu.cloud = False
-    with LiveKitEmulator() as emu:  # self-hosted: the field is received and ignored
+    with LiveKitEmulator(cloud=False) as emu:  # self-hosted: the field is received and ignored
         assert emu.cloud is False
         emu.add_room("r")
         old = _join_token(emu, "r", "troll")

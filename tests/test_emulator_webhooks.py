@@ -91,7 +91,9 @@ def test_events_are_signed_as_livekit_signs_them(receiver: Receiver) -> None:
         and started.id.startswith("EV_")
         and started.created_at > 0
     )
-    assert joined.room.metadata == '{"auth_id": "t"}' and joined.room.num_participants == 1
+    # The room's counts are its cached proto, first refreshed 5 s after its creation
+    # (pkg/rtc/room.go roomUpdateInterval): alice is not counted yet.
+    assert joined.room.metadata == '{"auth_id": "t"}' and joined.room.num_participants == 0
     assert joined.participant.sid.startswith("PA_") and joined.participant.state == joined.participant.ACTIVE
     assert (published.track.sid, published.track.name) == ("TR_mic", "mic")
     # Track events carry only the room's sid and name and the participant's sid and identity.
@@ -150,11 +152,14 @@ def test_leave_remove_delete_and_timeouts_send_their_events(receiver: Receiver) 
         ("room_finished", ""),
     ]
     left = in_r[4]
-    assert left.participant.state == left.participant.DISCONNECTED and left.room.num_participants == 2
+    # Counts are the room's cached proto, not refreshed within 5 s of its creation.
+    assert left.participant.state == left.participant.DISCONNECTED and left.room.num_participants == 0
 
 
 def test_the_banned_participant_rejoins(receiver: Receiver) -> None:
-    with LiveKitEmulator(webhook_urls=[receiver.url]) as emu:
+    # Self-hosted LiveKit: the removed participant's token still joins (LiveKit Cloud's
+    # revocation is tested in test_emulator_issue26.py).
+    with LiveKitEmulator(webhook_urls=[receiver.url], cloud=False) as emu:
         emu.add_room("r")
         emu.join("r", "troll", tracks=[])
         room_call(emu, lambda r: r.remove_participant(remove_req("r", "troll")))

@@ -24,7 +24,7 @@ import pytest
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.bans.reconcile import LEASE
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.bans_helpers import Host
+from tests.bans_helpers import Host, rejoin
 from tests.helpers import ROOT, TOKEN_A, TOKEN_B
 from tests.redis_server import RedisServer, redis_server
 
@@ -99,7 +99,7 @@ def test_no_active_ban_no_livekit_call_and_another_owners_room_is_never_touched(
     host.ban("r", "troll", token=TOKEN_A)
     emu.remove_room("r")
     emu.add_room("r", metadata=room_metadata("tenant-b"))
-    emu.join("r", "troll", tracks=[])
+    rejoin(emu, "r", "troll", tracks=[])
     emu.clear_calls()
     time.sleep(5 * INTERVAL)
     assert emu.participant("r", "troll") is not None  # A's ban is not B's
@@ -108,7 +108,7 @@ def test_no_active_ban_no_livekit_call_and_another_owners_room_is_never_touched(
     # B bans someone else there: now B's room is looked at, and only B's ban applies in it.
     emu.join("r", "spammer", tracks=[])
     host.ban("r", "spammer", token=TOKEN_B)
-    emu.join("r", "spammer", tracks=[])
+    rejoin(emu, "r", "spammer", tracks=[])
     assert wait_until(lambda: emu.participant("r", "spammer") is None, 10 * INTERVAL)
     time.sleep(2 * INTERVAL)
     assert emu.participant("r", "troll") is not None

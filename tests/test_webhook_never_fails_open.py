@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.bans_helpers import WEBHOOK, Host, joined, point_webhooks, settle, signed
+from tests.bans_helpers import WEBHOOK, Host, joined, point_webhooks, rejoin, settle, signed
 from tests.helpers import TOKEN_A
 
 
@@ -83,7 +83,7 @@ def test_the_same_event_twice_removes_once_even_through_another_worker(
     duplicates = [f for f in second_worker.signalled("moderation_finished") if f["outcome"] == "duplicate"]
     assert [(f["action"], f["status"], f["livekit_calls"]) for f in duplicates] == [("enforce_ban", 200, [])]
     # A new join is a new event (a new id): it is removed again.
-    emu.join("r", "troll", tracks=[])
+    rejoin(emu, "r", "troll", tracks=[])
     event = joined(emu, "r", "troll")
     event.id = "EV_second_join"
     body, headers = signed(emu, event)

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 
 from . import control, seeds
-from .emulator import SHUFFLE_ENV, LiveKitEmulator
+from .emulator import CLOUD_ENV, SHUFFLE_ENV, LiveKitEmulator
 from .seeds import SeedError
 
 
@@ -101,16 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="send LiveKit webhooks to URL (repeatable)",
     )
     parser.add_argument(
-        "--webhook-time-scale",
+        "--time-scale",
         type=float,
         default=1.0,
         metavar="FACTOR",
-        help="multiply the webhook retry waits (1, 2, 4, 8 s), Retry-After and the 30 s age (default 1)",
+        help="multiply LiveKit's periodic timers: the 1 s room ticker and the 5 s refresh of room"
+        " counts, and the webhook waits unless --webhook-time-scale is given (default 1)",
+    )
+    parser.add_argument(
+        "--webhook-time-scale",
+        type=float,
+        default=None,
+        metavar="FACTOR",
+        help="multiply the webhook retry waits (1, 2, 4, 8 s), Retry-After and the 30 s age"
+        " (default: --time-scale)",
+    )
+    parser.add_argument(
+        "--join-delay-ms",
+        type=float,
+        default=100.0,
+        help="a joining participant is JOINING, then JOINED, then ACTIVE (participant_joined)"
+        " this long after it joined (default 100)",
     )
     parser.add_argument(
         "--cloud",
         action="store_true",
-        help="behave as LiveKit Cloud: RemoveParticipant's revoke_token_ts refuses older join tokens",
+        default=None,
+        help="behave as LiveKit Cloud: RemoveParticipant's revoke_token_ts refuses older join tokens"
+        f" (default: on if {CLOUD_ENV}=1)",
     )
     parser.add_argument("--seed", metavar="FILE", help="JSON seed of rooms, participants and tracks (below)")
     return parser
@@ -150,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhook_urls=args.webhook,
         cloud=args.cloud,
         webhook_time_scale=args.webhook_time_scale,
+        time_scale=args.time_scale,
+        join_delay=args.join_delay_ms / 1000.0,
     )
     if seed is not None:
         try:

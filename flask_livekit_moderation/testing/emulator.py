@@ -29,19 +29,37 @@ from .records import CallLog, CallRecord
 from .roomservice import DEFAULT_RPC_WAIT, RoomService
 from .seeds import apply_seed
 from .server import HttpServer
-from .state import DEFAULT_DEPARTURE_TIMEOUT, DEFAULT_EMPTY_TIMEOUT, EmulatorState, TrackLike, TrackSpec
+from .state import (
+    DEFAULT_DEPARTURE_TIMEOUT,
+    DEFAULT_EMPTY_TIMEOUT,
+    DEFAULT_JOIN_DELAY,
+    EmulatorState,
+    TrackLike,
+    TrackSpec,
+)
 from .tokens import TokenChecker, join_token_nbf
 from .webhooks import WebhookDelivery, WebhookSender
 
-__all__ = ["SHUFFLE_ENV", "LiveKitEmulator"]
+__all__ = ["CLOUD_ENV", "SHUFFLE_ENV", "LiveKitEmulator"]
 
 #: Environment variable: "1" makes every emulator created without ``shuffle=`` shuffle.
 SHUFFLE_ENV = "LIVEKIT_EMULATOR_SHUFFLE"
+#: Environment variable: "1" makes every emulator created without ``cloud=`` a LiveKit Cloud.
+CLOUD_ENV = "LIVEKIT_EMULATOR_CLOUD"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def shuffle_from_env() -> bool:
     """Whether :data:`SHUFFLE_ENV` asks for shuffled list answers."""
-    return os.environ.get(SHUFFLE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return _env_flag(SHUFFLE_ENV)
+
+
+def cloud_from_env() -> bool:
+    """Whether :data:`CLOUD_ENV` asks for LiveKit Cloud's behaviour."""
+    return _env_flag(CLOUD_ENV)
 
 
 class LiveKitEmulator:
@@ -75,12 +93,24 @@ class LiveKitEmulator:
     :param webhook_time_scale: factor on every wait of webhook delivery: the retry waits
         (1, 2, 4, 8 s), a 429/503's ``Retry-After`` and the 30 s age after which a queued event
         is dropped (livekit/protocol ``webhook/resource_url_notifier.go``, go-retryablehttp).
-        1.0 (default) is LiveKit's timing; tests use e.g. 0.05.
+        None (default): ``time_scale``; tests use e.g. 0.05.
     :param cloud: behave as LiveKit Cloud where it differs from the open-source server:
         RemoveParticipant's ``revoke_token_ts`` (0 = now + 1 min) makes a later join of that
         room+identity whose token ``nbf`` is before it fail with :class:`JoinRefusedError`
-        (``livekit_room.proto``).  Off (default), the field is ignored, as the open-source
-        server does (livekit/livekit PR #4344 not merged).
+        (``livekit_room.proto``).  Off, the field is ignored, as the open-source
+        server does (livekit/livekit PR #4344 not merged).  None (default): on when
+        ``LIVEKIT_EMULATOR_CLOUD=1``.
+    :param time_scale: factor on LiveKit's own periodic timers (1.0, the default, is
+        LiveKit's timing): rooms close on a ticker of 1 s x ``time_scale`` counting whole
+        ticks, so within one tick of their timeout (``pkg/service/server.go``
+        ``backgroundWorker``, ``pkg/rtc/room.go`` ``CloseIfEmpty``); ListRooms' and webhooks'
+        ``num_participants`` / ``num_publishers`` are refreshed at most every 5 s x
+        ``time_scale`` (``room.go`` ``roomUpdateInterval``); and the webhook waits unless
+        ``webhook_time_scale`` is given.
+    :param join_delay: seconds from :meth:`join` until the participant is ACTIVE (default
+        0.1): it is listed JOINING, then JOINED after a fifth of it, and ``participant_joined``
+        is sent only once it is ACTIVE, as LiveKit sends it when the participant's transport
+        connects (``pkg/telemetry/events.go`` ``ParticipantActive``).
     """
 
     def __init__(
@@ -99,14 +129,26 @@ class LiveKitEmulator:
         shuffle: bool | None = None,
         webhook_urls: Sequence[str] = (),
         webhook_delay: float = 0.0,
-        cloud: bool = False,
-        webhook_time_scale: float = 1.0,
+        cloud: bool | None = None,
+        webhook_time_scale: float | None = None,
+        time_scale: float = 1.0,
+        join_delay: float = DEFAULT_JOIN_DELAY,
     ) -> None:
         self.api_key: str = api_key or "APIemu" + secrets.token_hex(6)
         self.api_secret: str = api_secret or secrets.token_urlsafe(32)
         self.faults = FaultPlan(latency)
-        self.state = EmulatorState(empty_timeout, departure_timeout, cloud=cloud)
-        self._webhooks = WebhookSender(self.api_key, self.api_secret, time_scale=webhook_time_scale)
+        self.state = EmulatorState(
+            empty_timeout,
+            departure_timeout,
+            cloud=cloud_from_env() if cloud is None else cloud,
+            time_scale=time_scale,
+            join_delay=join_delay,
+        )
+        self._webhooks = WebhookSender(
+            self.api_key,
+            self.api_secret,
+            time_scale=time_scale if webhook_time_scale is None else webhook_time_scale,
+        )
         self._webhooks.urls = webhook_urls
         self.webhook_delay = webhook_delay
         self.state.on_event = self._webhooks.enqueue
@@ -161,6 +203,22 @@ class LiveKitEmulator:
     @cloud.setter
     def cloud(self, on: bool) -> None:
         self.state.cloud = bool(on)
+
+    @property
+    def time_scale(self) -> float:
+        """Factor on the 1 s room ticker and the 5 s refresh of room counts (fixed once created)."""
+        return self.state.time_scale
+
+    @property
+    def join_delay(self) -> float:
+        """Seconds from :meth:`join` until the participant is ACTIVE."""
+        return self.state.join_delay
+
+    @join_delay.setter
+    def join_delay(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("join_delay must be >= 0")
+        self.state.join_delay = float(seconds)
 
     def revoked(self) -> dict[tuple[str, str], int]:
         """(room, identity) -> the ``revoke_token_ts`` in force (cloud mode; a copy)."""
@@ -336,9 +394,14 @@ class LiveKitEmulator:
         metadata: str = "",
         permission: models.ParticipantPermission | None = None,
         token: str | None = None,
+        wait: bool = True,
     ) -> models.ParticipantInfo:
-        """The participant joins an existing room (sid ``PA_...``, state ACTIVE):
-        ``participant_joined``, then ``track_published`` per track.
+        """The participant joins an existing room (sid ``PA_...``) as LiveKit's clients do:
+        listed JOINING at once, JOINED, then ACTIVE after :attr:`join_delay`, when
+        ``participant_joined`` is sent, then ``track_published`` per track.  ``wait``
+        (default): return the ACTIVE participant; False: return it JOINING at once (the
+        join goes on in the background).  Removed before ACTIVE, it never gets there
+        (``participant_connection_aborted`` instead of ``participant_left``).
 
         ``token``: the join JWT the participant's client presents (``AccessToken(key,
         secret).with_identity(identity).with_grants(VideoGrants(room_join=True, room=room))``),
@@ -365,6 +428,8 @@ class LiveKitEmulator:
             metadata=metadata,
             permission=permission,
             token_nbf=nbf,
+            join_delay=self.state.join_delay,
+            wait=wait,
         )[0]
 
     join = add_participant
@@ -378,7 +443,8 @@ class LiveKitEmulator:
         metadata: str = "",
         permission: models.ParticipantPermission | None = None,
     ) -> list[models.ParticipantInfo]:
-        """Bulk form of :meth:`add_participant` (one lock acquisition)."""
+        """Seed participants who are already connected: each is ACTIVE at once and sends
+        ``participant_joined`` and ``track_published`` per track (one lock acquisition)."""
         return self.state.add_participants(
             room, identities, tracks=tracks, metadata=metadata, permission=permission
         )

@@ -158,7 +158,7 @@ class RoomService:
                 room = self.state.new_room_locked(
                     req.name, req.metadata, req.empty_timeout, req.departure_timeout, req.max_participants
                 )
-            return copy_message(room)
+            return self.state.shown_room_locked(req.name)
 
     def list_rooms(
         self, req: room_pb.ListRoomsRequest, grants: VideoGrants | None
@@ -168,12 +168,12 @@ class RoomService:
             raise _denied()
         resp = room_pb.ListRoomsResponse()
         with self.state.lock:
+            # localstore.go: the stored room is Room.ToProto(), whose counts lag (room.go
+            # roomUpdateInterval); see EmulatorState.shown_room_locked.
             rooms = self.state.rooms
-            if req.names:
-                wanted = [rooms[n] for n in dict.fromkeys(req.names) if n in rooms]
-            else:
-                wanted = list(rooms.values())
-            resp.rooms.extend(self._ordered(wanted))  # copies
+            names = dict.fromkeys(req.names) if req.names else rooms
+            wanted = [self.state.shown_room_locked(n) for n in names if n in rooms]
+            resp.rooms.extend(self._ordered(wanted))
         return resp
 
     def delete_room(
@@ -315,8 +315,11 @@ class RoomService:
             room = self.state.rooms.get(req.room)
             if room is None:
                 raise _room_not_found()
-            room.metadata = req.metadata
-            return copy_message(room)
+            if room.metadata != req.metadata:
+                room.metadata = req.metadata
+                # room.go SetMetadata: MarkDirty(true), awaited before the answer
+                self.state.counts_changed_locked(req.room, immediate=True)
+            return self.state.shown_room_locked(req.room)
 
     def _move(
         self,

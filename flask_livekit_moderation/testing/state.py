@@ -6,7 +6,16 @@ The store mirrors what a single-node LiveKit server keeps (livekit/livekit
 
 - rooms close by themselves (``room.go`` ``CloseIfEmpty``): ``departure_timeout``
   after the last participant left, ``empty_timeout`` after creation when nobody
-  ever joined (defaults 20 s / 300 s, ``pkg/config/config.go``);
+  ever joined (defaults 20 s / 300 s, ``pkg/config/config.go``), checked on a 1 s
+  ticker (``pkg/service/server.go`` ``backgroundWorker``) with whole-second Unix times,
+  so a room closes within +-1 s of its timeout;
+- the room's participant counts are a cached copy refreshed at most every 5 s
+  (``room.go`` ``roomUpdateInterval``, livekit/protocol ``utils/protoproxy.go``), and
+  ListRooms and webhooks show that copy;
+- a joining participant is JOINING, then JOINED once its join response is sent
+  (``participant_signal.go``), then ACTIVE once its transport connects
+  (``participant.go`` ``onPrimaryTransportInitialConnected``); ``participant_joined``
+  is sent only then (``pkg/telemetry/events.go`` ``ParticipantActive``);
 - a permission update REPLACES the whole permission (livekit/protocol
   ``auth/grants.go`` ``UpdateFromPermission``) and unpublishes the tracks whose
   source is no longer allowed (``participant.go`` ``SetPermission``);
@@ -36,6 +45,9 @@ from livekit.protocol.webhook import WebhookEvent
 __all__ = [
     "DEFAULT_DEPARTURE_TIMEOUT",
     "DEFAULT_EMPTY_TIMEOUT",
+    "DEFAULT_JOIN_DELAY",
+    "ROOM_TICK",
+    "ROOM_UPDATE_INTERVAL",
     "MAX_NAME_BYTES",
     "REVOKE_LEEWAY",
     "EmulatorState",
@@ -58,6 +70,14 @@ MAX_NAME_BYTES = 256
 #: pkg/config/config.go defaults: ``room.empty_timeout`` and ``room.departure_timeout``.
 DEFAULT_EMPTY_TIMEOUT = 300.0
 DEFAULT_DEPARTURE_TIMEOUT = 20.0
+#: pkg/service/server.go ``backgroundWorker``: ``CloseIdleRooms`` runs every second.
+ROOM_TICK = 1.0
+#: pkg/rtc/room.go ``roomUpdateInterval``: "frequency to update room participant counts".
+ROOM_UPDATE_INTERVAL = 5.0
+#: Seconds from a join until the participant is ACTIVE (its transport connected), by default;
+#: it is JOINING for the first :data:`JOINED_SHARE` of it, then JOINED.
+DEFAULT_JOIN_DELAY = 0.1
+JOINED_SHARE = 0.2
 #: livekit/protocol ``livekit_room.proto`` ``revoke_token_ts``: "defaults to
 #: now(server)+leeway(1min) if left empty" (LiveKit Cloud).
 REVOKE_LEEWAY = 60
@@ -245,7 +265,7 @@ def replaced_permission(requested: models.ParticipantPermission) -> models.Parti
 
 @dataclass
 class _Life:
-    """What CloseIfEmpty needs of a room (monotonic clock, seconds)."""
+    """What CloseIfEmpty and the room's cached proto need (monotonic clock, seconds)."""
 
     empty_timeout: float
     departure_timeout: float
@@ -253,6 +273,12 @@ class _Life:
     joined: bool = False
     left_at: float | None = None
     deadline: float | None = None
+    #: The counts ListRooms and webhooks show: (num_participants, num_publishers), as the
+    #: ProtoProxy last computed them, and when (``refreshedAt``).
+    shown: tuple[int, int] = (0, 0)
+    refreshed_at: float = 0.0
+    #: When the counts changed since (``MarkDirty``), or None.
+    dirty_since: float | None = None
 
 
 EventSink = Callable[[WebhookEvent], None]
@@ -267,6 +293,10 @@ class EmulatorState:
 
     :param empty_timeout: default seconds before a room nobody joined closes.
     :param departure_timeout: default seconds a room stays after its last participant left.
+    :param time_scale: factor on LiveKit's own periodic timers: the 1 s room ticker (its
+        "whole seconds" become ticks of ``time_scale`` seconds) and the 5 s refresh of the
+        room's counts.  1.0 is LiveKit's timing.
+    :param join_delay: seconds from :meth:`join` until the participant is ACTIVE.
     """
 
     def __init__(
@@ -274,9 +304,19 @@ class EmulatorState:
         empty_timeout: float = DEFAULT_EMPTY_TIMEOUT,
         departure_timeout: float = DEFAULT_DEPARTURE_TIMEOUT,
         cloud: bool = False,
+        time_scale: float = 1.0,
+        join_delay: float = DEFAULT_JOIN_DELAY,
     ) -> None:
         if empty_timeout <= 0 or departure_timeout <= 0:
             raise ValueError("room timeouts must be > 0")
+        if not time_scale > 0:
+            raise ValueError("time_scale must be > 0")
+        if join_delay < 0:
+            raise ValueError("join_delay must be >= 0")
+        self.time_scale = float(time_scale)
+        self.join_delay = float(join_delay)
+        # Ticks of the room closer are counted from here (the server's ticker starts with it).
+        self._tick_origin = time.monotonic()
         self.lock = threading.Lock()
         self.empty_timeout = float(empty_timeout)
         self.departure_timeout = float(departure_timeout)
@@ -357,7 +397,8 @@ class EmulatorState:
         )
         self.rooms[name] = room
         self.participants[name] = {}
-        self._life[name] = _Life(empty, departure, time.monotonic())
+        created = time.monotonic()
+        self._life[name] = _Life(empty, departure, created, refreshed_at=created)
         self._schedule_locked(name)
         self._emit_locked("room_started", room)
         return room
@@ -387,8 +428,9 @@ class EmulatorState:
                 )
                 return copy_message(room), True
             life = self._life[name]
-            if metadata is not None:
+            if metadata is not None and metadata != room.metadata:
                 room.metadata = metadata
+                self.counts_changed_locked(name, immediate=True)
             if max_participants is not None:
                 room.max_participants = max_participants
             if empty_timeout is not None:
@@ -412,6 +454,7 @@ class EmulatorState:
             return False
         for identity in list(self.participants.get(name, {})):
             self._leave_locked(name, identity, models.DisconnectReason.ROOM_DELETED, schedule=False)
+        room = self.shown_room_locked(name)  # roommanager.go: RoomEnded(room.ToProto())
         del self.rooms[name]
         self.participants.pop(name, None)
         life = self._life.pop(name, None)
@@ -426,7 +469,9 @@ class EmulatorState:
             room = self.rooms.get(name)
             if room is None:
                 raise UnknownRoomError(f"room {name!r} does not exist; add_room() it first")
-            room.metadata = metadata
+            if metadata != room.metadata:
+                room.metadata = metadata
+                self.counts_changed_locked(name, immediate=True)
             return copy_message(room)
 
     def rooms_list(self) -> list[models.Room]:
@@ -438,6 +483,57 @@ class EmulatorState:
             room = self.rooms.get(name)
             return None if room is None else copy_message(room)
 
+    # ------------------------------------------------------- cached counts
+    @property
+    def refresh_interval(self) -> float:
+        """Seconds between two refreshes of a room's counts (LiveKit: 5 s, times ``time_scale``)."""
+        return ROOM_UPDATE_INTERVAL * self.time_scale
+
+    def _refresh_counts_locked(self, room: models.Room, life: _Life, now: float) -> None:
+        """Run the ProtoProxy's ticker up to ``now`` (livekit/protocol ``utils/protoproxy.go``
+        ``worker``): it ticks every interval from the room's creation and recomputes the
+        proto when it is dirty and the last refresh is an interval old.  The live counts did
+        not change since it became dirty, or :meth:`counts_changed_locked` would have run
+        this first."""
+        if life.dirty_since is None:
+            return
+        interval = self.refresh_interval
+        earliest = max(life.dirty_since, life.refreshed_at + interval)
+        at = life.created + max(1, math.ceil((earliest - life.created) / interval - 1e-9)) * interval
+        if at > now:
+            return
+        life.dirty_since = None
+        counts = (room.num_participants, room.num_publishers)
+        if counts != life.shown:  # proto.Equal: no change, no refresh time
+            life.shown, life.refreshed_at = counts, at
+
+    def counts_changed_locked(
+        self, name: str, participants: int = 0, publishers: int = 0, immediate: bool = False
+    ) -> None:
+        """Change a room's live counts and mark its cached proto dirty (``MarkDirty``): it is
+        recomputed at once when ``immediate`` (a metadata change, room.go ``SetMetadata``)
+        or when the last refresh is older than the interval, else on a later tick."""
+        room, life, now = self.rooms[name], self._life[name], time.monotonic()
+        self._refresh_counts_locked(room, life, now)
+        room.num_participants += participants
+        room.num_publishers += publishers
+        if immediate or now - life.refreshed_at > self.refresh_interval:
+            life.dirty_since = None
+            counts = (room.num_participants, room.num_publishers)
+            if immediate or counts != life.shown:
+                life.shown, life.refreshed_at = counts, now
+        elif life.dirty_since is None:
+            life.dirty_since = now
+
+    def shown_room_locked(self, name: str) -> models.Room:
+        """A copy of the room as ListRooms and webhooks show it (``Room.ToProto``): its
+        counts are the cached ones, up to one refresh interval (or two) late."""
+        room, life = self.rooms[name], self._life[name]
+        self._refresh_counts_locked(room, life, time.monotonic())
+        shown = copy_message(room)
+        shown.num_participants, shown.num_publishers = life.shown
+        return shown
+
     # ------------------------------------------------------- closing rooms
     def _schedule_locked(self, name: str) -> None:
         """Arm (or disarm) the room's CloseIfEmpty deadline."""
@@ -448,9 +544,9 @@ class EmulatorState:
             life.deadline = None
             return
         if life.joined and life.left_at is not None:
-            deadline = life.left_at + life.departure_timeout
+            deadline = self._closing_tick(life.left_at, life.departure_timeout)
         else:
-            deadline = life.created + life.empty_timeout
+            deadline = self._closing_tick(life.created, life.empty_timeout)
         if life.deadline == deadline:
             return
         life.deadline = deadline
@@ -462,9 +558,29 @@ class EmulatorState:
             self._closer.start()
         self._wake.notify()
 
+    @property
+    def tick(self) -> float:
+        """Seconds between two runs of the room closer (LiveKit: 1 s, times ``time_scale``)."""
+        return ROOM_TICK * self.time_scale
+
+    def _closing_tick(self, since: float, timeout: float) -> float:
+        """When the ticker closes a room empty since ``since`` (monotonic seconds).
+
+        room.go CloseIfEmpty on each tick: ``time.Now().Unix() - LastLeftAt() >= timeout``
+        (or CreationTime and ``empty_timeout``), whole seconds on both sides and a timeout
+        in whole seconds (a uint32 in the proto): the first tick at or after the whole second
+        ``floor(since) + timeout``, so between ``timeout - 1`` and ``timeout + 1`` s after
+        ``since``.  Seconds are ticks of :attr:`tick` when time is scaled.
+        """
+        unit = self.tick
+        whole = math.ceil(timeout / unit - 1e-9)
+        due = (math.floor(since / unit) + whole) * unit
+        ticks = max(1, math.ceil((due - self._tick_origin) / unit - 1e-9))
+        return self._tick_origin + ticks * unit
+
     def _close_idle_rooms(self) -> None:
-        # RoomManager.CloseIdleRooms polls every second; waking at the deadline is the
-        # same rule without the up-to-1 s slack, so short test timeouts are exact.
+        # Sleeping until the tick that closes the next room gives the same closing times as
+        # RoomManager.CloseIdleRooms running every tick, without waking up for nothing.
         with self.lock:
             while not self._closed and self._deadlines:
                 deadline, name = self._deadlines[0]
@@ -503,9 +619,18 @@ class EmulatorState:
         metadata: str = "",
         permission: models.ParticipantPermission | None = None,
         token_nbf: float | None = None,
+        join_delay: float = 0.0,
+        wait: bool = True,
     ) -> list[models.ParticipantInfo]:
-        """Join many participants in one critical section (fast seeding): each sends
-        ``participant_joined`` and then ``track_published`` per track.
+        """Join participants in one critical section.
+
+        ``join_delay`` 0 (seeding): they are ACTIVE at once, each sending
+        ``participant_joined`` and then ``track_published`` per track.  Otherwise each is
+        JOINING (listed, counted, no tracks, no event), JOINED after a fifth of
+        ``join_delay``, and ACTIVE after ``join_delay``: then ``participant_joined``, then
+        its tracks are published.  ``wait``: return once that happened (the ACTIVE
+        participants), else at once (JOINING) while a thread finishes the joins.  A
+        participant removed meanwhile never becomes ACTIVE.
 
         ``token_nbf``: the ``nbf`` of the join token (default: now, a freshly minted one).
         In cloud mode a join whose ``nbf`` is before the identity's revocation in that room
@@ -521,29 +646,28 @@ class EmulatorState:
                 raise PublishNotAllowedError(
                     f"permission forbids publishing source {models.TrackSource.Name(source)}"
                 )
+        if join_delay < 0:
+            raise ValueError("join_delay must be >= 0")
         now = time.time()
-        built = []
+        built: list[tuple[models.ParticipantInfo, list[models.TrackInfo]]] = []
         for identity in ids:
             track_infos = [s.to_proto() for s in specs]
             sids = [t.sid for t in track_infos]
             if len(set(sids)) != len(sids):
                 raise ValueError(f"duplicate track sid in {sids}")
-            built.append(
-                models.ParticipantInfo(
-                    sid=new_sid("PA_"),
-                    identity=identity,
-                    name=name,
-                    state=models.ParticipantInfo.State.ACTIVE,
-                    tracks=track_infos,
-                    metadata=metadata,
-                    joined_at=int(now),
-                    joined_at_ms=int(now * 1000),
-                    version=1,
-                    permission=perm,
-                    is_publisher=bool(track_infos) and perm.can_publish,
-                    kind=models.ParticipantInfo.Kind.STANDARD,
-                )
+            info = models.ParticipantInfo(
+                sid=new_sid("PA_"),
+                identity=identity,
+                name=name,
+                state=models.ParticipantInfo.State.JOINING,
+                metadata=metadata,
+                joined_at=int(now),
+                joined_at_ms=int(now * 1000),
+                version=1,
+                permission=perm,
+                kind=models.ParticipantInfo.Kind.STANDARD,
             )
+            built.append((info, track_infos))
         with self.lock:
             room_proto = self.rooms.get(room)
             if room_proto is None:
@@ -570,33 +694,68 @@ class EmulatorState:
                         )
                     present.add(identity)
             life = self._life[room]
-            for p in built:
+            for p, track_infos in built:
                 if p.identity in members:  # same identity rejoining: the old session is closed
                     self._leave_locked(
                         room, p.identity, models.DisconnectReason.DUPLICATE_IDENTITY, schedule=False
                     )
+                # room.go Join: the participant is in the room (and its counts) while JOINING.
                 members[p.identity] = p
-                if p.tracks:
-                    self._publisher_up.add((room, p.identity))
-                self._count_locked(room_proto, p, +1)
+                self.counts_changed_locked(room, participants=+1)
                 life.joined = True
-                # telemetry ParticipantActive: participant_joined carries the full room;
-                # the client publishes its tracks after joining.
-                joined = copy_message(p)
-                del joined.tracks[:]
-                self._emit_locked("participant_joined", room_proto, joined)
-                for track in p.tracks:
-                    self._emit_locked(
-                        "track_published", self._short_room(room_proto), self._short_participant(p), track
-                    )
+                if not join_delay:
+                    self._activate_locked(room, p, track_infos)
             self._schedule_locked(room)
-            return [copy_message(p) for p in built]
+            answer = [copy_message(p) for p, _ in built]
+        if not join_delay:
+            return answer
+        if not wait:
+            threading.Thread(
+                target=self._connect, args=(room, built, join_delay), name="LiveKitEmulator:join", daemon=True
+            ).start()
+            return answer
+        self._connect(room, built, join_delay)
+        with self.lock:
+            return [copy_message(self._same_session_locked(room, p) or p) for p, _ in built]
 
-    @staticmethod
-    def _count_locked(room: models.Room, p: models.ParticipantInfo, delta: int) -> None:
-        room.num_participants += delta
-        if p.is_publisher:
-            room.num_publishers += delta
+    def _same_session_locked(self, room: str, p: models.ParticipantInfo) -> models.ParticipantInfo | None:
+        """``p`` if that very session is still in the room (not left, not replaced)."""
+        live = self.participants.get(room, {}).get(p.identity)
+        return live if live is not None and live.sid == p.sid else None
+
+    def _connect(
+        self, room: str, built: list[tuple[models.ParticipantInfo, list[models.TrackInfo]]], delay: float
+    ) -> None:
+        """The joins' signalling and transports come up: JOINED once the join response is
+        sent (participant_signal.go), ACTIVE once the primary transport connects."""
+        time.sleep(delay * JOINED_SHARE)
+        with self.lock:
+            for p, _ in built:
+                if self._same_session_locked(room, p) is not None:
+                    p.state = models.ParticipantInfo.State.JOINED
+                    p.version += 1
+        time.sleep(delay * (1 - JOINED_SHARE))
+        with self.lock:
+            for p, track_infos in built:
+                if self._same_session_locked(room, p) is not None:
+                    self._activate_locked(room, p, track_infos)
+
+    def _activate_locked(self, room: str, p: models.ParticipantInfo, tracks: list[models.TrackInfo]) -> None:
+        """ACTIVE: ``participant_joined`` (telemetry ParticipantActive, with the room's cached
+        proto), then the client publishes its tracks (``track_published`` each)."""
+        p.state = models.ParticipantInfo.State.ACTIVE
+        p.version += 1
+        self._emit_locked("participant_joined", self.shown_room_locked(room), copy_message(p))
+        if not tracks:
+            return
+        short_room = self._short_room(self.rooms[room])
+        for track in tracks:
+            p.tracks.append(track)
+            self._emit_locked("track_published", short_room, self._short_participant(p), track)
+        self._publisher_up.add((room, p.identity))
+        if p.permission.can_publish and not p.is_publisher:
+            p.is_publisher = True
+            self.counts_changed_locked(room, publishers=+1)
 
     def _leave_locked(
         self,
@@ -620,15 +779,17 @@ class EmulatorState:
             self._unpublish_locked(room, p, i)
         del members[identity]
         self._publisher_up.discard((room, identity))
-        room_proto = self.rooms[room]
-        self._count_locked(room_proto, p, -1)
+        self.counts_changed_locked(room, participants=-1, publishers=-1 if p.is_publisher else 0)
         life = self._life[room]
         life.left_at = time.monotonic()
+        connected = p.state == models.ParticipantInfo.State.ACTIVE
         gone = copy_message(p)
         gone.state = models.ParticipantInfo.State.DISCONNECTED
         gone.disconnect_reason = reason  # type: ignore[assignment]
-        # roommanager.go: ParticipantLeft after the store update (room counts already lower).
-        self._emit_locked("participant_left", room_proto, gone)
+        # roommanager.go: ParticipantLeft with the room's cached proto; telemetry events.go
+        # sends participant_connection_aborted instead for a session that never was ACTIVE.
+        event = "participant_left" if connected else "participant_connection_aborted"
+        self._emit_locked(event, self.shown_room_locked(room), gone)
         if schedule:
             self._schedule_locked(room)
         return True
@@ -693,7 +854,7 @@ class EmulatorState:
             room_proto = self.rooms[room]
             if not p.is_publisher:
                 p.is_publisher = True
-                room_proto.num_publishers += 1
+                self.counts_changed_locked(room, publishers=+1)
             p.version += 1
             self._emit_locked(
                 "track_published", self._short_room(room_proto), self._short_participant(p), track
@@ -742,7 +903,7 @@ class EmulatorState:
         was = p.is_publisher
         p.is_publisher = new.can_publish and (room, p.identity) in self._publisher_up
         if was != p.is_publisher:
-            self.rooms[room].num_publishers += 1 if p.is_publisher else -1
+            self.counts_changed_locked(room, publishers=1 if p.is_publisher else -1)
         return True
 
     def clear(self) -> None:
