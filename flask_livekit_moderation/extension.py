@@ -12,6 +12,7 @@ from livekit.api import AccessToken, VideoGrants
 from livekit.protocol.models import Room
 
 from . import access, errors, signals
+from .audit import open_audit_log
 from .auth import (
     AuthContext,
     Authenticator,
@@ -169,6 +170,7 @@ class LiveKitModeration:
             bans=ban_store,
             routes=ROUTES,
             openapi_prefix=self.openapi_prefix,
+            audit_log=open_audit_log(ban_store, settings.audit_retention_days),
         )
         if settings.reconcile_interval:
             state.reconciler = Reconciler(app, state)

@@ -6,10 +6,12 @@ document (:mod:`.openapi`) are both built from this one table.
 """
 
 from . import bans, openapi, participants
+from .audit import views as audit
 from .routing import Route
 
 ROUTES: tuple[Route, ...] = (
     *participants.routes,
     *bans.routes,
+    *audit.routes,
     *openapi.routes,
 )

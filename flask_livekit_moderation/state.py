@@ -21,6 +21,7 @@ from .client import LiveKitClient, RoomCalls
 from .config import Settings
 
 if TYPE_CHECKING:
+    from .audit.store import AuditLog
     from .bans.reconcile import Reconciler
     from .bans.stores import BanStore
     from .routing import Route
@@ -48,6 +49,8 @@ class ModerationState:
     openapi_documents: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     #: Removes the banned participants the webhook missed (``None``: RECONCILE_INTERVAL 0).
     reconciler: Reconciler | None = field(default=None, repr=False)
+    #: The audit log, kept in ``bans``'s store (``None``: AUDIT_RETENTION_DAYS 0).
+    audit_log: AuditLog | None = field(default=None, repr=False)
 
     def caller(self) -> AuthContext:
         """The current request's caller (resolved once per request); raises its refusal."""

@@ -36,12 +36,13 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from livekit.api import TwirpError
 
-from .. import errors, signals
+from .. import audit, errors, signals
 from ..access import room_owner
 from ..client import RoomCalls
 from ..errors import ModerationError
 from . import operations
 from .base import BanStore
+from .webhook import ENFORCE_ACTION
 
 if TYPE_CHECKING:
     from ..state import ModerationState
@@ -184,6 +185,19 @@ def run_pass(state: ModerationState) -> Pass:
                 removal.participant_identity,
                 removal.room_name,
                 removal.room_owner,
+            )
+            audit.record(
+                state.audit_log,
+                audit.Entry(
+                    id=audit.new_id(time.time()),
+                    owner=removal.room_owner or "",
+                    actor=None,
+                    action=ENFORCE_ACTION,
+                    room_name=removal.room_name,
+                    participant_identity=removal.participant_identity,
+                    details={"source": "reconciler", "participant_sid": removal.participant_sid},
+                    outcome="removed",
+                ),
             )
             signals.notify(
                 signals.banned_participant_removed,

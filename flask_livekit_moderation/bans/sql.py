@@ -264,6 +264,20 @@ CREATE TABLE IF NOT EXISTS livekit_moderation_leases (
     holder TEXT NOT NULL,
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS livekit_moderation_audit (
+    owner TEXT NOT NULL,
+    id TEXT NOT NULL,
+    actor TEXT,
+    action TEXT NOT NULL,
+    room_name TEXT,
+    identity TEXT,
+    details TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status INTEGER,
+    PRIMARY KEY (owner, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS livekit_moderation_audit_room ON livekit_moderation_audit (owner, room_name, id);
+CREATE INDEX IF NOT EXISTS livekit_moderation_audit_expiry ON livekit_moderation_audit (id);
 """
 
 
@@ -579,6 +593,21 @@ _POSTGRESQL_SCHEMA = (
     holder BYTEA NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL
 )""",
+    """CREATE TABLE IF NOT EXISTS livekit_moderation_audit (
+    owner BYTEA NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    actor BYTEA,
+    action BYTEA NOT NULL,
+    room_name BYTEA,
+    identity BYTEA,
+    details TEXT NOT NULL,
+    outcome BYTEA NOT NULL,
+    status INTEGER,
+    PRIMARY KEY (owner, id)
+)""",
+    "CREATE INDEX IF NOT EXISTS livekit_moderation_audit_room "
+    "ON livekit_moderation_audit (owner, room_name, id)",
+    "CREATE INDEX IF NOT EXISTS livekit_moderation_audit_expiry ON livekit_moderation_audit (id)",
 )
 #: The advisory lock the schema is created under (two processes starting at once).
 _SCHEMA_LOCK = 0x4C4B4D42  # "LKMB"

@@ -197,9 +197,11 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
         return False
     call.action, call.enforcement, call.owner = ENFORCE_ACTION, True, ban.room_owner
     call.target = {"room_name": room_name, "participant_identity": identity}
+    call.details.update(source="webhook", event_id=event.id, participant_sid=event.participant.sid)
     claim = _claim(call, event.id)
     if claim == HANDLED:
         answer.outcome = DUPLICATE
+        call.audited = False  # enforced once already: its entry is written
         return False
     try:
         outcome = call.livekit().run(operations.enforce_ban, ban)
