@@ -214,6 +214,9 @@ def livekit_config(emulator: LiveKitEmulator) -> dict[str, Any]:
         # No reconciler thread outliving its test (its first pass, 30 s later, would open the
         # default store under the working directory); tests of the reconciler turn it on.
         "LIVEKIT_MODERATION_RECONCILE_INTERVAL": 0,
+        # Every write is recorded in the audit log, kept in the ban store: never the default
+        # SQLite file under the working directory (the repository). Tests of a store set theirs.
+        "LIVEKIT_MODERATION_BAN_STORE": "memory://",
     }
 
 

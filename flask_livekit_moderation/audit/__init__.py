@@ -103,7 +103,7 @@ def finish(call: Call) -> None:
             outcome=call.outcome,
         )
     signals.notify(signals.moderation_finished, status=status, **fields)
-    if _audited(call):
+    if call.state.audit_log is not None and _audited(call):
         _write_entry(call, auth_id, actor, status)
 
 

@@ -427,6 +427,14 @@ class SQLiteBanStore(SQLBanStore):
             with contextlib.suppress(sqlite3.Error):
                 stale.close()
             return self._open()
+        if self._moved_already(stale):
+            # Another thread of this process noticed first, re-opened and copied (and said so):
+            # this thread just follows (every write route records an audit entry from its
+            # request thread, so several threads hold connections). Another thread's stale
+            # connection is left for that thread to notice.
+            if owned:
+                self._forget_connection()
+            return self._open()
         rows = self._active_rows(stale)
         with self._file_lock() as adopted:
             current = _file_id(self.path)
@@ -456,6 +464,14 @@ class SQLiteBanStore(SQLBanStore):
             "no" if copied is None else copied,
         )
         return self._keep(fresh, file_id)
+
+    def _moved_already(self, stale: sqlite3.Connection) -> bool:
+        """Whether another connection of this process has the file now at the path open."""
+        current = _file_id(self.path)
+        with self._lock:
+            return current is not None and any(
+                file_id == current for connection, file_id in self._file_ids.items() if connection is not stale
+            )
 
     def _active_rows(self, stale: sqlite3.Connection) -> list[Any] | None:
         """The old file's active bans, ``None`` when it cannot be read any more."""
