@@ -7,9 +7,11 @@ the audit log) and one **with** it (the default: one entry per write, in the sam
 the bans). One keep-alive client sends ``POST /livekit/participant/mute`` (a moderation write:
 ListRooms + GetParticipant, MutePublishedTrack) in rounds of ``--requests``, alternating the two
 servers round by round (``--rounds`` each, after one warm-up round each). Each round's worker
-CPU (user + system, all threads) is read from ``/proc/<pid>/stat`` before and after; the
-figure is the median over the rounds of CPU per request, and the audit write's cost is the
-difference of the two medians. Target (issue 23): <= 0.1 ms per request. Raw figures go to
+CPU (user + system, all threads: the audit log's writing thread too) is read from
+``/proc/<pid>/stat`` before and after; each server's figure is the median over its rounds of
+CPU per request, and the audit write's cost is the median of the round-by-round differences
+(the two servers' rounds of one turn paired). The entries counted in the SQLite file after the
+servers stopped show every request's entry was written. Target (issue 23): <= 0.1 ms per request. Raw figures go to
 ``--out`` (JSON).
 """
 
@@ -163,9 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="audit-bench-") as directory:
         results = run(args, directory)
-    added = results["with"]["median_cpu_ms"] - results["without"]["median_cpu_ms"]
-    target = {"name": "audit write CPU per request", "added_ms": added, "limit_ms": TARGET_MS,
-              "passed": added <= TARGET_MS}
+    # Each round of one server is paired with the other's of the same turn: the median of the
+    # differences is robust to the machine's load drifting during the run.
+    pairs = zip(results["with"]["cpu_ms_per_request"], results["without"]["cpu_ms_per_request"], strict=True)
+    added = median(w - wo for w, wo in pairs)
+    apart = results["with"]["median_cpu_ms"] - results["without"]["median_cpu_ms"]
+    target = {"name": "audit write CPU per request", "added_ms": added, "medians_apart_ms": apart,
+              "limit_ms": TARGET_MS, "passed": added <= TARGET_MS}
     report = {
         "when": datetime.now(timezone.utc).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load_before},
@@ -183,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {LABELS[label]:<38} {figures['median_cpu_ms']:7.3f} ms CPU  "
               f"({figures['median_wall_ms']:.3f} ms wall, {figures['audit_entries']} audit entries)")
     verdict = "" if args.no_targets else f"  (target <= {TARGET_MS} ms: {'PASS' if target['passed'] else 'FAIL'})"
-    print(f"  {'the audit write adds':<38} {added:7.3f} ms CPU{verdict}")
+    print(f"  {'the audit write adds (paired rounds)':<38} {added:7.3f} ms CPU{verdict}")
+    print(f"  {'  (difference of the two medians)':<38} {apart:7.3f} ms CPU")
     print(f"Raw figures: {args.out}")
     return 0 if args.no_targets or target["passed"] else 1
 

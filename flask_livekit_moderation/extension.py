@@ -178,6 +178,8 @@ class LiveKitModeration:
             # costs one call and one comparison. Stopped with the app.
             app.before_request(state.reconciler.ensure_started)
             weakref.finalize(app, state.reconciler.stop, True, False)
+        if state.audit_log is not None:
+            weakref.finalize(app, state.audit_log.close)
         weakref.finalize(app, ban_store.close)
         app.extensions[self.name] = self._states[app] = state
         redact_access_logs()

@@ -80,6 +80,8 @@ class ModerationState:
             self.reconciler.stop()
         if self.client is not None:
             self.client.close()
+        if self.audit_log is not None:
+            self.audit_log.close()  # its queue is written before the store's connections go
         self.bans.close()
 
 

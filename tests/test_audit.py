@@ -170,6 +170,7 @@ def test_a_store_failure_while_writing_never_turns_a_done_action_into_an_error(
     with caplog.at_level(logging.INFO, logger="flask_livekit_moderation"):
         answer = host.request("DELETE", "/livekit/participant", TOKEN_A,
                               json={"room_name": "r", "participant_identity": "x"})
+        assert host.served.app.extensions["livekit_moderation"].audit_log.flush()  # written in the background
     assert (answer.status_code, answer.json()["status"]) == (200, "removed")
     assert emu.participant("r", "x") is None
     unavailable = [r for r in caplog.records if "ban store unavailable" in r.getMessage()]

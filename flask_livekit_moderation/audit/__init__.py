@@ -138,9 +138,10 @@ _NAMED = frozenset({"room_name", "participant_identity"})
 
 
 def record(log: AuditLog | None, entry: Entry) -> bool:
-    """Keep ``entry`` in ``log``; whether it was kept. Never raises: the action is done and
-    answered as it went. A store failure is tried once more, then logged at ERROR with the
-    entry (so the log line keeps what the store could not)."""
+    """Keep ``entry`` in ``log`` (queued, for the logs written in the background); whether it
+    was taken. Never raises: the action is done and answered as it went. A store failure is
+    tried once more, then logged at ERROR with the entry (so the log keeps what the store could
+    not)."""
     if log is None:
         return False
     for attempt in (1, 2):

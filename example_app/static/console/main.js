@@ -10,11 +10,13 @@
  * microphone, ban, remove), room.js (mute everyone's microphone but some), bans.js (the ban
  * dialog, the bans list and its "Lift"), actions.js (moderate(): one JSON write, its report and
  * a refresh). What the page knows comes from polling (poll.js); a banned participant seen in
- * the room is marked and noted in the history (intruders.js). All that changes after load is
+ * the room is marked and noted under the bans (intruders.js); who did what, when, is the
+ * extension's audit log of the room (audit.js, GET /livekit/audit). All that changes after load is
  * in state.js, the page's elements and settings in page.js.
  */
 
 import { WROTE } from "./actions.js";
+import { wireAuditFilter } from "./audit.js";
 import { wireBanDialog } from "./bans.js";
 import { page } from "./page.js";
 import { refresh, refreshNow, stopRefreshing } from "./poll.js";
@@ -25,6 +27,7 @@ function start() {
   mountToast();
   wireRoomForm();
   wireBanDialog();
+  wireAuditFilter();
   page.refreshButton?.addEventListener("click", refreshNow);
   page.autoRefresh?.addEventListener("change", () => {
     if (page.autoRefresh.checked) {

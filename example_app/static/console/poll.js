@@ -3,6 +3,7 @@
  * participant is in the room. */
 
 import { failure, getJson, unreachable } from "./api.js";
+import { refreshAudit } from "./audit.js";
 import { bansFailed, renderBans } from "./bans.js";
 import { watchIntruders, watching } from "./intruders.js";
 import { REFRESH_MS, WATCH_MS, page } from "./page.js";
@@ -41,6 +42,7 @@ export async function refresh() {
   const epoch = state.writes.started;
   const quiet = state.writes.running === 0;
   const bansAnswer = page.banList ? getJson("/bans").catch((error) => ({ error: error })) : null;
+  const audited = refreshAudit(); // never throws: it says what went wrong in its own panel
   try {
     const { response, data } = await getJson("/participants");
     const listed = response.ok && data && Array.isArray(data.participants);
@@ -93,6 +95,7 @@ export async function refresh() {
       report(unreachable(error));
     }
   } finally {
+    await audited;
     poll.inFlight = false;
     if (poll.again) {
       poll.again = false;

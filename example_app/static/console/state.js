@@ -27,6 +27,10 @@ export const state = {
   // and how often each came back under their current ban.
   intruders: { seen: new Map(), rejoins: new Map() },
 
+  // audit.js. `shown` is the list as JSON (a poll that changed nothing redraws nothing);
+  // `error` is the code last reported, so it is reported once.
+  audit: { shown: null, error: null },
+
   // poll.js. `again` asks for one more listing right after the one in flight, so an action's
   // effect is never missed; `error` is the listing's last failure code, reported once.
   poll: { timer: null, inFlight: false, again: false, error: null },
