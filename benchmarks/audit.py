@@ -11,8 +11,8 @@ CPU (user + system, all threads: the audit log's writing thread too) is read fro
 ``/proc/<pid>/stat`` before and after; each server's figure is the median over its rounds of
 CPU per request, and the audit write's cost is the median of the round-by-round differences
 (the two servers' rounds of one turn paired). The entries counted in the SQLite file after the
-servers stopped show every request's entry was written. Target (issue 23): <= 0.1 ms per request. Raw figures go to
-``--out`` (JSON).
+servers stopped show every request's entry was written. Target (issue 23): <= 0.1 ms per
+request. Raw figures go to ``--out`` (JSON).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, directory: str) -> dict[str, Any]:
     wall: dict[str, list[float]] = {label: [] for label in SERVERS}
     with StandIn(0.0) as stand_in:
         stand_in.seed([room], 1, room_metadata(TENANT_ID))
-        (identity, sids), = stand_in.tracks(room).items()
+        ((identity, sids),) = stand_in.tracks(room).items()
         body = {"room_name": room, "participant_identity": identity, "track_sid": sids[0], "muted": True}
         servers = {
             label: Gunicorn(
@@ -127,8 +127,11 @@ def run(args: argparse.Namespace, directory: str) -> dict[str, Any]:
                         cpu[label].append(per_request)
                         wall[label].append(elapsed)
                     if not args.quiet:
-                        print(f"round {n + 1}/{args.rounds}: " + ", ".join(
-                            f"{label} {cpu[label][-1]:.3f} ms CPU" for label in SERVERS), file=sys.stderr)
+                        print(
+                            f"round {n + 1}/{args.rounds}: "
+                            + ", ".join(f"{label} {cpu[label][-1]:.3f} ms CPU" for label in SERVERS),
+                            file=sys.stderr,
+                        )
             finally:
                 for client in clients.values():
                     client.close()
@@ -170,8 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs = zip(results["with"]["cpu_ms_per_request"], results["without"]["cpu_ms_per_request"], strict=True)
     added = median(w - wo for w, wo in pairs)
     apart = results["with"]["median_cpu_ms"] - results["without"]["median_cpu_ms"]
-    target = {"name": "audit write CPU per request", "added_ms": added, "medians_apart_ms": apart,
-              "limit_ms": TARGET_MS, "passed": added <= TARGET_MS}
+    target = {
+        "name": "audit write CPU per request",
+        "added_ms": added,
+        "medians_apart_ms": apart,
+        "limit_ms": TARGET_MS,
+        "passed": added <= TARGET_MS,
+    }
     report = {
         "when": datetime.now(timezone.utc).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load_before},
@@ -182,13 +190,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print(f"CPU per POST /livekit/participant/mute, gunicorn worker (/proc), median of {args.rounds} "
-          f"interleaved rounds of {args.requests}:")
+    print(
+        f"CPU per POST /livekit/participant/mute, gunicorn worker (/proc), median of {args.rounds} "
+        f"interleaved rounds of {args.requests}:"
+    )
     for label in SERVERS:
         figures = results[label]
-        print(f"  {LABELS[label]:<38} {figures['median_cpu_ms']:7.3f} ms CPU  "
-              f"({figures['median_wall_ms']:.3f} ms wall, {figures['audit_entries']} audit entries)")
-    verdict = "" if args.no_targets else f"  (target <= {TARGET_MS} ms: {'PASS' if target['passed'] else 'FAIL'})"
+        print(
+            f"  {LABELS[label]:<38} {figures['median_cpu_ms']:7.3f} ms CPU  "
+            f"({figures['median_wall_ms']:.3f} ms wall, {figures['audit_entries']} audit entries)"
+        )
+    verdict = (
+        "" if args.no_targets else f"  (target <= {TARGET_MS} ms: {'PASS' if target['passed'] else 'FAIL'})"
+    )
     print(f"  {'the audit write adds (paired rounds)':<38} {added:7.3f} ms CPU{verdict}")
     print(f"  {'  (difference of the two medians)':<38} {apart:7.3f} ms CPU")
     print(f"Raw figures: {args.out}")

@@ -162,7 +162,9 @@ def _api_secrets(value: Any) -> tuple[ApiSecret, ...]:
         if scopes is not None:
             scopes = check_scopes(scopes, f"{key}[{index}]['scopes']")
         actor = entry.get("actor")
-        if actor is not None and (not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR_LENGTH):
+        if actor is not None and (
+            not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR_LENGTH
+        ):
             raise ConfigurationError(
                 f"{key}[{index}]['actor'] must be a non-blank string of at most {MAX_ACTOR_LENGTH} characters"
             )

@@ -82,7 +82,8 @@ class Route:
     def __post_init__(self) -> None:
         if self.caller and self.scope not in SCOPES:
             raise ValueError(
-                f"route {self.method} {self.rule} needs a scope, one of {', '.join(SCOPES)} (got {self.scope!r})"
+                f"route {self.method} {self.rule} needs a scope, one of {', '.join(SCOPES)} "
+                f"(got {self.scope!r})"
             )
         source = self.body or self.query
         object.__setattr__(self, "schema", None if source is None else source())

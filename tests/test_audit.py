@@ -56,10 +56,21 @@ def test_every_write_and_enforcement_in_a_room_is_listed_newest_first_and_only_t
     assert noisy is not None
     track = noisy.tracks[0].sid
 
-    assert host.request("DELETE", "/livekit/participant", ALICE,
-                        json={"room_name": "r", "participant_identity": "kicked"}).status_code == 200
-    assert host.request("POST", "/livekit/participant/mute", ALICE, json={
-        "room_name": "r", "participant_identity": "noisy", "track_sid": track, "muted": True}).status_code == 200
+    assert (
+        host.request(
+            "DELETE", "/livekit/participant", ALICE, json={"room_name": "r", "participant_identity": "kicked"}
+        ).status_code
+        == 200
+    )
+    assert (
+        host.request(
+            "POST",
+            "/livekit/participant/mute",
+            ALICE,
+            json={"room_name": "r", "participant_identity": "noisy", "track_sid": track, "muted": True},
+        ).status_code
+        == 200
+    )
     assert host.ban("r", "troll", 600, token=ALICE, reason="spam").status_code == 201
     assert host.ban("r", "pardoned", 600, token=TOKEN_A).status_code == 201
     assert host.lift("r", "pardoned", ALICE).status_code == 200
@@ -69,14 +80,22 @@ def test_every_write_and_enforcement_in_a_room_is_listed_newest_first_and_only_t
     enforced = host.request("POST", WEBHOOK, data=body, headers=headers)
     assert (enforced.status_code, enforced.json()["removed"]) == (200, True)
     # A refusal is an entry too; a read never is.
-    missing = host.request("DELETE", "/livekit/participant", ALICE,
-                           json={"room_name": "r", "participant_identity": "nobody"})
+    missing = host.request(
+        "DELETE", "/livekit/participant", ALICE, json={"room_name": "r", "participant_identity": "nobody"}
+    )
     assert missing.status_code == 404
     assert host.request("GET", "/livekit/participants", ALICE, params={"room_name": "r"}).status_code == 200
     assert host.bans("r", ALICE).status_code == 200
     # Another room of the tenant: not in this room's listing.
-    assert host.request("DELETE", "/livekit/participant", ALICE,
-                        json={"room_name": "elsewhere", "participant_identity": "someone"}).status_code == 200
+    assert (
+        host.request(
+            "DELETE",
+            "/livekit/participant",
+            ALICE,
+            json={"room_name": "elsewhere", "participant_identity": "someone"},
+        ).status_code
+        == 200
+    )
 
     entries = audit(host, ALICE, room_name="r")["entries"]
     assert summary(entries) == [
@@ -127,7 +146,12 @@ def test_the_reconciler_enforcement_is_an_entry_of_the_rooms_owner(
     done = host.moderation.reconcile()
     assert len(done.removed) == 1
     (entry, ban) = audit(host, TOKEN_A, room_name="r")["entries"]
-    assert (entry["actor"], entry["action"], entry["outcome"], entry["status"]) == (None, "enforce_ban", "removed", None)
+    assert (entry["actor"], entry["action"], entry["outcome"], entry["status"]) == (
+        None,
+        "enforce_ban",
+        "removed",
+        None,
+    )
     assert entry["details"]["source"] == "reconciler"
     assert ban["action"] == "ban"
     assert audit(host, TOKEN_B)["entries"] == []
@@ -141,13 +165,15 @@ def test_failures_are_entries_and_the_answer_stays_what_livekit_did(
     emu.add_room("r", metadata=room_metadata("tenant-a"))
     emu.join("r", "x", tracks=[])
     with emu.down():
-        answer = host.request("DELETE", "/livekit/participant", TOKEN_A,
-                              json={"room_name": "r", "participant_identity": "x"})
+        answer = host.request(
+            "DELETE", "/livekit/participant", TOKEN_A, json={"room_name": "r", "participant_identity": "x"}
+        )
     assert (answer.status_code, answer.json()["code"]) == (503, "LIVEKIT_UNAVAILABLE")
     invalid = host.request("DELETE", "/livekit/participant", TOKEN_A, json={"room_name": "r"})
     assert invalid.status_code == 400
-    unauthenticated = host.request("DELETE", "/livekit/participant", None,
-                                   json={"room_name": "r", "participant_identity": "x"})
+    unauthenticated = host.request(
+        "DELETE", "/livekit/participant", None, json={"room_name": "r", "participant_identity": "x"}
+    )
     assert unauthenticated.status_code == 401
     entries = audit(host, TOKEN_A)["entries"]
     assert [(e["outcome"], e["status"], e["room_name"]) for e in entries] == [
@@ -168,8 +194,9 @@ def test_a_store_failure_while_writing_never_turns_a_done_action_into_an_error(
     emu.add_room("r", metadata=room_metadata("tenant-a"))
     emu.join("r", "x", tracks=[])
     with caplog.at_level(logging.INFO, logger="flask_livekit_moderation"):
-        answer = host.request("DELETE", "/livekit/participant", TOKEN_A,
-                              json={"room_name": "r", "participant_identity": "x"})
+        answer = host.request(
+            "DELETE", "/livekit/participant", TOKEN_A, json={"room_name": "r", "participant_identity": "x"}
+        )
         assert host.served.app.extensions["livekit_moderation"].audit_log.flush()  # written in the background
     assert (answer.status_code, answer.json()["status"]) == (200, "removed")
     assert emu.participant("r", "x") is None
@@ -191,8 +218,12 @@ def test_signals_and_the_log_line_name_the_acting_moderator(
     emu.add_room("r", metadata=room_metadata("tenant-a"))
     emu.join("r", "x", tracks=[])
     with caplog.at_level(logging.INFO, logger="flask_livekit_moderation"):
-        assert host.request("DELETE", "/livekit/participant", ALICE,
-                            json={"room_name": "r", "participant_identity": "x"}).status_code == 200
+        assert (
+            host.request(
+                "DELETE", "/livekit/participant", ALICE, json={"room_name": "r", "participant_identity": "x"}
+            ).status_code
+            == 200
+        )
         assert host.ban("r", "y", token=TOKEN_A).status_code == 201
     assert removed[0]["actor"] == "alice" and removed[0]["auth_id"] == "tenant-a"
     assert host.signalled("moderation_finished")[0]["actor"] == "alice"
@@ -207,8 +238,17 @@ def _fill(host: Host, count: int, rooms: tuple[str, ...], owner: str = "tenant-a
     start = time.time() - count / 1000 - 1
     ids = []
     for n in range(count):
-        entry = Entry(new_id(start + n / 1000), owner, "bot", "mute", rooms[n % len(rooms)], f"p{n}",
-                      {"n": n}, "muted", 200)
+        entry = Entry(
+            new_id(start + n / 1000),
+            owner,
+            "bot",
+            "mute",
+            rooms[n % len(rooms)],
+            f"p{n}",
+            {"n": n},
+            "muted",
+            200,
+        )
         log.add(entry)
         ids.append(entry.id)
     return ids
@@ -260,7 +300,9 @@ def test_since_until_and_retention(hosts: Callable[..., Host]) -> None:
     log = host.served.app.extensions["livekit_moderation"].audit_log
     now = time.time()
     for days in (31, 20, 10, 0):
-        log.add(Entry(new_id(now - days * 86400), "tenant-a", "a", "remove", "r", f"d{days}", {}, "removed", 200))
+        log.add(
+            Entry(new_id(now - days * 86400), "tenant-a", "a", "remove", "r", f"d{days}", {}, "removed", 200)
+        )
     listed = lambda **p: [e["participant_identity"] for e in audit(host, TOKEN_A, **p)["entries"]]  # noqa: E731
     assert listed() == ["d0", "d10", "d20"]  # 31 days old is past the retention
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 15 * 86400))
@@ -269,7 +311,9 @@ def test_since_until_and_retention(hosts: Callable[..., Host]) -> None:
     assert listed(since=since, until=until) == ["d10"]
 
 
-def test_retention_zero_keeps_no_audit_log(hosts: Callable[..., Host], livekit_emulator: LiveKitEmulator) -> None:
+def test_retention_zero_keeps_no_audit_log(
+    hosts: Callable[..., Host], livekit_emulator: LiveKitEmulator
+) -> None:
     host = hosts(LIVEKIT_MODERATION_AUDIT_RETENTION_DAYS=0)
     livekit_emulator.add_room("r", metadata=room_metadata("tenant-a"))
     assert host.ban("r", "x", token=TOKEN_A).status_code == 201
@@ -296,8 +340,12 @@ def test_entries_survive_an_app_restart(
     emu.add_room("r", metadata=room_metadata("tenant-a"))
     emu.join("r", "x", tracks=[])
     first = hosts(LIVEKIT_MODERATION_BAN_STORE=store_url, LIVEKIT_MODERATION_API_SECRETS=SECRETS)
-    assert first.request("DELETE", "/livekit/participant", ALICE,
-                         json={"room_name": "r", "participant_identity": "x"}).status_code == 200
+    assert (
+        first.request(
+            "DELETE", "/livekit/participant", ALICE, json={"room_name": "r", "participant_identity": "x"}
+        ).status_code
+        == 200
+    )
     assert first.ban("r", "y", token=TOKEN_A, reason="nul\x00 and ünïcode").status_code == 201
     _fill(first, 30, ("r",), owner="tenant-b")
     before = audit(first, TOKEN_A)["entries"]
@@ -306,7 +354,10 @@ def test_entries_survive_an_app_restart(
     again = hosts(LIVEKIT_MODERATION_BAN_STORE=store_url, LIVEKIT_MODERATION_API_SECRETS=SECRETS)
     after = audit(again, TOKEN_A, room_name="r")
     assert after["entries"] == before
-    assert summary(after["entries"]) == [("tenant-a", "ban", "y", "banned"), ("alice", "remove", "x", "removed")]
+    assert summary(after["entries"]) == [
+        ("tenant-a", "ban", "y", "banned"),
+        ("alice", "remove", "x", "removed"),
+    ]
     assert after["entries"][0]["details"]["reason"] == "nul\x00 and ünïcode"
     first_page = audit(again, TOKEN_B, limit=20)
     rest = audit(again, TOKEN_B, limit=20, cursor=first_page["next_cursor"])

@@ -17,7 +17,6 @@ would download drivers) never runs.
 from __future__ import annotations
 
 import math
-from datetime import datetime
 import os
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -226,8 +226,11 @@ class Console:
         return [item.text for item in self.driver.find_elements(By.CSS_SELECTOR, "#audit-log li[data-id]")]
 
     def wait_audit(self, part: str) -> list[str]:
-        return self.wait(lambda d: (lines := self.audit_log()) and any(part in line for line in lines) and lines,
-                         f"the audit log with {part!r}")
+        def found(driver: WebDriver) -> list[str]:
+            lines = self.audit_log()
+            return lines if any(part in line for line in lines) else []
+
+        return self.wait(found, f"the audit log with {part!r}")
 
     def ban_items(self) -> dict[str, WebElement]:
         found = self.driver.find_elements(By.CSS_SELECTOR, "#ban-list li[data-identity]")
@@ -410,7 +413,10 @@ def test_remove_a_participant_and_see_the_row_go(console):
     items = console.driver.find_elements(By.CSS_SELECTOR, "#audit-log li[data-id]")
     assert "log-error" in (items[0].get_attribute("class") or "")
     stamp = items[1].find_element(By.TAG_NAME, "time").get_attribute("datetime") or ""
-    assert stamp.endswith("Z") and abs(datetime.fromisoformat(stamp[:-1] + "+00:00").timestamp() - time.time()) < 60
+    assert (
+        stamp.endswith("Z")
+        and abs(datetime.fromisoformat(stamp[:-1] + "+00:00").timestamp() - time.time()) < 60
+    )
     assert not console.driver.find_elements(By.ID, "history")  # no page-local list any more
 
 
@@ -633,11 +639,22 @@ def test_ban_with_a_reason_the_rejoin_is_kicked_then_lift_it(console):
     # lift; and it filters by action.
     lines = console.wait_audit("acme lifted the ban of bob: lifted.")
     assert lines[0].endswith("acme lifted the ban of bob: lifted.")
-    banned_at = next(n for n, line in enumerate(lines) if "acme banned bob for 1 hour (reason: Spamming the chat): banned." in line)
-    enforced = next(n for n, line in enumerate(lines) if line.endswith("LiveKit's webhook removed bob, who is banned: removed."))
+    banned_at = next(
+        n
+        for n, line in enumerate(lines)
+        if "acme banned bob for 1 hour (reason: Spamming the chat): banned." in line
+    )
+    enforced = next(
+        n
+        for n, line in enumerate(lines)
+        if line.endswith("LiveKit's webhook removed bob, who is banned: removed.")
+    )
     assert 0 < enforced < banned_at
     Select(driver.find_element(By.ID, "audit-action")).select_by_value("ban")
-    console.wait(lambda d: (shown := console.audit_log()) and all(" banned " in line for line in shown), "only the bans")
+    console.wait(
+        lambda d: (shown := console.audit_log()) and all(" banned " in line for line in shown),
+        "only the bans",
+    )
     assert driver.find_element(By.ID, "audit-summary").text == "1 entry (bans), newest first"
     Select(driver.find_element(By.ID, "audit-action")).select_by_value("")
     console.wait(lambda d: len(console.audit_log()) == len(lines), "every action again")

@@ -18,7 +18,7 @@ from openapi_spec_validator import validate
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
-from tests.helpers import JSON, SCOPED_TENANTS, TENANTS, TEXT, TOKEN_A, TOKEN_NO_SCOPE, ServedApp, in_process
+from tests.helpers import JSON, SCOPED_TENANTS, TEXT, TOKEN_A, TOKEN_NO_SCOPE, ServedApp, in_process
 from tests.openapi_checks import (
     ONE_SLOT,
     documented,
@@ -51,7 +51,9 @@ class Apps:
 def apps(make_served: Callable[..., ServedApp], livekit_emulator: Any) -> Apps:
     return Apps(
         anon=make_served(),
-        tenants=make_served(LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=SCOPED_TENANTS),
+        tenants=make_served(
+            LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=SCOPED_TENANTS
+        ),
         unconfigured=make_served(LIVEKIT_URL="", LIVEKIT_API_KEY="", LIVEKIT_API_SECRET=""),
         wrong_secret=make_served(LIVEKIT_API_SECRET="not-the-secret-0123456789abcdefghijklmn"),
         failing_resolver=in_process(failing_resolver_app(livekit_emulator)),

@@ -83,13 +83,13 @@ def test_outside_its_scopes_the_answer_is_403_with_no_livekit_call_whatever_the_
 
 
 def test_the_refusal_is_byte_identical_for_every_room(served: InProcessApp) -> None:
-    bodies = {
-        served.remove(room, "troll", MUTER).content for room in ROOMS
-    }
+    bodies = {served.remove(room, "troll", MUTER).content for room in ROOMS}
     assert len(bodies) == 1
 
 
-def test_reads_need_read_and_the_audit_log_needs_audit(served: InProcessApp, livekit_emulator: LiveKitEmulator) -> None:
+def test_reads_need_read_and_the_audit_log_needs_audit(
+    served: InProcessApp, livekit_emulator: LiveKitEmulator
+) -> None:
     livekit_emulator.clear_calls()
     assert served.participants("room-a", MUTER).json()["code"] == "INSUFFICIENT_SCOPE"
     listed = served.request("GET", "/livekit/bans", MUTER, params={"room_name": "room-a"})
@@ -136,7 +136,7 @@ def test_unknown_scope_names_and_bad_actors_fail_at_start_up(
     assert "s-0123456789" not in str(raised.value)
 
 
-def _resolver_app(emu: LiveKitEmulator, resolved: object, **config: Any) -> Flask:
+def _resolver_app(emu: LiveKitEmulator, resolved: AuthContext, **config: Any) -> Flask:
     app = Flask("host")
     app.config.update(TESTING=True, **livekit_config(emu), LIVEKIT_MODERATION_AUTH_REQUIRED=True)
     app.config.update(LIVEKIT_MODERATION_BAN_STORE="memory://", **config)
@@ -200,5 +200,3 @@ def test_the_openapi_document_shows_each_routes_scope(anon: InProcessApp) -> Non
     assert "`remove`" in remove["description"]
     assert document["paths"]["/livekit/audit"]["get"]["x-required-scope"] == "audit"
     assert "x-required-scope" not in document["paths"]["/livekit/webhook"]["post"]
-
-

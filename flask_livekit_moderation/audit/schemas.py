@@ -83,7 +83,9 @@ class AuditQuery(RequestSchema):
         try:
             data["before"] = None if text is None else read_cursor(text)
         except ValueError:
-            raise ValidationError({"cursor": ["Not a cursor of this listing: pass the next_cursor it answered."]}) from None
+            raise ValidationError(
+                {"cursor": ["Not a cursor of this listing: pass the next_cursor it answered."]}
+            ) from None
         for key in ("since", "until"):
             moment: datetime | None = data[key]
             data[key] = None if moment is None else moment.timestamp()
@@ -93,30 +95,46 @@ class AuditQuery(RequestSchema):
 class AuditEntrySchema(Schema):
     """One entry of the audit log."""
 
-    id = fields.String(required=True, metadata={"description": "The entry's id (sorts as entries were made)."})
+    id = fields.String(
+        required=True, metadata={"description": "The entry's id (sorts as entries were made)."}
+    )
     at = fields.String(required=True, metadata={"description": "When: RFC 3339, UTC.", "format": "date-time"})
     owner = fields.String(
         required=True,
         allow_none=True,
-        metadata={"description": "The auth id whose log it is in (null: callers for all rooms, rooms with no owner)."},
+        metadata={
+            "description": "The auth id whose log it is in "
+            "(null: callers for all rooms, rooms with no owner)."
+        },
     )
     actor = fields.String(
         required=True,
         allow_none=True,
-        metadata={"description": "Who acted: the credential's actor, else its auth id; null for an enforcement."},
+        metadata={
+            "description": "Who acted: the credential's actor, else its auth id; null for an enforcement."
+        },
     )
-    action = fields.String(required=True, metadata={"description": "remove, mute, room_mute, permissions, ban, lift_ban, enforce_ban, ..."})
+    action = fields.String(
+        required=True,
+        metadata={"description": "remove, mute, room_mute, permissions, ban, lift_ban, enforce_ban, ..."},
+    )
     room_name = fields.String(required=True, allow_none=True)
     participant_identity = fields.String(required=True, allow_none=True)
     details = fields.Dict(
         required=True,
-        metadata={"description": "The rest of the request (track_sid, muted, duration_seconds, reason, ...) and what the action reports (counts, `removed`, an enforcement's `source`)."},
+        metadata={
+            "description": "The rest of the request (track_sid, muted, duration_seconds, reason, "
+            "...) and what the action reports (counts, `removed`, an enforcement's `source`)."
+        },
     )
     outcome = fields.String(
-        required=True, metadata={"description": "What came of it: `removed`, `muted`, ... or the error code answered."}
+        required=True,
+        metadata={"description": "What came of it: `removed`, `muted`, ... or the error code answered."},
     )
     status = fields.Integer(
-        required=True, allow_none=True, metadata={"description": "The HTTP status answered (null: the reconciler)."}
+        required=True,
+        allow_none=True,
+        metadata={"description": "The HTTP status answered (null: the reconciler)."},
     )
 
 
@@ -127,5 +145,8 @@ class AuditPageSchema(Schema):
     next_cursor = fields.String(
         required=True,
         allow_none=True,
-        metadata={"description": "Pass it as `cursor` (with the same filters) for the next page; null: this was the last page."},
+        metadata={
+            "description": "Pass it as `cursor` (with the same filters) for the next page; "
+            "null: this was the last page."
+        },
     )

@@ -323,7 +323,12 @@ class SQLAuditLog(BatchedAuditLog):
         for key in ("room_name", "action", "actor"):
             if getattr(wanted, key) is not None:
                 params[key] = store._name(getattr(wanted, key))
-        sql = _listing(wanted.room_name is not None, wanted.action is not None, wanted.actor is not None, high is not None)
+        sql = _listing(
+            wanted.room_name is not None,
+            wanted.action is not None,
+            wanted.actor is not None,
+            high is not None,
+        )
         return [self._entry(row) for row in store._read(sql, params)]
 
     def _entry(self, row: Sequence[Any]) -> Entry:
@@ -381,7 +386,12 @@ class RedisAuditLog(BatchedAuditLog):
     def _tag(owner: str) -> str:
         import hashlib
 
-        return _REDIS_PREFIX + "{" + hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:16] + "}"
+        return (
+            _REDIS_PREFIX
+            + "{"
+            + hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+            + "}"
+        )
 
     def _index(self, owner: str, room_name: str | None) -> str:
         if room_name is None:
@@ -390,8 +400,16 @@ class RedisAuditLog(BatchedAuditLog):
 
     def _queue(self, pipe: Any, entry: Entry) -> None:
         value = json.dumps(
-            [entry.owner, entry.actor, entry.action, entry.room_name, entry.participant_identity,
-             entry.details, entry.outcome, entry.status],
+            [
+                entry.owner,
+                entry.actor,
+                entry.action,
+                entry.room_name,
+                entry.participant_identity,
+                entry.details,
+                entry.outcome,
+                entry.status,
+            ],
             separators=(",", ":"),
             default=str,
         )
@@ -419,11 +437,11 @@ class RedisAuditLog(BatchedAuditLog):
             while len(found) < limit:
                 batch = max(limit - len(found), _BATCH if (wanted.action or wanted.actor) else 0)
                 raw_ids = client.zrevrangebylex(index, top, "[" + low, start=0, num=batch)
-                ids = [raw.decode("ascii") if isinstance(raw, bytes) else str(raw) for raw in raw_ids]  # type: ignore[union-attr]
+                ids = [raw.decode("ascii") if isinstance(raw, bytes) else str(raw) for raw in raw_ids]
                 if not ids:
                     break
                 values = client.mget([entry_prefix + entry_id for entry_id in ids])
-                for entry_id, value in zip(ids, values, strict=True):  # type: ignore[arg-type]
+                for entry_id, value in zip(ids, values, strict=True):
                     if value is None:
                         continue  # expired since it was indexed
                     entry = self._entry(entry_id, value)

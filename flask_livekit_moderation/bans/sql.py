@@ -470,7 +470,9 @@ class SQLiteBanStore(SQLBanStore):
         current = _file_id(self.path)
         with self._lock:
             return current is not None and any(
-                file_id == current for connection, file_id in self._file_ids.items() if connection is not stale
+                file_id == current
+                for connection, file_id in self._file_ids.items()
+                if connection is not stale
             )
 
     def _active_rows(self, stale: sqlite3.Connection) -> list[Any] | None:

@@ -71,7 +71,8 @@ function render(entries) {
   }
   replaceKeepingFocus(page.auditLog, items);
   const filter = page.auditAction.value ? ` (${page.auditAction.selectedOptions[0].textContent})` : "";
-  page.auditSummary.textContent = `${plural(entries.length, "entry")}${filter}, newest first`;
+  const count = `${entries.length} ${entries.length === 1 ? "entry" : "entries"}`;
+  page.auditSummary.textContent = `${count}${filter}, newest first`;
 }
 
 function problem(said) {
