@@ -21,6 +21,7 @@ import abc
 import atexit
 import bisect
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -384,14 +385,8 @@ class RedisAuditLog(BatchedAuditLog):
 
     @staticmethod
     def _tag(owner: str) -> str:
-        import hashlib
-
-        return (
-            _REDIS_PREFIX
-            + "{"
-            + hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-            + "}"
-        )
+        digest = hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"{_REDIS_PREFIX}{{{digest}}}"
 
     def _index(self, owner: str, room_name: str | None) -> str:
         if room_name is None:
