@@ -2,9 +2,9 @@
 
 content type -> caller -> its scope -> validation -> the view (its LiveKit operation) -> the
 answer and its signals -> the request's record (:mod:`.audit`: log line, signals, audit log
-entry), whatever happened. What the request is
-and did lives in one :class:`Call`; errors are :class:`~.errors.ModerationError`, rendered by
-the app's handler for them (the host's, when it registered one).
+entry), whatever happened. What the request is and did lives in one :class:`Call`; errors are
+:class:`~.errors.ModerationError`, rendered by the app's handler for them (the host's, when it
+registered one).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ from tests.helpers import run_benchmark
 
 def test_audit_benchmark_smoke_run(tmp_path: Path) -> None:
     out = tmp_path / "audit.json"
-    done, report = run_benchmark("benchmarks.audit", "--rounds", "2", "--requests", "20", "--quiet", out=out)
+    done, report = run_benchmark(
+        "benchmarks.audit", "--rounds", "2", "--requests", "20", "--attributed", "50", "--quiet", out=out
+    )
     (target,) = report["targets"]
     # Exit status follows the target, whatever this machine's load made of it.
     assert done.returncode == (0 if target["passed"] else 1), done.stderr[-3000:]
@@ -23,4 +25,9 @@ def test_audit_benchmark_smoke_run(tmp_path: Path) -> None:
         assert len(results[label]["cpu_ms_per_request"]) == 2
         assert results[label]["median_cpu_ms"] > 0
     assert "without the audit log (as before)" in done.stdout and "the audit write adds" in done.stdout
+    parts = report["attributed"]
+    # The attribution run timed every request's entry, and the writing thread wrote each one.
+    assert parts["requests"] == parts["entries_written"] == 50
+    assert 0 < parts["in_request_ms"] and 0 < parts["writer_per_entry_ms"]
+    assert "ms in the request +" in done.stdout
     assert str(out) in done.stdout
