@@ -228,8 +228,8 @@ def attributed(requests: int, directory: str) -> dict[str, float]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.audit", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=9, help="measured rounds per server")
-    parser.add_argument("--requests", type=int, default=400, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=21, help="measured rounds per server")
+    parser.add_argument("--requests", type=int, default=300, help="requests per round")
     parser.add_argument(
         "--attributed", type=int, default=2000, help="requests of the in-process attribution run"
     )
