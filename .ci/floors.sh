@@ -3,6 +3,8 @@
 #  1. the oldest Python >= 3.10 on the machine, every direct runtime dependency pinned at
 #     its floor (.ci/floors.txt; transitive ones left to pip): the WHOLE suite, run as the
 #     README runs it (the timing tests alone after the rest);
+#     then the built wheel alone in a fresh venv at the same floors, run from outside the
+#     checkout: it imports and serves a request (.ci/wheel_smoke.py);
 #  2. the newest Python >= 3.10 with current releases: a short smoke subset (remove, mute,
 #     the host-app integration, the OpenAPI document, signals and LiveKit failures: what
 #     touches each direct dependency; about 25 s).
@@ -86,6 +88,14 @@ EOF
 "$tmp/floors/bin/python" -m pytest -q -p no:cacheprovider -n 2 -m 'not timing'
 "$tmp/floors/bin/python" -m pytest -q -p no:cacheprovider -m timing
 lap "whole suite at the floors"
+
+# -- 1b. the wheel, alone, at the floors -----------------------------------------------------
+"$tmp/floors/bin/python" -m pip wheel -q --no-deps -w "$tmp/dist" .
+make_venv "$tmp/wheel" "$oldest"
+"$tmp/wheel/bin/python" -m pip install -q "$tmp"/dist/*.whl -c .ci/floors.txt
+smoke="$PWD/.ci/wheel_smoke.py"
+(cd "$tmp" && "$tmp/wheel/bin/python" "$smoke")
+lap "the wheel in a fresh venv at the floors"
 
 # -- 2. smoke, newest Python, current releases -----------------------------------------------
 make_venv "$tmp/newest" "$newest"

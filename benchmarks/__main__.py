@@ -10,14 +10,18 @@ it), and drives each from a separate load-generator process (``benchmarks.load``
 
 Every remove targets a participant seeded for it, so each one removes a real participant;
 mutes set ``muted=true`` on a seeded audio track (unmuting needs LiveKit's
-``enable_remote_unmute``, off by default). A last phase measures one fresh worker's RSS
-after ``--memory-after`` and after ``--memory-requests`` requests. The table goes to
-stdout, the raw figures to ``--out`` (JSON).
+``enable_remote_unmute``, off by default). At L = 0 a CPU phase compares the worker CPU per
+request (user + system from ``/proc``) of ours, the hand-written DIY app
+(``benchmarks.diy_app``) and the naive app in ``--cpu-rounds`` interleaved rounds of
+``--cpu-requests`` requests: medians, and the median of each round's ratio to DIY. A last
+phase measures one fresh worker's RSS after ``--memory-after`` and after ``--memory-requests``
+requests. The table goes to stdout, the raw figures to ``--out`` (JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -40,10 +44,13 @@ from .processes import (
     Gunicorn,
     StandIn,
     WorkerSetup,
+    cpu_seconds,
 )
 
 ROUTES = ("remove", "mute")
 TARGETS = ("ours", "naive", "floor")
+#: The apps whose worker CPU per request is compared, in the order each round runs them.
+CPU_TARGETS = ("ours", "diy", "naive")
 
 #: Participants per seeded room: a realistic room, so the naive route's listings stay small.
 PER_ROOM = 20
@@ -58,6 +65,8 @@ OVERHEAD_AT_LATENCY_MS = 2.0
 OWN_COST_AT_ZERO_MS = 0.5
 THROUGHPUT_FACTOR = 2.0
 MEMORY_GROWTH_MIB = 5.0
+#: Issue 27: our worker CPU per request at most this many times the DIY app's.
+CPU_RATIO_TO_DIY = 1.05
 
 
 def run_load(spec: dict[str, Any]) -> dict[str, Any]:
@@ -176,21 +185,85 @@ class Run:
         out: dict[str, Any] = {}
         self.service_ms = {}
         with StandIn(latency_ms) as stand_in:
-            with (
-                Gunicorn("ours", stand_in, self.setup) as ours,
-                Gunicorn("naive", stand_in, self.setup) as naive,
-            ):
-                servers = {"ours": ours, "naive": naive}
+            with contextlib.ExitStack() as running:
+                servers = {
+                    name: running.enter_context(Gunicorn(name, stand_in, self.setup))
+                    for name in ("ours", "naive")
+                }
                 out["noop"] = self.measure("ours", "noop", servers, stand_in)
                 out["noop_naive_server"] = self.measure("naive", "noop", servers, stand_in)
                 for route in self.args.routes:
                     out[route] = {
                         target: self.measure(target, route, servers, stand_in) for target in TARGETS
                     }
+                if latency_ms == 0 and self.args.cpu_rounds:
+                    servers["diy"] = running.enter_context(Gunicorn("diy", stand_in, self.setup))
+                    out["cpu"] = self.measure_cpu(stand_in, servers)
             if latency_ms == 0 and self.args.memory_requests:
                 out["memory"] = self.measure_memory(stand_in)
         out["standin_service_ms"] = dict(self.service_ms)
         return out
+
+    def measure_cpu(self, stand_in: StandIn, servers: dict[str, Gunicorn]) -> dict[str, Any]:
+        """Worker CPU per request of ours, DIY and naive, in interleaved rounds.
+
+        Each round sends ``--cpu-requests`` requests (c=1) of each route to each app, one app
+        after the other, and reads each worker's user + system CPU from ``/proc`` before and
+        after: the machine's other work moves every app's figure of a round alike, so the
+        ratios of a round hold where wall-clock differences do not.
+        """
+        args = self.args
+        cpu: dict[str, dict[str, list[float]]] = {
+            route: {target: [] for target in CPU_TARGETS} for route in args.routes
+        }
+        errors = 0
+        mute_items = self.mute_items(stand_in)
+        for round_number in range(args.cpu_rounds + 1):  # round 0 warms every app up
+            for route in args.routes:
+                for target in CPU_TARGETS:
+                    server = servers[target]
+                    spec: dict[str, Any] = {
+                        "kind": "http",
+                        "route": route,
+                        "url": server.url,
+                        "token": TENANT_TOKEN,
+                        "concurrency": 1,
+                        "warmup": 0,
+                        "requests": args.cpu_requests,
+                    }
+                    if route == "remove":
+                        spec["items"] = self.fresh_pairs(stand_in, args.cpu_requests)
+                    else:
+                        spec["items"] = mute_items
+                    workers = server.workers()
+                    before = sum(cpu_seconds(pid) for pid in workers)
+                    result = run_load(spec)
+                    used = sum(cpu_seconds(pid) for pid in workers) - before
+                    errors += result["error_count"]
+                    if round_number:
+                        cpu[route][target].append(used / result["requests"] * 1000.0)
+        self.log(f"  cpu: {args.cpu_rounds} rounds of {args.cpu_requests} requests, errors {errors}")
+        return {
+            "rounds": args.cpu_rounds,
+            "requests_per_round": args.cpu_requests,
+            "errors": errors,
+            "per_request_ms": cpu,
+            "median_ms": {
+                route: {target: median(values) for target, values in per.items()}
+                for route, per in cpu.items()
+            },
+            # Each round's own ratio, then their median: a noisy round moves one ratio, not all.
+            "ratio_to_diy": {
+                route: {
+                    # A round too short for one clock tick (10 ms) of DIY's CPU has no ratio.
+                    target: median(
+                        t / d if d else math.inf for t, d in zip(per[target], per["diy"], strict=True)
+                    )
+                    for target in CPU_TARGETS
+                }
+                for route, per in cpu.items()
+            },
+        }
 
     def measure_memory(self, stand_in: StandIn) -> dict[str, Any]:
         """A fresh worker's RSS after ``--memory-after`` and ``--memory-requests`` requests."""
@@ -285,6 +358,18 @@ def evaluate(results: dict[str, Any], routes: Sequence[str]) -> list[dict[str, A
                     factor >= THROUGHPUT_FACTOR and ours_n["error_count"] == 0,
                     "x",
                 )
+        cpu = per_l.get("cpu")
+        if cpu:
+            for route, ratios in cpu["ratio_to_diy"].items():
+                ratio = ratios["ours"]
+                add(
+                    f"L=0 {route}: worker CPU per request, ours / DIY "
+                    f"(median of {cpu['rounds']} rounds' ratios)",
+                    ratio,
+                    CPU_RATIO_TO_DIY,
+                    ratio <= CPU_RATIO_TO_DIY and cpu["errors"] == 0,
+                    "x<=",
+                )
         memory = per_l.get("memory")
         if memory:
             worst = max(memory["rss_growth_mib"])
@@ -327,14 +412,29 @@ def render_table(results: dict[str, Any], routes: Sequence[str], concurrency: in
     return "\n".join(lines)
 
 
+def render_cpu(key: str, cpu: dict[str, Any]) -> str:
+    """The worker-CPU table of one L: medians per app and route, and the ratios to DIY."""
+    lines = [
+        f"Worker CPU per request at {key} (user + system from /proc; median of {cpu['rounds']} "
+        f"interleaved rounds of {cpu['requests_per_round']} requests, c=1):",
+        f"{'route':8}" + "".join(f"{target:>12}" for target in CPU_TARGETS) + "  ratios to DIY",
+    ]
+    for route, medians in cpu["median_ms"].items():
+        ratios = ", ".join(f"{t} {cpu['ratio_to_diy'][route][t]:.2f}" for t in CPU_TARGETS if t != "diy")
+        lines.append(f"{route:8}" + "".join(f"{medians[t]:9.3f} ms" for t in CPU_TARGETS) + f"  {ratios}")
+    return "\n".join(lines)
+
+
 def render_checks(checks: list[dict[str, Any]]) -> str:
     lines = ["Targets:"]
     for check in checks:
         verdict = "PASS" if check["pass"] else "FAIL"
-        comparison = ">=" if check["unit"] == "x" else "<="
+        unit = check["unit"]
+        comparison = ">=" if unit == "x" else "<="
+        unit = unit.removesuffix("<=")  # "x<=": a factor that must stay below its limit
         lines.append(
-            f"  [{verdict}] {check['target']}: {check['value']:.3f}{check['unit']} "
-            f"(target {comparison} {check['limit']:g}{check['unit']})"
+            f"  [{verdict}] {check['target']}: {check['value']:.3f}{unit} "
+            f"(target {comparison} {check['limit']:g}{unit})"
         )
     return "\n".join(lines)
 
@@ -358,6 +458,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--memory-after", type=int, default=200, help="first RSS reading after this many (200)"
     )
+    parser.add_argument(
+        "--cpu-rounds",
+        type=int,
+        default=5,
+        help="interleaved rounds of the CPU phase at L=0, 0 to skip it (5)",
+    )
+    parser.add_argument("--cpu-requests", type=int, default=200, help="requests per app and round (200)")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers (1)")
     parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker (16)")
     parser.add_argument(
@@ -420,6 +527,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key, per_l in results.items():
         service = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(per_l["standin_service_ms"].items()))
         print(f"Stand-in service time at {key} (median ms inside the stand-in, floor c=1): {service}")
+    for key, per_l in results.items():
+        if "cpu" in per_l:
+            print(render_cpu(key, per_l["cpu"]))
     if checks:
         print(render_checks(checks))
     print(f"Raw figures: {args.out}")

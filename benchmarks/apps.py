@@ -1,6 +1,7 @@
-"""The WSGI apps gunicorn serves in the benchmarks: ours, the naive reference, each with ``/noop``.
+"""The WSGI apps gunicorn serves in the benchmarks: ours, the naive and DIY references, each
+with ``/noop``.
 
-Both read ``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``, ``AUTH_REQUIRED``
+All read ``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``, ``AUTH_REQUIRED``
 and ``AUTH_API_SECRETS_JSON`` from the environment (see ``example_app``). Serve them with
 ``gunicorn 'benchmarks.apps:ours()'`` or ``gunicorn 'benchmarks.apps:naive()'``.
 """
@@ -13,6 +14,7 @@ from flask import Flask, jsonify
 
 from example_app import create_app
 
+from .diy_app import create_diy_app
 from .naive_app import create_naive_app
 
 
@@ -33,3 +35,8 @@ def ours() -> Flask:
 def naive() -> Flask:
     """The naive reference app (:mod:`benchmarks.naive_app`), plus ``/noop``."""
     return _with_noop(create_naive_app())
+
+
+def diy() -> Flask:
+    """The hand-written reference (:mod:`benchmarks.diy_app`), plus ``/noop``."""
+    return _with_noop(create_diy_app())

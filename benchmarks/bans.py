@@ -323,6 +323,7 @@ def measure_active_ban(
                 LIVEKIT_URL=stand_in.url,
                 LIVEKIT_API_KEY=stand_in.api_key,
                 LIVEKIT_API_SECRET=stand_in.api_secret,
+                LIVEKIT_MODERATION_AUTH_REQUIRED=False,  # the store is measured, not the callers
                 LIVEKIT_MODERATION_BAN_STORE=url,
             )
             moderation = LiveKitModeration(app)

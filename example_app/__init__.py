@@ -6,7 +6,11 @@
 ``LIVEKIT_MODERATION_MAX_CONCURRENCY=8``), and for the moderator console at ``/``
 ``CONSOLE_ACCOUNTS_JSON`` (``{"<tenant auth id>": "<password>"}``) and ``SECRET_KEY`` (the
 session cookie's signing key; a random one per start when unset, so with several workers
-set it, or serve with ``--preload``). Serve it with ``gunicorn 'example_app:create_app()'``.
+set it, or serve with ``--preload``). The console also reads ``CONSOLE_SESSION_DB`` (the
+SQLite file of its session records: again, one per start when unset), the sign-in throttle's
+``CONSOLE_SIGNIN_LIMIT_PER_ACCOUNT``, ``CONSOLE_SIGNIN_LIMIT_PER_ADDRESS`` and
+``RATELIMIT_STORAGE_URI`` (see ``docs/console.md``). Serve it with
+``gunicorn 'example_app:create_app()'``.
 
 ``GET /openapi.json`` is the host's own OpenAPI document: its ``/healthz`` and, merged in by
 ``register_openapi``, every route of the extension.
@@ -26,6 +30,14 @@ from flask_livekit_moderation import LiveKitModeration
 
 from .console import MODERATION, accounts_from, init_console, signed_in_tenant
 
+#: Console settings taken from the environment as they are, when set.
+CONSOLE_ENVIRONMENT = (
+    "CONSOLE_SESSION_DB",
+    "CONSOLE_SIGNIN_LIMIT_PER_ACCOUNT",
+    "CONSOLE_SIGNIN_LIMIT_PER_ADDRESS",
+    "RATELIMIT_STORAGE_URI",
+)
+
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the example host app; ``config`` overrides what the environment says."""
@@ -41,6 +53,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     # Every other setting straight from the environment; the extension parses the strings.
     app.config.update({k: v for k, v in os.environ.items() if k.startswith("LIVEKIT_MODERATION_")})
+    # The console's session records and sign-in throttle (example_app.sessions, .signin).
+    app.config.update({k: v for k, v in os.environ.items() if k in CONSOLE_ENVIRONMENT})
     app.config.update(config or {})
 
     app.config["CONSOLE_ACCOUNTS"] = accounts_from(app.config["CONSOLE_ACCOUNTS"])

@@ -13,7 +13,15 @@ other Content-Type is 415 before the caller is looked at), and a cross-site page
 never grants; a cross-site ``<form>`` can only send ``text/plain``, urlencoded or multipart
 bodies. So the session cookie alone cannot be abused to moderate. The console's own form
 posts (sign in, sign out) are not JSON, so they carry a per-session CSRF token, and the cookie
-is ``SameSite=Lax``.
+is ``SameSite=Lax`` (``Secure`` too over HTTPS). The console's pages may not be framed
+(``X-Frame-Options: DENY``, CSP ``frame-ancestors 'none'``) and load nothing but this app's
+own files (CSP ``default-src 'self'``), so no other page can overlay or drive its buttons.
+
+A session lasts 8 hours at most (``PERMANENT_SESSION_LIFETIME``) and ends at sign-out for
+every copy of its cookie: the cookie carries a session id that must still be in the app's
+session records (:mod:`example_app.sessions`). Sign-ins are throttled and cost the same
+whether the tenant exists or not (:mod:`example_app.signin`); the sign-in form asks for the
+tenant as free text, so the public page lists no tenant.
 
 The room picker lists the signed-in tenant's rooms through the extension's pooled LiveKit
 client (:meth:`~flask_livekit_moderation.LiveKitModeration.rooms_of`: one ListRooms, kept to
@@ -28,6 +36,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from flask import (
@@ -36,24 +45,47 @@ from flask import (
     Request,
     abort,
     current_app,
+    has_request_context,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from flask_livekit_moderation import LiveKitModeration
+
+from .sessions import SessionStore
+from .signin import accounts_of, init_signin, retry_after
 
 logger = logging.getLogger("example_app.console")
 
 #: Its templates and static files are the app's own (``example_app/templates``, ``/static``).
 console = Blueprint("console", __name__)
 
-#: Session keys: the signed-in tenant (its auth id) and the CSRF token of the console's forms.
+#: Session keys: the signed-in tenant (its auth id), the id of its record in the app's
+#: session store, and the CSRF token of the console's forms.
 _TENANT = "tenant"
+_SESSION_ID = "sid"
 _CSRF = "csrf_token"
+#: Where the app keeps its :class:`~example_app.sessions.SessionStore`.
+SESSIONS = "example_app.sessions"
+#: How long a sign-in lasts when the host leaves Flask's default (31 days) in place.
+SESSION_LIFETIME = timedelta(hours=8)
+#: On every console page: no framing, nothing loaded from elsewhere, no inline script or style.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    # A signed-in page must not come back from a cache after sign-out.
+    "Cache-Control": "no-store",
+}
 #: Longest room name the extension accepts (the free-text field says so too).
 MAX_NAME = 256
 
@@ -83,16 +115,27 @@ def _accounts() -> dict[str, str]:
     return accounts
 
 
+def sessions_of(app: Flask) -> SessionStore:
+    """The session records :func:`init_console` opened for ``app``."""
+    store = app.extensions[SESSIONS]
+    assert isinstance(store, SessionStore)
+    return store
+
+
 def signed_in_tenant(req: Request) -> str | None:
     """The extension's ``request_loader``: the signed-in tenant's auth id, or ``None`` (401).
 
     ``req`` is the same request as :data:`flask.request`; the Flask session reads its cookie.
-    A session naming a tenant that is no longer configured is refused.
+    The cookie's session id must still be in the session records, for the same tenant: a
+    session that was signed out or has ended is refused, and so is one naming a tenant that
+    is no longer configured.
     """
-    tenant = session.get(_TENANT)
-    if isinstance(tenant, str) and tenant in _accounts():
-        return tenant
-    return None
+    tenant, session_id = session.get(_TENANT), session.get(_SESSION_ID)
+    if not (isinstance(tenant, str) and isinstance(session_id, str) and tenant in _accounts()):
+        return None
+    if sessions_of(current_app).tenant_of(session_id) != tenant:
+        return None
+    return tenant
 
 
 def _csrf_token() -> str:
@@ -179,25 +222,41 @@ def signin() -> Any:
         # No session cookie, or one from before a restart (a new SECRET_KEY): a fresh form.
         error, status = "The form expired: sign in again.", 400
     elif request.method == "POST":
-        tenant = request.form.get("tenant", "")
+        tenant = request.form.get("tenant", "")[:MAX_NAME]
         password = request.form.get("password", "")
-        expected = accounts.get(tenant)
-        # Compare even for an unknown tenant, so the answer takes as long either way.
-        known = hmac.compare_digest(password.encode(), (expected or "\0").encode())
-        if expected is not None and known:
+        # One hash verification whether the tenant exists or not (example_app.signin).
+        if accounts_of(current_app).verify(tenant, password) and tenant in accounts:
             session.clear()  # a fresh session: a new CSRF token, nothing from before
             session[_TENANT] = tenant
+            session[_SESSION_ID] = sessions_of(current_app).start(
+                tenant, current_app.permanent_session_lifetime
+            )
             return redirect(url_for("console.index"))
+        # A 401 is what the sign-in throttle counts.
         error, status = "Wrong tenant or password.", 401
-    page = render_template(
+    return _signin_page(tenant, error), status
+
+
+def _signin_page(tenant: str, error: str | None) -> str:
+    accounts = _accounts()
+    return render_template(
         "signin.html",
-        tenants=sorted(accounts),
-        tenant=tenant,
+        configured=bool(accounts),
+        # Not "tenant": base.html shows "Signed in as" for that one.
+        typed_tenant=tenant,
         error=error,
         demo_passwords=current_app.config.get("CONSOLE_SHOW_PASSWORDS") and accounts,
         csrf_token=_csrf_token(),
     )
-    return page, status
+
+
+@console.errorhandler(TooManyRequests)
+def throttled(error: TooManyRequests) -> Any:
+    """Too many failed sign-ins from this address or for this account: wait, then try again."""
+    wait = retry_after(current_app)
+    tenant = request.form.get("tenant", "")[:MAX_NAME]
+    page = _signin_page(tenant, f"Too many failed sign-ins: try again in {wait} s.")
+    return page, 429, {"Retry-After": str(wait)}
 
 
 @console.post("/signout")
@@ -205,11 +264,53 @@ def signout() -> Response:
     """End the session: the page's next call to the routes is a 401."""
     if not _csrf_ok():
         abort(400, "The form expired: reload the page and try again.")
+    session_id = session.get(_SESSION_ID)
+    if isinstance(session_id, str):
+        # Server-side: every copy of this cookie is refused from now on.
+        sessions_of(current_app).end(session_id)
     session.clear()
     return redirect(url_for("console.signin"))
 
 
+@console.after_request
+def security_headers(response: Response) -> Response:
+    """Every console page: not framable, its own files only (see the module's docstring)."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+class ConsoleSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the cookie ``Secure`` on requests that came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        # Behind a TLS-terminating proxy, request.is_secure needs werkzeug's ProxyFix.
+        configured = super().get_cookie_secure(app)
+        return configured or (has_request_context() and request.is_secure)
+
+
 def init_console(app: Flask) -> None:
-    """Mount the console on ``app`` (its ``CONSOLE_ACCOUNTS`` must already be parsed)."""
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    """Mount the console on ``app`` (its ``CONSOLE_ACCOUNTS`` must already be parsed).
+
+    The session cookie is ``SameSite=Lax`` unless the host chose otherwise (Flask's default
+    holds ``None``, so a ``setdefault`` would do nothing), ``Secure`` when
+    ``PREFERRED_URL_SCHEME`` is ``https`` or the request came over HTTPS, and a sign-in lasts
+    :data:`SESSION_LIFETIME` unless ``PERMANENT_SESSION_LIFETIME`` was changed from Flask's
+    31 days. Session records go to ``CONSOLE_SESSION_DB`` (a SQLite file; a temporary one when
+    unset).
+    """
+    if not app.config.get("SESSION_COOKIE_SAMESITE"):
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    if app.config.get("PREFERRED_URL_SCHEME") == "https":
+        app.config["SESSION_COOKIE_SECURE"] = True
+    if app.permanent_session_lifetime == timedelta(days=31):
+        app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_LIFETIME
+    app.session_interface = ConsoleSessionInterface()
+    app.extensions[SESSIONS] = SessionStore(app.config.get("CONSOLE_SESSION_DB") or None)
     app.register_blueprint(console)
+    init_signin(app, _accounts_of_config(app), "console.signin")
+
+
+def _accounts_of_config(app: Flask) -> dict[str, str]:
+    accounts: dict[str, str] = app.config["CONSOLE_ACCOUNTS"]
+    return accounts

@@ -115,21 +115,34 @@ def may_access(auth_id: str | None, room: Room | None) -> bool:
 # -- the room check, as LiveKit calls --------------------------------------------------------
 
 
-def refusal(exc: TwirpError, failure: ErrorCode) -> ModerationError:
+def refusal(
+    exc: TwirpError, failure: ErrorCode, not_found: ErrorCode = errors.PARTICIPANT_NOT_FOUND
+) -> ModerationError:
     """A LiveKit refusal: ``not_found`` is the masked 404, anything else the route's failure."""
     if exc.code == "not_found":
-        return errors.PARTICIPANT_NOT_FOUND()
+        return not_found()
     return failure()
 
 
-async def check_room(lk: RoomCalls, auth_id: str, room_name: str) -> None:
-    """The masked 404 unless the room exists and its metadata names ``auth_id`` (ListRooms)."""
+async def check_room(
+    lk: RoomCalls, auth_id: str, room_name: str, refused: ErrorCode = errors.PARTICIPANT_NOT_FOUND
+) -> None:
+    """The masked 404 unless the room exists and its metadata names ``auth_id`` (ListRooms).
+
+    ``refused`` is that 404: ``PARTICIPANT_NOT_FOUND`` for a route about one participant,
+    ``ROOM_NOT_FOUND`` for a route about the room; either way one body for "missing" and
+    "not yours".
+    """
     if not may_access(auth_id, await lk.find_room(room_name)):
-        raise errors.PARTICIPANT_NOT_FOUND()
+        raise refused()
 
 
 async def beside_room_check(
-    lk: RoomCalls, auth_id: str | None, room_name: str, call: Coroutine[Any, Any, T]
+    lk: RoomCalls,
+    auth_id: str | None,
+    room_name: str,
+    call: Coroutine[Any, Any, T],
+    refused: ErrorCode = errors.PARTICIPANT_NOT_FOUND,
 ) -> T:
     """Await ``call`` with the room check running beside it (one round trip for both).
 
@@ -141,7 +154,7 @@ async def beside_room_check(
         return await call
     task = asyncio.ensure_future(call)
     try:
-        await check_room(lk, auth_id, room_name)
+        await check_room(lk, auth_id, room_name, refused)
     except BaseException:
         task.cancel()
         # Its outcome is of no interest any more; fetch it so asyncio does not log it.

@@ -24,7 +24,6 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
-from urllib.parse import unquote_plus
 
 from flask import Request, current_app, g, request
 from werkzeug.exceptions import Forbidden, Unauthorized
@@ -289,43 +288,62 @@ def known_caller(name: str) -> AuthContext | None:
     return None if found is None else found[0]
 
 
-# A query string inside a logged request line: from "?" to the next space (a raw '"' inside
-# the query must not end it, or whatever follows escapes redaction).
-_QUERY_IN_LOG = re.compile(r"\?(\S*)")
+def _any_spelling(name: str) -> str:
+    # Each character as itself or percent-encoded: werkzeug decodes the key, so "api%5Fkey" and
+    # "%61pi_key" carry a token too.
+    return "".join(f"(?:{re.escape(char)}|%{ord(char):02x})" for char in name)
 
 
-def _redact_query(match: re.Match[str]) -> str:
-    pairs = []
-    for pair in match.group(1).split("&"):
-        key, sep, _ = pair.partition("=")
-        # Compare the decoded key: werkzeug reads "api%5Fkey" as "api_key" too.
-        pairs.append(f"{key}=[REDACTED]" if sep and unquote_plus(key) == "api_key" else pair)
-    return "?" + "&".join(pairs)
+# "api_key=<value>" anywhere in a message, not only after a "?": a malformed request line
+# ("...?room_name=acme standup&api_key=tok HTTP/1.1") is logged split, quoted or repr'd by the
+# servers. The value runs to the next space or "&" (what ends it in a URL); a quote does not end
+# it, so a token with a raw quote in it is blanked whole.
+_API_KEY_IN_LOG = re.compile(rf"(?i)({_any_spelling('api_key')})=[^\s&]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with every ``api_key=<value>`` blanked to ``api_key=[REDACTED]``."""
+    return _API_KEY_IN_LOG.sub(r"\1=[REDACTED]", text)
 
 
 class QueryTokenRedactor(logging.Filter):
-    """Blanks ``api_key`` values in logged request lines (server access logs).
+    """Blanks ``api_key`` values anywhere in a log record: its message and its traceback.
 
     ``?api_key=<token>`` puts a caller's secret in the URL, which servers log with every
-    request; ``init_app`` attaches this filter to the werkzeug and gunicorn access loggers.
+    request, and with every malformed request line they refuse. ``init_app`` attaches this
+    filter to the loggers in :data:`REDACTED_LOGGERS`, in the process that serves (under
+    gunicorn: each worker, after gunicorn set its loggers up).
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "?" in message:
-            redacted = _QUERY_IN_LOG.sub(_redact_query, message)
-            if redacted != message:
-                record.msg, record.args = redacted, None
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set: the redacted traceback is what they write.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
-#: Loggers that write request lines: the werkzeug dev server and gunicorn's access log.
-ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
+#: The loggers whose records can carry a request's URL: the werkzeug dev server, gunicorn's
+#: error log (malformed request lines, "Error handling request <uri>") and access log, and the
+#: extension's own.
+REDACTED_LOGGERS = ("werkzeug", "gunicorn.error", "gunicorn.access", "flask_livekit_moderation")
 
 
 def redact_access_logs() -> None:
-    """Attach one :class:`QueryTokenRedactor` to each access logger (idempotent)."""
-    for name in ACCESS_LOGGERS:
-        access_logger = logging.getLogger(name)
-        if not any(isinstance(f, QueryTokenRedactor) for f in access_logger.filters):
-            access_logger.addFilter(QueryTokenRedactor())
+    """Attach one :class:`QueryTokenRedactor` to each of :data:`REDACTED_LOGGERS` (idempotent).
+
+    A filter on a logger sees only the records made on that logger, whatever handler writes
+    them (gunicorn's own, a ``logconfig_dict``, the root's): that is why it is attached to the
+    loggers and not to a handler.
+    """
+    for name in REDACTED_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, QueryTokenRedactor) for f in target.filters):
+            target.addFilter(QueryTokenRedactor())

@@ -19,6 +19,12 @@ One request's LiveKit work, top to bottom (:meth:`RoomCalls.run`):
    503 ``LIVEKIT_UNAVAILABLE``;
 4. the outcome (LiveKit up, unavailable, timed out, unknown) goes to the lane and the
    breakers.
+
+What a failure answers depends on whether a change was sent: a write (:data:`WRITES`) sent to
+LiveKit whose answer never came (the deadline passed, or the connection broke after sending)
+is 503 ``LIVEKIT_OUTCOME_UNKNOWN``: LiveKit may have done it. Everything else that fails
+(refused by a breaker or a lane, a connection refused, a 5xx, no answer to a read) is
+503 ``LIVEKIT_UNAVAILABLE``: nothing was changed.
 """
 
 from __future__ import annotations
@@ -65,6 +71,8 @@ logger = logging.getLogger("flask_livekit_moderation")
 _HANDOFF_MARGIN = 0.25
 #: Seconds :meth:`LiveKitClient.close` waits for the pooled connections to close.
 _CLOSE_WAIT = 2.0
+#: The RoomService methods that change something: one sent without an answer may have been done.
+WRITES = frozenset({"RemoveParticipant", "MutePublishedTrack", "UpdateParticipant"})
 
 
 class _LoopThread:
@@ -256,6 +264,16 @@ def _stale(exc: BaseException) -> bool:
     return isinstance(exc, _SEND_FAILURES) and not isinstance(exc, aiohttp.ClientConnectorError)
 
 
+def _sent_unanswered(exc: BaseException) -> bool:
+    """The request went out whole and the connection broke before (or while) the answer came.
+
+    A connection refused never sent anything, and a write that failed was not sent whole (LiveKit
+    acts on a complete request only); a server that hung up on a fresh connection, or an answer
+    cut short, leaves LiveKit's outcome unknown.
+    """
+    return isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError))
+
+
 class RoomCalls:
     """The RoomService as one request uses it: admitted, bounded by one deadline, recorded.
 
@@ -275,6 +293,8 @@ class RoomCalls:
         self.unavailable = False
         #: The deadline passed before LiveKit answered.
         self.timed_out = False
+        #: Writes sent to LiveKit whose answer has not come (nor a failure proving them undone).
+        self.unanswered_writes = 0
 
     @property
     def outcome(self) -> Outcome:
@@ -324,9 +344,15 @@ class RoomCalls:
                 lane.leave(self._holder, self.outcome)
                 guard.breakers.record(admitted, self.outcome)
         except errors.ModerationError as exc:
-            if exc.code == errors.LIVEKIT_UNAVAILABLE.code:
+            if exc.code in (errors.LIVEKIT_UNAVAILABLE.code, errors.LIVEKIT_OUTCOME_UNKNOWN.code):
                 exc.headers["Retry-After"] = str(guard.breakers.retry_after(self._caller))
             raise
+
+    def _no_answer(self) -> errors.ModerationError:
+        """What a request that got no answer in time answers: whether a write may have been done."""
+        if self.unanswered_writes:
+            return errors.LIVEKIT_OUTCOME_UNKNOWN()
+        return errors.LIVEKIT_UNAVAILABLE()
 
     def _wait(self, future: concurrent.futures.Future[T]) -> T:
         try:
@@ -336,7 +362,7 @@ class RoomCalls:
             future.cancel()
             self.timed_out = True
             logger.warning("LiveKit work did not hand back a result in time (%s)", ",".join(self.made) or "-")
-            raise errors.LIVEKIT_UNAVAILABLE() from None
+            raise self._no_answer() from None
 
     async def _within_deadline(self, work: Coroutine[Any, Any, T]) -> T:
         timeout = self._client.timeout
@@ -348,11 +374,12 @@ class RoomCalls:
         except asyncio.TimeoutError:
             self.timed_out = True
             logger.warning(
-                "LiveKit unavailable: no answer within the %.1fs deadline (calls: %s)",
+                "LiveKit unavailable: no answer within the %.1fs deadline (calls: %s; writes unanswered: %d)",
                 timeout,
                 ",".join(self.made) or "-",
+                self.unanswered_writes,
             )
-            raise errors.LIVEKIT_UNAVAILABLE() from None
+            raise self._no_answer() from None
 
     async def _call(self, method: str, send: Callable[[RoomService, M], Awaitable[R]], request: M) -> R:
         """One RoomService call, timed for the lane: how long LiveKit takes to answer, and whether late."""
@@ -360,14 +387,27 @@ class RoomCalls:
         holder, started = self._holder, time.monotonic()
         if holder is not None:
             holder.call_started = started
+        write = method in WRITES
+        # A write stays unanswered when the deadline cancels it or its connection broke after
+        # sending; any answer, or a failure before sending, settles it.
+        settled = False
+        if write:
+            self.unanswered_writes += 1
         try:
             answer = await self._answer(method, send, request)
+            settled = True
         except TwirpError:  # a refusal is an answer too
+            settled = True
             self._answered_in(holder, time.monotonic() - started)
+            raise
+        except errors.ModerationError as exc:
+            settled = exc.code != errors.LIVEKIT_OUTCOME_UNKNOWN.code
             raise
         finally:
             if holder is not None:
                 holder.call_started = None
+            if write and settled:
+                self.unanswered_writes -= 1
         self._answered_in(holder, time.monotonic() - started)
         return answer
 
@@ -410,6 +450,12 @@ class RoomCalls:
                 )
             raise self._unavailable(method, exc.reason) from None
         except (aiohttp.ClientError, OSError, DecodeError) as exc:
+            if method in WRITES and _sent_unanswered(exc):
+                self.unavailable = True
+                logger.warning(
+                    "LiveKit %s: sent, but no answer (%s): it may have been done", method, type(exc).__name__
+                )
+                raise errors.LIVEKIT_OUTCOME_UNKNOWN() from None
             raise self._unavailable(method, type(exc).__name__) from None
         self.reached = True
         return answer

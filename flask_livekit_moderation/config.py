@@ -17,6 +17,13 @@ class ConfigurationError(ValueError):
     """The extension's configuration cannot work; raised by ``init_app``."""
 
 
+#: Whether every route needs an authenticated caller. Default ``False`` (the seed's open mode:
+#: every caller may moderate every room), but left unset with no secret, resolver or request
+#: loader, ``init_app`` refuses to start outside debug and testing: open mode is only had by
+#: setting it to ``False`` on purpose.
+AUTH_REQUIRED_KEY = "LIVEKIT_MODERATION_AUTH_REQUIRED"
+
+
 #: What the names of an instance's OpenAPI components, security schemes, operations and tag
 #: start with, unless ``LiveKitModeration(openapi_prefix=...)`` says otherwise.
 DEFAULT_OPENAPI_PREFIX = "LiveKitModeration"
@@ -78,29 +85,59 @@ class ApiSecret:
 class Settings:
     """The extension's configuration for one app."""
 
+    #: The LiveKit server's URL (``https://...``). Missing (here and in the environment): the app
+    #: starts, a WARNING is logged, and the routes answer 500 ``LIVEKIT_NOT_CONFIGURED``.
     livekit_url: str | None
+    #: The API key the extension signs its LiveKit calls with (and checks webhooks against).
     livekit_api_key: str | None
+    #: The API secret of that key. Never logged nor answered.
     livekit_api_secret: str | None = field(repr=False)
+    #: Require an authenticated caller on every route. On with neither secrets, resolver nor
+    #: request loader: ``init_app`` raises. Off: ``init_app`` logs a WARNING and every caller may
+    #: moderate every room. Left unset with neither secrets, resolver nor request loader,
+    #: ``init_app`` raises unless ``app.debug`` or ``app.testing``: open mode only when set to
+    #: ``False`` on purpose.
     auth_required: bool
+    #: The callers' tokens: a token equal to ``secret`` makes the caller ``id``. An entry without
+    #: ``id`` may moderate every room (a WARNING at start); a blank ``id`` is a
+    #: ``ConfigurationError``. Secrets are printable ASCII without spaces, as bearer tokens are.
     api_secrets: tuple[ApiSecret, ...]
+    #: Seconds allowed for the whole LiveKit work of one request, all its calls together.
     timeout: float
+    #: A prefix in front of the routes (``/api/v1`` gives ``/api/v1/livekit/participant``);
+    #: ``LiveKitModeration(url_prefix=...)`` wins over it.
     url_prefix: str
+    #: Serve the OpenAPI document at ``{prefix}/livekit/openapi.json`` (off: a JSON 404).
     openapi: bool
-    #: The most requests of one process doing LiveKit work at once (the adaptive limit's ceiling).
+    #: The most requests per process doing LiveKit work at once (the ceiling of the adaptive
+    #: limit); more wait while those ahead are on time, and are answered 503 ``LIVEKIT_BUSY`` when
+    #: they are late. Keep it below your worker's thread count.
     max_concurrency: int = 8
-    #: Whether the limit adapts to LiveKit's health (else it stays at ``max_concurrency``).
+    #: The limit follows LiveKit's health: halved when LiveKit fails or is late for several
+    #: callers, raised by one per request answered on time, up to ``MAX_CONCURRENCY``. ``False``:
+    #: fixed at ``MAX_CONCURRENCY``.
     adaptive_concurrency: bool = True
-    #: The part of the limit one caller may hold (0 < share <= 1).
+    #: The part of the limit one caller (a tenant's auth id; every caller without one counts as
+    #: one) may hold, rounded up, at least 1: one tenant can never fill it.
     caller_share: float = 0.5
-    #: Places reserved for ban enforcement (webhook, reconciler), which no request can take.
+    #: Places per process reserved for ban enforcement (the webhook, the reconciler), which no
+    #: request can take.
     enforcement_concurrency: int = 4
-    #: Seconds a request may wait for a place while those ahead of it are on time.
+    #: The longest a request waits for a place while those ahead of it are on time.
     queue_timeout: float = 5.0
+    #: Consecutive LiveKit-unavailable outcomes (per process) that open the app's circuit breaker
+    #: (a caller whose own requests pass the deadline opens only that caller's breaker).
     breaker_failures: int = 5
+    #: Seconds the open breaker answers 503 without calling LiveKit before it lets one probe
+    #: through.
     breaker_cooldown: float = 5.0
-    #: LIVEKIT_MODERATION_BAN_STORE as given (``None``: the SQLite file under the instance path).
+    #: Where bans live (also the reconciler's lease and the webhook's handled events):
+    #: ``sqlite:///path`` (unset: ``sqlite:///{app.instance_path}/livekit_moderation.sqlite3``),
+    #: ``postgresql://...`` (extra ``[postgresql]``), ``redis://`` / ``rediss://`` (extra
+    #: ``[redis]``) or ``memory://``. A bad URL is a ``ConfigurationError``; see :doc:`bans`.
     ban_store: str | None = field(default=None, repr=False)
-    #: Seconds between the reconciler's passes in each process (0: no reconciler).
+    #: Seconds between the reconciler's passes in each process, which remove banned participants
+    #: the webhook missed.
     reconcile_interval: float = 30.0
     #: LIVEKIT_MODERATION_AUDIT_RETENTION_DAYS: days an audit entry is kept (0: no audit log).
     audit_retention_days: int = 90
@@ -243,9 +280,7 @@ def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> S
         livekit_url=_from_config_or_env(config, "LIVEKIT_URL"),
         livekit_api_key=_from_config_or_env(config, "LIVEKIT_API_KEY"),
         livekit_api_secret=_from_config_or_env(config, "LIVEKIT_API_SECRET"),
-        auth_required=_as_bool(
-            "LIVEKIT_MODERATION_AUTH_REQUIRED", config.get("LIVEKIT_MODERATION_AUTH_REQUIRED", False)
-        ),
+        auth_required=_as_bool(AUTH_REQUIRED_KEY, config.get(AUTH_REQUIRED_KEY, False)),
         # [{"id": tenant or absent (every room), "secret": token, "scopes": [...] (absent: every
         # scope; SCOPES names them), "actor": who holds it (logs, signals, audit)}, ...]
         api_secrets=_api_secrets(config.get("LIVEKIT_MODERATION_API_SECRETS")),

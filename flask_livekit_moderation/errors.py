@@ -2,7 +2,7 @@
 
 Each code below is an :class:`ErrorCode`: its HTTP status, its default sentence and what it
 means. Routes and operations raise ``PARTICIPANT_NOT_FOUND()`` (a :class:`ModerationError`);
-the OpenAPI document, the README table and the tests read this same table.
+the OpenAPI document, the docs' errors page and the tests read this same table.
 
 Every error is JSON ``{"error": "<sentence>", "code": "<CODE>"}`` (plus ``details`` for
 validation errors). Bodies are serialised here once, with a fixed key order, so two refusals
@@ -135,6 +135,13 @@ PARTICIPANT_NOT_FOUND = ErrorCode(
     "The room does not exist, is not the caller's, or the participant is not in it: one "
     "identical body for all.",
 )
+ROOM_NOT_FOUND = ErrorCode(
+    "ROOM_NOT_FOUND",
+    404,
+    "Room not found.",
+    "A route about a whole room (the participants listing, room mute, the bans listing): the room "
+    "does not exist or is not the caller's: one identical body for both.",
+)
 TRACK_NOT_FOUND = ErrorCode(
     "TRACK_NOT_FOUND",
     404,
@@ -158,6 +165,14 @@ UNSUPPORTED_MEDIA_TYPE = ErrorCode(
     "A DELETE or POST whose Content-Type is not `application/json` (or `application/*+json`). "
     "This is what stops cross-site form posts.",
 )
+RATE_LIMITED = ErrorCode(
+    "RATE_LIMITED",
+    429,
+    "Too many requests; try again after the Retry-After seconds.",
+    "The host app's rate limit (e.g. Flask-Limiter's `default_limits`) refused the request before "
+    "the extension saw it; rendered in the extension's shape with `Retry-After` (the seconds until "
+    "the limit lets the caller through again). No route of the extension limits by itself.",
+)
 LIVEKIT_NOT_CONFIGURED = ErrorCode(
     "LIVEKIT_NOT_CONFIGURED",
     500,
@@ -174,8 +189,20 @@ LIVEKIT_UNAVAILABLE = ErrorCode(
     "LIVEKIT_UNAVAILABLE",
     503,
     "LiveKit is unreachable, timed out or answered with an error.",
-    "LiveKit unreachable, no answer within the deadline, a 5xx, a redirect or an unusable answer; "
-    "or the circuit breaker is open after repeated failures. `Retry-After` says when to try again.",
+    "LiveKit unreachable, no answer within the deadline before any change was sent, a 5xx, a "
+    "redirect or an unusable answer; or the circuit breaker is open after repeated failures: "
+    "nothing was changed. `Retry-After` says when to try again.",
+    (("Retry-After", "1"),),
+)
+LIVEKIT_OUTCOME_UNKNOWN = ErrorCode(
+    "LIVEKIT_OUTCOME_UNKNOWN",
+    503,
+    "LiveKit received the change but did not answer in time: it may have been done.",
+    "A write only: a change (a removal, a mute, a permission update) was sent to LiveKit and no "
+    "answer came before LIVEKIT_MODERATION_TIMEOUT (or the connection broke after sending): LiveKit "
+    "may have done it, or may still do it. Unlike LIVEKIT_UNAVAILABLE (nothing was done), do not "
+    "assume either way: send the same request again with the same `Idempotency-Key` (a removal "
+    "LiveKit completed then answers 200). `Retry-After` says when.",
     (("Retry-After", "1"),),
 )
 LIVEKIT_BUSY = ErrorCode(
@@ -253,6 +280,23 @@ WEBHOOK_EVENT_IN_PROGRESS = ErrorCode(
     "handled (200, nothing done again) or its handling failed (and this delivery does it).",
     (("Retry-After", "1"),),
 )
+# Safe retries (the Idempotency-Key header of POST/DELETE routes, :mod:`.idempotency`).
+IDEMPOTENCY_KEY_IN_USE = ErrorCode(
+    "IDEMPOTENCY_KEY_IN_USE",
+    409,
+    "A request with this Idempotency-Key is still being handled; try again shortly.",
+    "The first request with this `Idempotency-Key` (of the same caller) is still running, in this "
+    "or another worker; nothing was done by this one. Retry after `Retry-After: 1` to get its "
+    "answer.",
+    (("Retry-After", "1"),),
+)
+IDEMPOTENCY_KEY_REUSED = ErrorCode(
+    "IDEMPOTENCY_KEY_REUSED",
+    422,
+    "This Idempotency-Key was already used for a different request.",
+    "The caller already sent this `Idempotency-Key` (within 24 hours) with another method, path or "
+    "body; nothing was done. Use a new key for a new request.",
+)
 PARTICIPANT_BANNED = ErrorCode(
     "PARTICIPANT_BANNED",
     403,
@@ -286,7 +330,7 @@ def body_not_an_object() -> ModerationError:
     return INVALID_REQUEST("Request body must be a JSON object.")
 
 
-#: Every code, in the order the README and the OpenAPI document list them.
+#: Every code, in the order the docs and the OpenAPI document list them.
 ALL: tuple[ErrorCode, ...] = tuple(
     value for value in dict(globals()).values() if isinstance(value, ErrorCode)
 )
@@ -312,6 +356,11 @@ CALLER_ERRORS: tuple[ErrorCode, ...] = (
     PARTICIPANT_NOT_FOUND,
     INTERNAL_ERROR,
 )
+#: Every route with a caller that acts on a whole room: the room check's 404 is worded for the
+#: room, still one body for "missing" and "not yours".
+ROOM_CALLER_ERRORS: tuple[ErrorCode, ...] = tuple(
+    ROOM_NOT_FOUND if error is PARTICIPANT_NOT_FOUND else error for error in CALLER_ERRORS
+)
 #: A route that calls LiveKit.
 LIVEKIT_ERRORS: tuple[ErrorCode, ...] = (
     LIVEKIT_NOT_CONFIGURED,
@@ -319,5 +368,7 @@ LIVEKIT_ERRORS: tuple[ErrorCode, ...] = (
     LIVEKIT_UNAVAILABLE,
     LIVEKIT_BUSY,
 )
+#: What a write may answer besides, once its change was sent to LiveKit.
+LIVEKIT_WRITE_ERRORS: tuple[ErrorCode, ...] = (LIVEKIT_OUTCOME_UNKNOWN,)
 #: A route that reads a JSON body.
 BODY_ERRORS: tuple[ErrorCode, ...] = (PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE)

@@ -7,7 +7,7 @@ import weakref
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Blueprint, Flask, current_app, has_app_context
+from flask import Blueprint, Flask, current_app, has_app_context, has_request_context, request
 from livekit.api import AccessToken, VideoGrants
 from livekit.protocol.models import Room
 
@@ -24,14 +24,22 @@ from .auth import (
 from .bans import Ban, BanStore, ParticipantBanned, RedisBanStore, default_url, open_store
 from .bans.cli import cli as bans_cli
 from .bans.reconcile import Pass, Reconciler, run_pass
+from .bans.webhook import livekit_webhook
 from .client import LiveKitClient
-from .config import DEFAULT_OPENAPI_PREFIX, ConfigurationError, Settings, check_openapi_prefix, load_settings
+from .config import (
+    AUTH_REQUIRED_KEY,
+    DEFAULT_OPENAPI_PREFIX,
+    ConfigurationError,
+    Settings,
+    check_openapi_prefix,
+    load_settings,
+)
 from .errors import ModerationError
 from .guard import BreakerChange
 from .openapi import register
 from .routes import ROUTES
 from .routing import json_routing_error, make_blueprint, render_moderation_error
-from .state import ModerationBlueprint, ModerationState
+from .state import IdentityKey, ModerationBlueprint, ModerationState
 
 if TYPE_CHECKING:
     from apispec import APISpec
@@ -40,6 +48,7 @@ logger = logging.getLogger("flask_livekit_moderation")
 
 R = TypeVar("R", bound=AuthResolver)
 L = TypeVar("L", bound=RequestLoader)
+K = TypeVar("K", bound=IdentityKey)
 
 
 class LiveKitModeration:
@@ -76,6 +85,8 @@ class LiveKitModeration:
         self.openapi_prefix = check_openapi_prefix(openapi_prefix)
         self.resolver: AuthResolver | None = auth_resolver
         self.loader: RequestLoader | None = request_loader
+        #: The host's identity key function (:meth:`identity_key`); ``None``: exact match.
+        self.identity_key_function: IdentityKey | None = None
         # Weak: the extension object usually outlives the apps it served (one per test).
         self._states: weakref.WeakKeyDictionary[Flask, ModerationState] = weakref.WeakKeyDictionary()
         self._blueprints: weakref.WeakKeyDictionary[Flask, ModerationBlueprint] = weakref.WeakKeyDictionary()
@@ -101,6 +112,23 @@ class LiveKitModeration:
         """
         self.loader = loader
         return loader
+
+    def identity_key(self, function: K) -> K:
+        """Register the function mapping a participant identity to the key its bans are kept under.
+
+        Bans are made, lifted and looked up by this key: the ban and lift routes,
+        :meth:`active_ban` and :meth:`participant_token`, the webhook and the reconciler all
+        call it, so with ``mallory`` banned an identity whose key is ``mallory`` too is refused
+        a token and removed when it joins. Without one, identities match exactly (the default).
+        LiveKit is always called with the participant's real identity.
+
+        ``function(identity) -> str`` must be idempotent (``f(f(x)) == f(x)``), fast and free of
+        I/O (it runs for every participant the reconciler sees); see ``docs/security.md`` for an
+        NFKC + casefold + strip example. Bans are listed by their key. Register it before bans
+        are made: a ban kept under an identity the function maps elsewhere is not found.
+        """
+        self.identity_key_function = function
+        return function
 
     def init_app(self, app: Flask, parent: Blueprint | None = None) -> None:
         """Read the configuration from ``app.config`` and mount the routes.
@@ -139,6 +167,22 @@ class LiveKitModeration:
                 "set LIVEKIT_MODERATION_API_SECRETS, or give an auth_resolver or request_loader before "
                 "init_app (LiveKitModeration(auth_resolver=...), or the decorators, then init_app)."
             )
+        if (
+            not settings.auth_required
+            and app.config.get(AUTH_REQUIRED_KEY) is None
+            and not settings.api_secrets
+            and self.resolver is None
+            and self.loader is None
+            and not (app.debug or app.testing)
+        ):
+            # Open mode lets every caller moderate every room: a production app only gets it
+            # by saying so, never by leaving a setting out.
+            raise ConfigurationError(
+                f"{AUTH_REQUIRED_KEY} is not set and no caller can be authenticated (no "
+                "LIVEKIT_MODERATION_API_SECRETS, auth_resolver or request_loader): every caller could "
+                f"moderate every room. Set {AUTH_REQUIRED_KEY}=True with a way to authenticate callers, "
+                f"or {AUTH_REQUIRED_KEY}=False to allow that on purpose (outside debug and testing)."
+            )
         if not settings.auth_required:
             logger.warning(
                 "LIVEKIT_MODERATION_AUTH_REQUIRED is off: every caller of %s may moderate every room",
@@ -171,6 +215,7 @@ class LiveKitModeration:
             routes=ROUTES,
             openapi_prefix=self.openapi_prefix,
             audit_log=open_audit_log(ban_store, settings.audit_retention_days),
+            identity_hook=lambda: self.identity_key_function,
         )
         if settings.reconcile_interval:
             state.reconciler = Reconciler(app, state)
@@ -198,6 +243,26 @@ class LiveKitModeration:
         host-wide middleware that exempts blueprints (Flask-Limiter, Flask-WTF's CSRF).
         """
         return self._blueprints[self._app(None)]
+
+    def is_webhook_request(self) -> bool:
+        """Whether the current request is for this instance's LiveKit webhook route.
+
+        Every webhook comes from LiveKit's few addresses, so a host-wide limit per address
+        would refuse ban enforcement; hand this to Flask-Limiter, whose request filters exempt
+        what they return ``True`` for: ``limiter.request_filter(moderation.is_webhook_request)``.
+        The other routes keep every limit. ``False`` outside a request.
+        """
+        if not has_request_context() or request.blueprint is None or request.endpoint is None:
+            return False
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        mounted = self._blueprints.get(app)
+        # request.blueprint is dotted when nested under a host blueprint; Flask maps that
+        # name to the same blueprint object.
+        return (
+            mounted is not None
+            and app.blueprints.get(request.blueprint) is mounted
+            and request.endpoint.rsplit(".", 1)[-1] == livekit_webhook.__name__
+        )
 
     @property
     def settings(self) -> Settings:
@@ -307,6 +372,8 @@ class LiveKitModeration:
     def active_ban(self, room_name: str, identity: str, *, owner: str | None = None) -> Ban | None:
         """The active ban of ``identity`` in ``room_name``, or ``None`` (needs an app context).
 
+        ``identity`` is looked up by its key (:meth:`identity_key`).
+
         The ban belongs to the room's owner as LiveKit names it now (one ListRooms call, under
         the same deadline, bulkhead and breaker as the routes); a room that is not running
         names no owner, so the bans of rooms with no owner are checked. Pass ``owner`` (the
@@ -319,7 +386,7 @@ class LiveKitModeration:
         state = self._state_of(None)
         if owner is None:
             owner = state.livekit().run(access.current_owner, room_name) or ""
-        return state.bans.get(owner, room_name, identity)
+        return state.bans.get(owner, room_name, state.identity_key(identity))
 
     def participant_token(
         self,

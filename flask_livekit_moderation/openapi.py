@@ -23,7 +23,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin, resolver
 from flask import request
 from marshmallow import Schema
 
-from . import errors
+from . import errors, idempotency
 from .config import DEFAULT_OPENAPI_PREFIX, MAX_BODY_BYTES
 from .pipeline import Answer, Call
 from .routing import Route, Routes
@@ -45,7 +45,9 @@ _STATUS_MEANING: dict[int, str] = {
     404: "Not found. A room the caller may not moderate answers exactly like a room or "
     "participant that does not exist.",
     413: f"The request body is over {MAX_BODY_BYTES} bytes.",
+    409: "A request with the same `Idempotency-Key` is still being handled.",
     415: "The body was not sent as JSON (`Content-Type: application/json`).",
+    422: "The `Idempotency-Key` was already used for a different request.",
     500: "LiveKit is not configured, rejected the server's credentials, refused the action, "
     "or the extension failed.",
     503: "LiveKit is unavailable, or too many requests are waiting on it: try again after the "
@@ -62,8 +64,9 @@ Without it every caller is anonymous and no token is needed.
 
 Tenancy: a caller whose token maps to an auth id may moderate only rooms whose LiveKit
 metadata is a JSON object with that `auth_id`; any other room answers 404
-PARTICIPANT_NOT_FOUND, byte for byte like a missing participant. Anonymous callers may
-moderate every room.
+PARTICIPANT_NOT_FOUND on a route about one participant, byte for byte like a missing
+participant, and ROOM_NOT_FOUND on a route about the whole room, byte for byte like a missing
+room. Anonymous callers may moderate every room.
 
 Every error is JSON `{"error": "<sentence>", "code": "<CODE>"}` (plus `details` for
 INVALID_REQUEST); the codes each operation can answer are listed per status.
@@ -125,6 +128,38 @@ _HEADERS = {
 }
 
 
+#: What every route taking an ``Idempotency-Key`` may answer besides its own codes.
+_IDEMPOTENCY_ERRORS = (
+    errors.IDEMPOTENCY_KEY_IN_USE,
+    errors.IDEMPOTENCY_KEY_REUSED,
+    errors.BAN_STORE_UNAVAILABLE,
+)
+
+_IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": idempotency.HEADER,
+    "required": False,
+    "description": (
+        "Makes the request safe to send again (a retry after a timeout or a lost answer). The first "
+        "completed answer (2xx or 4xx) for this key and this caller's owner is kept 24 hours and "
+        "replayed, marked `Idempotent-Replayed: true`, to a request with the same key, method, path "
+        "and body; nothing is done again. The same key with another request: 422 "
+        "`IDEMPOTENCY_KEY_REUSED`; while the first is being handled: 409 `IDEMPOTENCY_KEY_IN_USE`. "
+        "A 5xx answer is not kept: a retry runs again (after `LIVEKIT_OUTCOME_UNKNOWN`, a removal "
+        "that finds the participant gone from the caller's room answers 200). Keys of different "
+        "owners never meet. 1 to 255 printable ASCII characters (else 400), e.g. a UUID."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
+_REPLAYED_HEADER = {
+    "description": (
+        "`true` when this is the kept answer of an earlier request with the same `Idempotency-Key`: "
+        "nothing was done again. Absent otherwise."
+    ),
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
 def _by_status(codes: tuple[errors.ErrorCode, ...]) -> dict[int, tuple[errors.ErrorCode, ...]]:
     grouped: dict[int, list[errors.ErrorCode]] = {}
     for error in sorted(codes, key=errors.ALL.index):
@@ -137,6 +172,10 @@ def _operation(route: Route, prefix: str) -> dict[str, Any]:
     if route.scope is not None:
         needs = f"Needs the `{route.scope}` scope (else 403 `INSUFFICIENT_SCOPE`)."
         description = f"{description} {needs}" if description else needs
+    retryable = idempotency.applies(route)
+    codes = route.errors
+    if retryable:
+        codes = (*codes, *(error for error in _IDEMPOTENCY_ERRORS if error not in codes))
     operation: dict[str, Any] = {
         "operationId": _named(prefix, route.operation_id),
         "summary": route.summary,
@@ -150,14 +189,19 @@ def _operation(route: Route, prefix: str) -> dict[str, Any]:
             },
             **{
                 str(status): _error_response(
-                    status, codes, {**_STATUS_MEANING, **route.status_meaning}, prefix
+                    status, of_status, {**_STATUS_MEANING, **route.status_meaning}, prefix
                 )
-                for status, codes in _by_status(route.errors).items()
+                for status, of_status in _by_status(codes).items()
             },
         },
     }
     if route.scope is not None:
         operation["x-required-scope"] = route.scope
+    if retryable:
+        operation["parameters"] = [dict(_IDEMPOTENCY_PARAMETER)]
+        for status, response in operation["responses"].items():
+            if int(status) < 500:  # what is kept, and so may be a replay
+                response.setdefault("headers", {})[idempotency.REPLAYED_HEADER] = _REPLAYED_HEADER
     if route.body is not None:
         operation["requestBody"] = {
             "required": True,
@@ -169,7 +213,7 @@ def _operation(route: Route, prefix: str) -> dict[str, Any]:
         }
     if route.query is not None:
         # The marshmallow plugin expands a schema "in: query" into one parameter per field.
-        operation["parameters"] = [{"in": "query", "schema": route.query}]
+        operation.setdefault("parameters", []).append({"in": "query", "schema": route.query})
     operation.update(route.openapi)
     return operation
 

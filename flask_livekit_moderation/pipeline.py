@@ -1,10 +1,11 @@
 """One request to a moderation route, top to bottom, in one place: :func:`dispatch`.
 
-content type -> caller -> its scope -> validation -> the view (its LiveKit operation) -> the
-answer and its signals -> the request's record (:mod:`.audit`: log line, signals, audit log
-entry), whatever happened. What the request is and did lives in one :class:`Call`; errors are
-:class:`~.errors.ModerationError`, rendered by the app's handler for them (the host's, when it
-registered one).
+content type -> caller -> its scope -> validation -> idempotency key (:mod:`.idempotency`: a
+replay, or the key claimed) -> the view (its LiveKit operation) -> the answer and its signals ->
+the key's answer kept or released, and the request's record (:mod:`.audit`: log line, signals,
+audit log entry), whatever happened. What the request is and did lives in one :class:`Call`;
+errors are :class:`~.errors.ModerationError`, rendered by the app's handler for them (the
+host's, when it registered one).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from flask import Response, current_app, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from . import audit, errors, signals
+from . import audit, errors, idempotency, signals
 from .auth import AuthContext
 from .client import RoomCalls
 from .config import MAX_BODY_BYTES
@@ -76,6 +77,11 @@ class Call:
         """The acting moderator: the caller's actor, else its auth id (``None``: neither, or no caller)."""
         return None if self.caller is None else self.caller.acting
 
+    #: The ``Idempotency-Key`` this request holds until answered (:mod:`.idempotency`).
+    idempotency: idempotency.Claim | None = None
+    #: The answer is the kept answer of an earlier request with the same key (nothing was done).
+    replayed: bool = False
+
     def livekit(self) -> RoomCalls:
         """The request's LiveKit calls (recorded for the audit line); enforcement on its own lane."""
         self.acted = True
@@ -91,6 +97,7 @@ class Call:
 def dispatch(state: ModerationState, route: Route) -> Response:
     """Serve one request to ``route`` of ``state``'s blueprint."""
     call = Call(state, route, time.perf_counter(), action=route.action)
+    response: Response | None = None
     try:
         if route.body is not None and not request.is_json:
             # Before anything that depends on the caller: a cross-site form post
@@ -100,8 +107,13 @@ def dispatch(state: ModerationState, route: Route) -> Response:
             call.caller = state.caller()
             call.auth_id = call.caller.auth_id
             _check_scope(call)
-        data = _input(route)
+        raw, data = _input(route)
         call.target = data
+        # Safe retries: after the caller (a key is per owner), before any LiveKit call.
+        replay = idempotency.begin(call, raw)
+        if replay is not None:
+            call.outcome, call.status = "replayed", replay.status_code
+            return replay
         answer = route.view(call, data)
         call.outcome = answer.outcome
         response = jsonify(answer.body)
@@ -120,6 +132,7 @@ def dispatch(state: ModerationState, route: Route) -> Response:
         raise
     finally:
         call.answered = time.perf_counter()
+        idempotency.end(call, response)
         if call.action is not None:
             audit.finish(call)
     return response
@@ -135,16 +148,16 @@ def _check_scope(call: Call) -> None:
         raise errors.insufficient_scope(scope)
 
 
-def _input(route: Route) -> dict[str, Any]:
-    """The route's body or query string, validated by its schema (400/413 when not)."""
+def _input(route: Route) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The route's body or query string as sent, and validated by its schema (400/413 when not)."""
     if route.schema is None:
-        return {}
+        return {}, {}
     raw = _read_json_object() if route.body is not None else request.args.to_dict(flat=True)
     try:
         valid: dict[str, Any] = route.schema.load(raw)
     except ValidationError as exc:
         raise errors.invalid_fields(exc.messages_dict) from None
-    return valid
+    return raw, valid
 
 
 def _read_json_object() -> dict[str, Any]:

@@ -21,13 +21,15 @@ The view's docstring is the operation's summary (first paragraph) and descriptio
 from __future__ import annotations
 
 import inspect
+import math
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Response, current_app, request
 from marshmallow import Schema
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, TooManyRequests
 
 from . import errors
 from .config import SCOPES
@@ -138,6 +140,7 @@ def make_blueprint(state: ModerationState) -> ModerationBlueprint:
     """The blueprint of one instance on one app: every route of ``state.routes``."""
     blueprint = ModerationBlueprint(state, __name__)
     blueprint.register_error_handler(InternalServerError, _internal_error)
+    blueprint.register_error_handler(TooManyRequests, _rate_limited)
     for route in state.routes:
 
         def view(route: Route = route) -> Response:
@@ -155,6 +158,33 @@ def _internal_error(exc: InternalServerError) -> Response:
     # logged it. The answer goes through the ModerationError handler so a host's applies.
     response: Response = current_app.handle_user_exception(errors.INTERNAL_ERROR())  # type: ignore[assignment]
     return response
+
+
+def _rate_limited(exc: TooManyRequests) -> Response:
+    # A host's rate limit (Flask-Limiter raises its RateLimitExceeded, a TooManyRequests, from
+    # an app-level before_request hook) on one of the routes: answered in the extension's shape,
+    # through the ModerationError handler so a host's own rendering applies too.
+    headers = {"Retry-After": str(_retry_after(exc))}
+    response: Response = current_app.handle_user_exception(errors.RATE_LIMITED(headers=headers))  # type: ignore[assignment]
+    return response
+
+
+def _retry_after(exc: TooManyRequests) -> int:
+    """Whole seconds until the refused caller may try again, at least 1."""
+    if isinstance(exc.retry_after, (int, float)):  # raised with TooManyRequests(retry_after=...)
+        return max(1, math.ceil(exc.retry_after))
+    if exc.retry_after is not None:  # a datetime
+        return max(1, math.ceil(exc.retry_after.timestamp() - time.time()))
+    # Flask-Limiter: its limiters on the app know when the breached window resets.
+    for limiter in current_app.extensions.get("limiter", ()):
+        current = getattr(limiter, "current_limit", None)
+        if getattr(current, "breached", False):
+            reset_at = float(getattr(current, "reset_at", 0.0))
+            return max(1, math.ceil(reset_at - time.time()))
+    # Else the breached limit's window, the longest the caller can have to wait.
+    limit = getattr(getattr(exc, "limit", None), "limit", None)
+    expiry = getattr(limit, "get_expiry", None)
+    return max(1, int(expiry())) if callable(expiry) else 1
 
 
 def json_routing_error() -> None:

@@ -7,6 +7,9 @@ what is documented is what is enforced.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -112,3 +115,29 @@ class ErrorResponse(Schema):
         values=fields.List(fields.String()),
         metadata={"description": "Per-field validation messages (INVALID_REQUEST only)."},
     )
+
+
+#: Longest cursor accepted, in characters (a room name and a key of names, in base64).
+MAX_CURSOR_LENGTH = 8192
+
+
+def cursor(room_name: str, *key: str) -> str:
+    """The opaque cursor of a listing of ``room_name`` resuming after the item ``key``.
+
+    The room is inside so that a cursor of one room's listing cannot page another's.
+    """
+    raw = json.dumps([room_name, *key], ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def read_cursor(text: str, room_name: str, size: int) -> tuple[str, ...]:
+    """The key (of ``size`` names) a cursor of ``room_name``'s listing resumes after;
+    ``ValueError`` for anything else (not one of ours, or another room's)."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        room, *key = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, RecursionError):
+        raise ValueError("not a cursor") from None
+    if room != room_name or len(key) != size or not all(isinstance(name, str) for name in key):
+        raise ValueError("not a cursor of this listing")
+    return tuple(key)

@@ -22,8 +22,8 @@ moderator, i.e. the credential's ``"actor"`` (or the ``AuthContext``'s), else it
 - ``moderation_refused``: ``auth_id``, ``action`` (``"remove"``, ``"mute"``, ``"list"``),
   ``room_name``, ``participant_identity``, ``track_sid``, ``muted`` (``None`` where not
   known, e.g. for a 401 answered before the body was read), ``status`` (401 or 404) and
-  ``outcome`` (the error code: ``MISSING_TOKEN``, ``UNAUTHORIZED``, ``FORBIDDEN`` or
-  ``PARTICIPANT_NOT_FOUND``).
+  ``outcome`` (the error code: ``MISSING_TOKEN``, ``UNAUTHORIZED``, ``FORBIDDEN``,
+  ``PARTICIPANT_NOT_FOUND`` or ``ROOM_NOT_FOUND``).
 - ``moderation_finished``: once for every request that reached a moderation route, whatever
   its outcome (success, 400, 401, 403, 404, 413, 415, 5xx): ``action``, ``auth_id``,
   ``room_name``, ``participant_identity``, ``track_sid`` (``None`` where not known),

@@ -10,8 +10,9 @@ host blueprint) never mix their settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from flask import Blueprint, Flask, current_app, has_request_context, request
 
@@ -25,6 +26,15 @@ if TYPE_CHECKING:
     from .bans.reconcile import Reconciler
     from .bans.stores import BanStore
     from .routing import Route
+
+
+#: Maps a participant identity to the key bans are kept and looked up under
+#: (:meth:`~.extension.LiveKitModeration.identity_key`).
+IdentityKey: TypeAlias = Callable[[str], str]
+
+
+def _no_identity_key() -> IdentityKey | None:
+    return None
 
 
 @dataclass(eq=False)
@@ -51,6 +61,24 @@ class ModerationState:
     reconciler: Reconciler | None = field(default=None, repr=False)
     #: The audit log, kept in ``bans``'s store (``None``: AUDIT_RETENTION_DAYS 0).
     audit_log: AuditLog | None = field(default=None, repr=False)
+    #: The host's identity key function, read at each use (a decorator may set it after init_app).
+    identity_hook: Callable[[], IdentityKey | None] = field(default=_no_identity_key, repr=False)
+
+    def identity_key(self, identity: str) -> str:
+        """The key under which bans of ``identity`` are kept and looked up.
+
+        Every place that compares a participant's identity with a ban calls this one function:
+        ban, lift, :meth:`~.extension.LiveKitModeration.active_ban` (so ``participant_token``),
+        the webhook and the reconciler. Without a host function it is ``identity`` itself
+        (exact match); with one (``@moderation.identity_key``), its result.
+        """
+        function = self.identity_hook()
+        if function is None:
+            return identity
+        key = function(identity)
+        if not isinstance(key, str):
+            raise TypeError(f"an identity_key function must return a str, not {type(key).__name__}")
+        return key
 
     def caller(self) -> AuthContext:
         """The current request's caller (resolved once per request); raises its refusal."""

@@ -38,6 +38,8 @@ SCOPED_TENANTS = [*TENANTS, {"id": "tenant-a", "secret": TOKEN_NO_SCOPE, "scopes
 
 #: The one body of every masked refusal: a foreign room, no room, no participant.
 MASKED_404 = {"error": errors.PARTICIPANT_NOT_FOUND.message, "code": errors.PARTICIPANT_NOT_FOUND.code}
+#: The masked 404 of a route about a whole room (listing, room mute, bans listing).
+MASKED_ROOM_404 = {"error": errors.ROOM_NOT_FOUND.message, "code": errors.ROOM_NOT_FOUND.code}
 JSON = {"Content-Type": "application/json"}
 TEXT = {"Content-Type": "text/plain"}
 

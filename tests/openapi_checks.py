@@ -126,3 +126,59 @@ def failing_resolver_app(emulator: LiveKitEmulator, **config: Any) -> Flask:
 
     LiveKitModeration(app, auth_resolver=resolver)
     return app
+
+
+#: An app's settings for :func:`retried`: keys in memory, a short LiveKit deadline.
+KEYED = {"LIVEKIT_MODERATION_BAN_STORE": "memory://", "LIVEKIT_MODERATION_TIMEOUT": 0.5}
+
+
+def retried(
+    keyed: ServedApp,
+    broken_store: ServedApp,
+    emu: LiveKitEmulator,
+    method: str,
+    path: str,
+    bodies: tuple[dict[str, Any], dict[str, Any]],
+    write: str | None,
+) -> list[requests.Response]:
+    """The answers an ``Idempotency-Key`` adds to a route, each provoked for real.
+
+    ``keyed`` is an app with :data:`KEYED`; ``bodies`` two different requests of the route (the
+    first is sent, the second only to reuse its key); ``write`` the LiveKit method that changes
+    something (``None``: the route calls none). A replay of the first answer; 422
+    ``IDEMPOTENCY_KEY_REUSED``; 409 ``IDEMPOTENCY_KEY_IN_USE`` (the key claimed in the app's own
+    store, as a worker handling it does); 503 ``BAN_STORE_UNAVAILABLE`` from ``broken_store``;
+    and 503 ``LIVEKIT_OUTCOME_UNKNOWN`` (``write`` answered after the deadline).
+    """
+    from flask_livekit_moderation.idempotency import records_for
+    from flask_livekit_moderation.idempotency.model import fingerprint, scope_of
+    from flask_livekit_moderation.state import app_states
+
+    def send(served: ServedApp, key: str, body: dict[str, Any]) -> requests.Response:
+        # Keys of their own per route: one app serves several routes' provocations.
+        return served.request(method, path, json=body, headers={"Idempotency-Key": f"{method} {path} {key}"})
+
+    first = send(keyed, "key-1", bodies[0])
+    replay = send(keyed, "key-1", bodies[0])
+    assert (replay.status_code, replay.content) == (first.status_code, first.content), first.text
+    assert replay.headers.get("Idempotent-Replayed") == "true", first.text
+    answers = [first, replay, send(keyed, "key-1", bodies[1])]
+    assert answers[-1].status_code == 422, answers[-1].text
+    (state,) = app_states(keyed.app)
+    held = fingerprint(method, path, bodies[0])
+    claimed = records_for(state.bans).begin(
+        scope_of(None), f"{method} {path} key-2", held, "another-worker", 60
+    )
+    assert claimed.verdict.value == "claimed"
+    answers.append(send(keyed, "key-2", bodies[0]))
+    assert answers[-1].status_code == 409, answers[-1].text
+    answers.append(send(broken_store, "key-3", bodies[0]))
+    if write is not None:
+        emu.set_latency(1.0, method=write)
+        try:
+            answers.append(send(keyed, "key-4", bodies[0]))
+        finally:
+            emu.set_latency(0, method=write)
+        assert answers[-1].json()["code"] == "LIVEKIT_OUTCOME_UNKNOWN", answers[-1].text
+        assert emu.wait_idle(5)  # the late write landed
+    return answers

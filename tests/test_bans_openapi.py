@@ -21,10 +21,12 @@ from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.bans_helpers import WEBHOOK, joined, signed
 from tests.helpers import JSON, SCOPED_TENANTS, TEXT, TOKEN_A, TOKEN_NO_SCOPE, ServedApp, in_process
 from tests.openapi_checks import (
+    KEYED,
     ONE_SLOT,
     documented,
     failing_resolver_app,
     observed,
+    retried,
     validate_answer,
     while_busy,
 )
@@ -46,6 +48,9 @@ class Apps:
     one_slot: ServedApp
     broken_store: ServedApp
     corrupt_store: ServedApp
+    #: Anonymous, keys in memory, a short deadline; and anonymous with a broken store.
+    keyed: ServedApp
+    keyed_broken_store: ServedApp
 
 
 @pytest.fixture
@@ -75,7 +80,13 @@ def apps(make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulato
             LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{tmp_path}/a-file/x.sqlite3", **tenants
         ),
         # Not TESTING: an unexpected failure is answered 500 INTERNAL_ERROR, not propagated.
-        corrupt_store=make_served(TESTING=False, LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{corrupt}"),
+        corrupt_store=make_served(
+            TESTING=False,
+            LIVEKIT_MODERATION_AUTH_REQUIRED=False,
+            LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{corrupt}",
+        ),
+        keyed=make_served(**KEYED),
+        keyed_broken_store=make_served(LIVEKIT_MODERATION_BAN_STORE=f"sqlite:///{tmp_path}/a-file/y.sqlite3"),
     )
 
 
@@ -102,6 +113,9 @@ def _provoke_ban(apps: Apps, emu: LiveKitEmulator) -> list[requests.Response]:
     answers.append(_ban(apps.tenants))
     answers.append(while_busy(emu, lambda: _ban(apps.one_slot)))
     answers.append(_ban(apps.tenants))
+    body = {"room_name": "room-a", "participant_identity": "keyed", "duration_seconds": 600}
+    bodies = (body, {**body, "duration_seconds": 60})
+    answers += retried(apps.keyed, apps.keyed_broken_store, emu, "POST", path, bodies, "RemoveParticipant")
     return answers
 
 
@@ -126,7 +140,7 @@ def _provoke_list(apps: Apps, emu: LiveKitEmulator) -> list[requests.Response]:
     return answers
 
 
-def _provoke_lift(apps: Apps) -> list[requests.Response]:
+def _provoke_lift(apps: Apps, emu: LiveKitEmulator) -> list[requests.Response]:
     def lift(served: ServedApp, identity: str = "troll", token: str | None = TOKEN_A) -> Any:
         return served.request(
             "DELETE", "/livekit/bans", token, json={"room_name": "room-a", "participant_identity": identity}
@@ -140,6 +154,11 @@ def _provoke_lift(apps: Apps) -> list[requests.Response]:
     answers.append(lift(apps.tenants, token=TOKEN_NO_SCOPE))
     answers += [lift(apps.failing_resolver, token="x"), lift(apps.failing_resolver, token="forbidden")]
     answers += [lift(apps.tenants, "nobody"), lift(apps.broken_store), lift(apps.tenants)]
+    bodies = (
+        {"room_name": "room-a", "participant_identity": "x"},
+        {"room_name": "room-a", "participant_identity": "y"},
+    )
+    answers += retried(apps.keyed, apps.keyed_broken_store, emu, "DELETE", path, bodies, None)
     return answers
 
 
@@ -180,6 +199,16 @@ def _provoke_webhook(apps: Apps, emu: LiveKitEmulator, tmp_path: Path) -> list[r
     answers.append(while_busy(emu, lambda: hook(apps.anon, body, headers)))
     answers.append(hook(apps.anon, body, headers))
     assert emu.participant("room-a", "troll") is None
+    # The enforcement's RemoveParticipant answered after the deadline: it may have been done.
+    assert _ban(apps.keyed, token=None).status_code == 201
+    emu.join("room-a", "troll", tracks=[])
+    emu.set_latency(1.0, method="RemoveParticipant")
+    try:
+        answers.append(hook(apps.keyed, *signed(emu, joined(emu, "room-a", "troll"))))
+    finally:
+        emu.set_latency(0, method="RemoveParticipant")
+    assert answers[-1].json()["code"] == "LIVEKIT_OUTCOME_UNKNOWN", answers[-1].text
+    assert emu.wait_idle(5)
     return answers
 
 
@@ -214,7 +243,7 @@ def test_each_ban_route_documents_exactly_the_answers_it_gives(
     provoked = {
         BAN: _provoke_ban(apps, emu),
         LIST: _provoke_list(apps, emu),
-        LIFT: _provoke_lift(apps),
+        LIFT: _provoke_lift(apps, emu),
         HOOK: _provoke_webhook(apps, emu, tmp_path),
     }
     provoked[AUDIT] = _provoke_audit(apps)

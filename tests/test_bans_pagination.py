@@ -9,10 +9,10 @@ from typing import Any
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.bans import Ban
-from flask_livekit_moderation.bans.schemas import cursor
+from flask_livekit_moderation.schemas import cursor
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.bans_helpers import BANS, Host
-from tests.helpers import MASKED_404, TOKEN_A, TOKEN_B
+from tests.helpers import MASKED_ROOM_404, TOKEN_A, TOKEN_B
 
 
 def page(host: Host, token: str | None, **params: Any) -> Any:
@@ -111,8 +111,8 @@ def test_bad_limits_and_cursors_are_400_and_paging_tells_no_foreign_room(
     # Without a cursor, a tenant with no ban there still gets the masked 404 for a room not its own;
     # with one, an empty page, whatever the room: the cursor tells nothing about it.
     emu.clear_calls()
-    assert host.request("GET", BANS, TOKEN_B, params={"room_name": "r"}).json() == MASKED_404
-    assert host.request("GET", BANS, TOKEN_B, params={"room_name": "nowhere"}).json() == MASKED_404
+    assert host.request("GET", BANS, TOKEN_B, params={"room_name": "r"}).json() == MASKED_ROOM_404
+    assert host.request("GET", BANS, TOKEN_B, params={"room_name": "nowhere"}).json() == MASKED_ROOM_404
     for room in ("r", "nowhere"):
         body = host.request(
             "GET", BANS, TOKEN_B, params={"room_name": room, "cursor": cursor(room, "a", "tenant-b")}

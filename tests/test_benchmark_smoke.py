@@ -13,6 +13,7 @@ def test_benchmark_smoke_run_measures_every_target_without_errors(tmp_path: Path
         "benchmarks",
         *("--latencies", "0", "--requests", "5", "--warmup", "2", "--concurrency", "4"),
         *("--duration", "0.3", "--memory-requests", "40", "--memory-after", "10"),
+        *("--cpu-rounds", "1", "--cpu-requests", "5"),
         *("--no-targets", "--quiet"),
         out=out,
     )
@@ -47,6 +48,13 @@ def test_benchmark_smoke_run_measures_every_target_without_errors(tmp_path: Path
     assert memory["errors"] == 0
     assert len(memory["rss_growth_mib"]) == 1 and len(memory["workers"]["after_all"]) == 1
     assert memory["workers"]["after_all"][0]["rss_kib"] > 0
+    cpu = per_l["cpu"]
+    # Every app answered every request of the CPU phase, and each used some CPU for them.
+    assert cpu["errors"] == 0 and cpu["rounds"] == 1
+    for route in ("remove", "mute"):
+        assert set(cpu["per_request_ms"][route]) == {"ours", "diy", "naive"}
+        assert all(len(v) == 1 and v[0] >= 0 for v in cpu["per_request_ms"][route].values())
+    assert "Worker CPU per request at L0" in done.stdout
     for row in ("noop    ours", "remove  naive", "mute    floor"):
         assert row in done.stdout, done.stdout
     assert str(out) in done.stdout

@@ -33,7 +33,8 @@ def test_a_hung_livekit_is_a_503_within_the_deadline_and_the_next_request_works(
     answer = served.remove("room-1", "alice")
     elapsed = time.monotonic() - started
 
-    assert answer.status_code == 503 and answer.json()["code"] == "LIVEKIT_UNAVAILABLE"
+    # The removal was sent and never answered: it may have been done.
+    assert answer.status_code == 503 and answer.json()["code"] == "LIVEKIT_OUTCOME_UNKNOWN"
     assert answer.headers["Retry-After"] == "1"
     assert 0.5 <= elapsed < 1.5
     assert served.remove("room-1", "bob").status_code == 200

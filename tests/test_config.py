@@ -67,6 +67,7 @@ def test_bad_reconcile_intervals_fail_at_start(interval):
 )
 def test_reconcile_intervals(interval, seconds):
     app = Flask("host")
+    app.config.update(LIVEKIT_MODERATION_AUTH_REQUIRED=False)  # open mode, on purpose
     if interval is not None:
         app.config.update(LIVEKIT_MODERATION_RECONCILE_INTERVAL=interval)
     moderation = LiveKitModeration(app)
@@ -79,6 +80,7 @@ def test_missing_livekit_settings_warn_and_answer_500(monkeypatch, caplog, livek
     for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
         monkeypatch.delenv(name, raising=False)
     app = Flask("host")
+    app.config.update(LIVEKIT_MODERATION_AUTH_REQUIRED=False)  # open mode, on purpose
     with caplog.at_level(logging.WARNING, logger="flask_livekit_moderation"):
         LiveKitModeration(app)
     assert "LIVEKIT_NOT_CONFIGURED" in caplog.text
@@ -98,6 +100,7 @@ def test_livekit_settings_fall_back_to_the_environment(monkeypatch, livekit_emul
     livekit_emulator.add_room("room-1")
     livekit_emulator.add_participant("room-1", "alice")
     app = Flask("host")
+    app.config.update(LIVEKIT_MODERATION_AUTH_REQUIRED=False)  # open mode, on purpose
     LiveKitModeration(app)
 
     with in_process(app) as served:
@@ -106,7 +109,11 @@ def test_livekit_settings_fall_back_to_the_environment(monkeypatch, livekit_emul
 
 def test_url_prefix_and_json_routing_errors(livekit_emulator):
     app = Flask("host")
-    app.config.update(livekit_config(livekit_emulator), LIVEKIT_MODERATION_URL_PREFIX="/api/v1/")
+    app.config.update(
+        livekit_config(livekit_emulator),
+        LIVEKIT_MODERATION_AUTH_REQUIRED=False,
+        LIVEKIT_MODERATION_URL_PREFIX="/api/v1/",
+    )
 
     @app.get("/livekit/participant")
     def host_route():
@@ -140,7 +147,7 @@ def test_an_init_app_factory_serves_several_apps(livekit_emulator):
     moderation = LiveKitModeration()
     apps = [Flask(f"host-{i}") for i in range(2)]
     for app in apps:
-        app.config.update(livekit_config(livekit_emulator))
+        app.config.update(livekit_config(livekit_emulator), LIVEKIT_MODERATION_AUTH_REQUIRED=False)
         moderation.init_app(app)
     livekit_emulator.add_room("room-1")
     livekit_emulator.add_participants("room-1", ["a", "b"])

@@ -23,10 +23,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from livekit.protocol.models import TrackSource
@@ -41,6 +43,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from example_app import demo
 from example_app.__main__ import Running, running
+from example_app.signin import reset_throttle
 from flask_livekit_moderation import errors, room_owner, signals
 from flask_livekit_moderation.bans import Ban, BanStore, rfc3339
 from flask_livekit_moderation.testing import LiveKitEmulator, PublishNotAllowedError
@@ -104,6 +107,8 @@ def browser() -> Iterator[WebDriver]:
     profile = tempfile.mkdtemp(prefix="console-test-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    # The browser's console messages, where Chromium reports what a CSP blocked.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     for argument in [*CHROMIUM_ARGS, f"--user-data-dir={profile}"]:
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -142,10 +147,17 @@ class Console:
 
     def sign_in(self, tenant: str, password: str | None = None) -> None:
         self.driver.get(self.url + "/signin")
-        Select(self.driver.find_element(By.ID, "tenant-field")).select_by_value(tenant)
+        self.driver.find_element(By.ID, "tenant-field").send_keys(tenant)
         field = self.driver.find_element(By.ID, "password-field")
         field.send_keys(password if password is not None else demo.DEMO_PASSWORDS[tenant])
         field.submit()
+
+    def confirm(self) -> None:
+        """Confirm in the dialog the last click opened."""
+        dialog = self.driver.find_element(By.ID, "confirm-dialog")
+        self.wait(lambda d: dialog.is_displayed(), "the confirmation dialog opens")
+        self.driver.find_element(By.ID, "confirm-ok").click()
+        self.wait(lambda d: not dialog.is_displayed(), "the confirmation dialog closes")
 
     def rows(self) -> dict[str, WebElement]:
         found = self.driver.find_elements(By.CSS_SELECTOR, "#participant-rows tr[data-identity]")
@@ -264,6 +276,7 @@ def console(example: Running, browser: WebDriver) -> Iterator[Console]:
     emulator.clear_calls()
     emulator.clear_webhook_deliveries()
     rejoiner.resume()
+    reset_throttle(example.app)
     browser.set_window_size(*WIDE)
     browser.get(example.base_url + "/healthz")
     browser.delete_all_cookies()
@@ -387,6 +400,7 @@ def test_remove_a_participant_and_see_the_row_go(console):
     console.wait_people({"alice", "bob"})
 
     console.click("remove:bob")
+    console.confirm()
     console.wait_status("Removed Bob (bob) from acme-standup.")
     console.wait_people({"alice"}, "bob's row goes")
     assert console.emulator.participant("acme-standup", "bob") is None
@@ -398,6 +412,7 @@ def test_remove_a_participant_and_see_the_row_go(console):
     console.driver.find_element(By.ID, "auto-refresh").click()  # pause: the row stays drawn
     assert console.emulator.leave("acme-standup", "alice")
     console.click("remove:alice")
+    console.confirm()
     text = console.wait_status(errors.PARTICIPANT_NOT_FOUND.code)
     assert f"{errors.PARTICIPANT_NOT_FOUND.code}: {errors.PARTICIPANT_NOT_FOUND.message}" in text
     console.wait_people(set(), "alice's row goes after the refresh the action triggers")
@@ -433,16 +448,15 @@ def test_another_tenants_room_is_refused_with_the_masked_404(console):
         field.clear()
         field.send_keys(room, Keys.ENTER)
         console.wait(lambda d, room=room: d.current_url.endswith(f"?room={room}"), f"open {room}")
-        statuses[room] = console.wait_status(errors.PARTICIPANT_NOT_FOUND.code)
+        statuses[room] = console.wait_status(errors.ROOM_NOT_FOUND.code)
         summary = driver.find_element(By.ID, "summary").text
         assert "automatic refresh stopped" in summary and console.rows() == {}
         if room == "globex-review":
             console.screenshot("06-foreign-room-refused")
     # One answer for all three: nothing tells another tenant's room from no room.
     assert len(set(statuses.values())) == 1
-    assert statuses["globex-review"].startswith(
-        f"{errors.PARTICIPANT_NOT_FOUND.code}: {errors.PARTICIPANT_NOT_FOUND.message}"
-    )
+    refused = errors.ROOM_NOT_FOUND
+    assert statuses["globex-review"].startswith(f"{refused.code}: {refused.message}")
     assert {p.identity for p in console.emulator.participants("globex-review")} == {"carol", "dave"}
     assert set(console.emulator.call_names()) <= {"ListRooms", "ListParticipants"}
 
@@ -732,6 +746,7 @@ def test_mute_everyones_microphone_except_one(console):
     spare.click()
 
     console.click("room-mute")
+    console.confirm()
     console.wait_status(
         "Muted 2 microphones in acme-standup, leaving alice as they are (LiveKit reports 2 muted)."
     )
@@ -754,6 +769,7 @@ def test_mute_everyones_microphone_except_one(console):
     # Unmute everyone but alice; LiveKit fails one of the two: its code is shown.
     emulator.fail_next("MutePublishedTrack", code="not_found", msg="participant does not exist")
     console.click("room-unmute")
+    console.confirm()
     text = console.wait_status("Unmuted 1 microphone in acme-standup, leaving alice as they are")
     assert "1 microphone could not be changed:" in text
     assert "microphone TR_" in text and "PARTICIPANT_NOT_FOUND (left the room in the meantime)" in text
@@ -761,7 +777,186 @@ def test_mute_everyones_microphone_except_one(console):
     # A server that refuses remote unmute: the extension's words, then what to configure.
     emulator.enable_remote_unmute = False
     console.click("room-unmute")
+    console.confirm()
     text = console.wait_status(errors.REMOTE_UNMUTE_DISABLED.code)
     assert f"{errors.REMOTE_UNMUTE_DISABLED.code}: {errors.REMOTE_UNMUTE_DISABLED.message}" in text
     assert "enable_remote_unmute: true" in text
     console.screenshot("14-room-unmute-refused")
+
+
+@contextmanager
+def other_site_page(html: str) -> Iterator[str]:
+    """A page of another origin on the same site (127.0.0.1, another port): its URL."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+def _csp_reports(driver: WebDriver) -> list[str]:
+    """What Chromium logged about its CSP since the last call (the log is drained)."""
+    entries = cast(webdriver.Chrome, driver).get_log("browser")
+    return [entry["message"] for entry in entries if "Content Security Policy" in entry["message"]]
+
+
+def test_the_cookie_is_samesite_lax_and_the_console_runs_under_its_csp(console):
+    driver = console.driver
+    driver.get(console.url + "/signin")
+    field = driver.find_element(By.ID, "tenant-field")
+    assert field.tag_name == "input" and field.get_attribute("type") == "text"
+    assert driver.find_elements(By.CSS_SELECTOR, "select, datalist") == []
+    console.sign_in("acme")
+    console.wait(lambda d: d.current_url == console.url + "/", "the console after sign-in")
+    cookies = driver.get_cookies()
+    assert [(c["name"], c["sameSite"], c["httpOnly"]) for c in cookies] == [("session", "Lax", True)]
+    # The console's modules and styles all work under the CSP: nothing was blocked.
+    console.wait_people({"alice", "bob"})
+    console.click("mic-lock:alice")
+    console.wait_status("Alice (alice): microphone locked")
+    assert _csp_reports(driver) == []
+
+
+def test_no_page_can_frame_the_signed_in_console(console):
+    driver = console.driver
+    console.sign_in("acme")
+    console.wait(lambda d: d.current_url == console.url + "/", "the console after sign-in")
+    _csp_reports(driver)  # drain the log
+
+    # A page of the same site frames the signed-in console (the Lax cookie goes along):
+    # the browser refuses to show it, so nothing in it can be clicked.
+    framing = (
+        "<!doctype html><title>prize</title>"
+        f'<iframe id="victim" src="{console.url}/?room=acme-standup" width="800" height="600"></iframe>'
+    )
+    with other_site_page(framing) as page:
+        driver.get(page)  # returns once the page and its frame have loaded
+        frame = driver.find_element(By.ID, "victim")
+        driver.switch_to.frame(frame)
+        try:
+            assert driver.find_elements(By.ID, "tenant") == []
+            assert driver.find_elements(By.CSS_SELECTOR, "#participants, .signout") == []
+            assert not driver.execute_script("return location.href;").startswith(console.url)
+        finally:
+            driver.switch_to.default_content()
+        reports = _csp_reports(driver)
+        assert any("frame-ancestors" in report for report in reports), reports
+    assert console.emulator.participant("acme-standup", "bob") is not None
+
+
+def test_sign_out_ends_the_session_for_every_copy_of_the_cookie(console):
+    driver = console.driver
+    console.sign_in("acme")
+    console.wait_people({"alice", "bob"})
+    copy = driver.get_cookie("session")
+    assert copy is not None
+    driver.find_element(By.CSS_SELECTOR, ".signout button").click()
+    console.wait(lambda d: d.current_url == console.url + "/signin", "signed out")
+
+    # The cookie as it was before signing out, put back (as a stolen copy would be sent).
+    driver.delete_all_cookies()
+    driver.add_cookie({k: copy[k] for k in ("name", "value", "path", "httpOnly", "sameSite")})
+    answer = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/livekit/participants?room_name=acme-standup', {credentials: 'same-origin'})"
+        ".then(r => r.json().then(body => done([r.status, body.code])));"
+    )
+    assert answer == [401, errors.MISSING_TOKEN.code]
+    driver.get(console.url + "/")
+    console.wait(lambda d: d.current_url == console.url + "/signin", "the old cookie is sent to sign in")
+    assert driver.find_elements(By.ID, "tenant") == []
+
+
+def _dialog_open(console: Console) -> bool:
+    return bool(console.driver.execute_script("return document.getElementById('confirm-dialog').open;"))
+
+
+def test_remove_and_room_wide_mutes_ask_first_and_cancel_calls_nothing(console):
+    driver, emulator = console.driver, console.emulator
+    console.sign_in("acme")
+    console.wait_people({"alice", "bob"})
+    driver.find_element(By.ID, "auto-refresh").click()  # no polling: the stand-in sees only actions
+    time.sleep(0.3)  # a listing already under way ends
+    emulator.clear_calls()
+
+    def nothing_happened() -> None:
+        time.sleep(0.5)  # time for a call that should not be made
+        assert emulator.calls == [], emulator.call_names()
+        assert {p.identity for p in emulator.participants("acme-standup")} == {"alice", "bob"}
+
+    # Remove, then Cancel: the dialog names who, opens on Cancel, and nothing is called.
+    assert console.button("remove:bob").get_attribute("aria-haspopup") == "dialog"
+    console.click("remove:bob")
+    console.wait(lambda d: _dialog_open(console), "the confirmation opens")
+    dialog = driver.find_element(By.ID, "confirm-dialog")
+    assert "Remove Bob (bob)?" in dialog.text
+    assert driver.switch_to.active_element.get_attribute("id") == "confirm-cancel"
+    console.screenshot("15-confirm-remove")
+    driver.find_element(By.ID, "confirm-cancel").click()
+    console.wait(lambda d: not _dialog_open(console), "Cancel closes it")
+    assert console.active_key() == "remove:bob"  # focus back on the button that asked
+    nothing_happened()
+
+    # From the keyboard: Enter on Cancel (where it opens) cancels, and so does Escape.
+    for key in (Keys.ENTER, Keys.ESCAPE):
+        console.button("remove:bob").send_keys(Keys.ENTER)
+        console.wait(lambda d: _dialog_open(console), "the confirmation opens from the keyboard")
+        assert driver.switch_to.active_element.get_attribute("id") == "confirm-cancel"
+        driver.switch_to.active_element.send_keys(key)
+        console.wait(lambda d: not _dialog_open(console), f"{key!r} cancels")
+        nothing_happened()
+
+    # The ban dialog is the ban's confirmation: Cancel bans nobody and removes nobody.
+    console.click("ban:alice")
+    console.wait(lambda d: driver.find_element(By.ID, "ban-dialog").is_displayed(), "the ban dialog")
+    driver.find_element(By.ID, "ban-cancel").click()
+    nothing_happened()
+    assert console.bans.list_bans("acme", "acme-standup") == []
+
+    # Room-wide: Mute everyone, then Cancel; Unmute everyone, then Escape.
+    console.click("room-mute")
+    console.wait(lambda d: _dialog_open(console), "the room-wide confirmation")
+    assert "Mute everyone's microphone in acme-standup?" in dialog.text
+    driver.find_element(By.ID, "confirm-cancel").click()
+    nothing_happened()
+    console.click("room-unmute")
+    console.wait(lambda d: _dialog_open(console), "the room-wide confirmation")
+    driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    nothing_happened()
+
+    # Confirm with the space bar (Shift+Tab from Cancel): bob is removed.
+    console.button("remove:bob").send_keys(Keys.ENTER)
+    console.wait(lambda d: _dialog_open(console), "the confirmation opens")
+    driver.switch_to.active_element.send_keys(Keys.SHIFT, Keys.TAB)
+    assert driver.switch_to.active_element.get_attribute("id") == "confirm-ok"
+    assert driver.switch_to.active_element.text == "Remove"
+    driver.switch_to.active_element.send_keys(Keys.SPACE)
+    console.wait_status("Removed Bob (bob) from acme-standup.")
+    assert emulator.participant("acme-standup", "bob") is None
+    calls = [(c.method, getattr(c.request, "identity", "")) for c in emulator.calls]
+    moderated = [c for c in calls if c[0] not in ("ListRooms", "ListParticipants")]
+    assert moderated == [("RemoveParticipant", "bob")]
+
+    # Mute everyone, confirmed with Enter on Confirm.
+    console.click("room-mute")
+    console.wait(lambda d: _dialog_open(console), "the room-wide confirmation")
+    driver.find_element(By.ID, "confirm-ok").send_keys(Keys.ENTER)
+    console.wait_status("Muted 1 microphone in acme-standup")
+    assert console.track("acme-standup", "alice", "microphone").muted is True

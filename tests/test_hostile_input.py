@@ -222,6 +222,8 @@ class Outcome:
 
 
 MASKED = "PARTICIPANT_NOT_FOUND"
+#: The masked 404 of a route about the whole room (the listing, room mute).
+MASKED_ROOM = "ROOM_NOT_FOUND"
 
 
 def predict(stage: Stage, route: str, caller: str | None, data: dict[str, Any]) -> Outcome:
@@ -232,7 +234,7 @@ def predict(stage: Stage, route: str, caller: str | None, data: dict[str, Any]) 
     tenant = [] if caller is None else ["ListRooms"]
     if route == "list":
         if not allowed:
-            return Outcome(404, MASKED, tenant, maybe="ListParticipants")
+            return Outcome(404, MASKED_ROOM, tenant, maybe="ListParticipants")
         return Outcome(200, None, sorted(tenant + ["ListParticipants"]))
     if route == "remove":
         if not allowed:

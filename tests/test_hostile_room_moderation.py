@@ -23,6 +23,7 @@ from tests.test_hostile_input import (  # noqa: F401 - stage is a fixture
     JSON_STYLES,
     JSON_VALUES,
     MASKED,
+    MASKED_ROOM,
     MAX_BODY,
     ODD_STRINGS,
     RAW_BODIES,
@@ -181,7 +182,7 @@ def check_room_mute(staged: Stage, caller: str | None, data: dict[str, Any], ans
     )
     calls = sorted([*tenant, "ListParticipants", *["MutePublishedTrack"] * len(targets)])
     if not _allowed(caller, room):
-        expected = Outcome(404, MASKED, tenant, maybe="ListParticipants")
+        expected = Outcome(404, MASKED_ROOM, tenant, maybe="ListParticipants")
     elif not muted and targets:
         expected = Outcome(500, "REMOTE_UNMUTE_DISABLED", calls)  # off by default, like LiveKit
     else:

@@ -9,9 +9,11 @@ import pytest
 from livekit.protocol.models import ParticipantPermission, TrackSource
 
 from flask_livekit_moderation import room_metadata
-from tests.helpers import MASKED_404, TOKEN_A
+from tests.helpers import MASKED_404, MASKED_ROOM_404, TOKEN_A
 
-MASKED_BODY = json.dumps(MASKED_404).encode()
+MASKED_BODY = json.dumps(MASKED_ROOM_404).encode()
+#: What a route about one participant answers for the same room: worded for the participant.
+MASKED_PARTICIPANT_BODY = json.dumps(MASKED_404).encode()
 
 
 def _expected(participant) -> dict[str, Any]:
@@ -178,11 +180,17 @@ def test_tenant_refusals_are_the_same_masked_404(tenants, livekit_emulator, meta
         _seed(livekit_emulator, "room-x", metadata)
 
     answer = tenants.participants("room-x", TOKEN_A)
-    # The other routes' refusal, for comparison: not just the same JSON, the same bytes.
-    removal = tenants.remove("no-such-room", "nobody", TOKEN_A)
+    # A room that does not exist, for comparison: not just the same JSON, the same bytes.
+    missing = tenants.participants("no-such-room", TOKEN_A)
+    # A route about one participant words the same refusal for the participant.
+    removal = tenants.remove("room-x", "nobody", TOKEN_A)
 
-    assert answer.status_code == 404
-    assert answer.content == MASKED_BODY == removal.content
+    assert answer.status_code == missing.status_code == removal.status_code == 404
+    assert answer.content == MASKED_BODY == missing.content
+    assert {k: v for k, v in answer.headers.items() if k != "Date"} == {
+        k: v for k, v in missing.headers.items() if k != "Date"
+    }
+    assert removal.content == MASKED_PARTICIPANT_BODY
     assert answer.headers["Content-Type"] == removal.headers["Content-Type"]
 
 

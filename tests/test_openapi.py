@@ -20,14 +20,17 @@ from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
 from tests.helpers import JSON, SCOPED_TENANTS, TEXT, TOKEN_A, TOKEN_NO_SCOPE, ServedApp, in_process
 from tests.openapi_checks import (
+    KEYED,
     ONE_SLOT,
     documented,
     failing_resolver_app,
     observed,
     openapi_document,
+    retried,
     validate_answer,
     while_busy,
 )
+from tests.redis_server import free_port
 
 REMOVE = ("/livekit/participant", "delete")
 MUTE = ("/livekit/participant/mute", "post")
@@ -45,6 +48,9 @@ class Apps:
     wrong_secret: ServedApp
     failing_resolver: ServedApp
     one_slot: ServedApp
+    #: Keys in memory, a short deadline (:func:`~tests.openapi_checks.retried`).
+    keyed: ServedApp
+    broken_store: ServedApp
 
 
 @pytest.fixture
@@ -58,6 +64,8 @@ def apps(make_served: Callable[..., ServedApp], livekit_emulator: Any) -> Apps:
         wrong_secret=make_served(LIVEKIT_API_SECRET="not-the-secret-0123456789abcdefghijklmn"),
         failing_resolver=in_process(failing_resolver_app(livekit_emulator)),
         one_slot=make_served(**ONE_SLOT),
+        keyed=make_served(**KEYED),
+        broken_store=make_served(LIVEKIT_MODERATION_BAN_STORE=f"redis://127.0.0.1:{free_port()}/0"),
     )
 
 
@@ -88,6 +96,9 @@ def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:
     answers.append(remove(apps.anon))
     answers.append(while_busy(emu, lambda: remove(apps.one_slot, "nobody")))
     answers.append(remove(apps.anon))  # finally succeeds
+    bodies = ({"room_name": "room-1", "participant_identity": "nobody"}, {"room_name": "room-1"})
+    bodies[1]["participant_identity"] = "somebody"
+    answers += retried(apps.keyed, apps.broken_store, emu, "DELETE", REMOVE[0], bodies, "RemoveParticipant")
     return answers
 
 
@@ -123,6 +134,9 @@ def _provoke_mute(apps: Apps, emu: Any, track_sid: str) -> list[requests.Respons
         emu.fail_next(method, code=code)
         answers.append(mute(apps.anon))
     answers.append(mute(apps.anon))
+    body = {"room_name": "room-1", "participant_identity": "bob", "track_sid": track_sid, "muted": True}
+    bodies = (body, {**body, "muted": False})
+    answers += retried(apps.keyed, apps.broken_store, emu, "POST", MUTE[0], bodies, "MutePublishedTrack")
     return answers
 
 
@@ -225,8 +239,16 @@ def test_request_schemas_are_the_ones_that_validate(anon, livekit_emulator):
         required = schemas[ref.rsplit("/", 1)[1]]["required"]
         answer = anon.request(method.upper(), path, json={})
         assert sorted(answer.json()["details"]) == sorted(required)
-    (parameter,) = document["paths"]["/livekit/participants"]["get"]["parameters"]
-    assert parameter["in"] == "query" and parameter["name"] == "room_name" and parameter["required"] is True
+    parameters = {p["name"]: p for p in document["paths"]["/livekit/participants"]["get"]["parameters"]}
+    assert sorted(parameters) == ["cursor", "limit", "room_name", "tracks"]
+    assert all(p["in"] == "query" for p in parameters.values())
+    assert {name: p.get("required", False) for name, p in parameters.items()} == {
+        "room_name": True,
+        "limit": False,
+        "cursor": False,
+        "tracks": False,
+    }
+    parameter = parameters["room_name"]
     longest = parameter["schema"]["maxLength"]
     assert anon.participants("r" * longest).status_code == 200
     assert anon.participants("r" * (longest + 1)).status_code == 400

@@ -11,7 +11,7 @@ import requests
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
 from tests.helpers import JSON, TEXT, TOKEN_A, TOKEN_NO_SCOPE, ServedApp
-from tests.openapi_checks import documented, observed, openapi_document, validate_answer, while_busy
+from tests.openapi_checks import documented, observed, openapi_document, retried, validate_answer, while_busy
 from tests.test_openapi import (  # noqa: F401 - apps is a fixture
     Apps,
     apps,
@@ -56,6 +56,9 @@ def _provoke_permissions(on: Apps, emu: Any) -> list[requests.Response]:
         emu.fail_next(method, code=code)
         answers.append(update(on.anon))
     answers.append(update(on.anon))
+    body = {"room_name": "room-1", "participant_identity": "bob", "can_publish_sources": ["camera"]}
+    bodies = (body, {**body, "can_publish_sources": ["microphone"]})
+    answers += retried(on.keyed, on.broken_store, emu, "POST", path, bodies, "UpdateParticipant")
     return answers
 
 
@@ -91,6 +94,11 @@ def _provoke_room_mute(on: Apps, emu: Any) -> list[requests.Response]:
     with_failure = mute(on.anon)
     assert with_failure.status_code == 200 and with_failure.json()["failed"], with_failure.text
     answers += [with_failure, mute(on.tenants, room="room-a", token=TOKEN_A)]
+    bodies = (
+        {"room_name": "room-1", "muted": True},
+        {"room_name": "room-1", "muted": True, "sources": ["camera"]},
+    )
+    answers += retried(on.keyed, on.broken_store, emu, "POST", path, bodies, "MutePublishedTrack")
     return answers
 
 

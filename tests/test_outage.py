@@ -70,6 +70,7 @@ def test_limits_may_come_as_strings_from_the_environment(livekit_emulator):
     app = Flask("host")
     app.config.update(
         livekit_config(livekit_emulator),
+        LIVEKIT_MODERATION_AUTH_REQUIRED=False,
         LIVEKIT_MODERATION_TIMEOUT="2.5",
         LIVEKIT_MODERATION_MAX_CONCURRENCY="8",
         LIVEKIT_MODERATION_BREAKER_FAILURES="0",
@@ -97,7 +98,8 @@ def test_the_deadline_bounds_all_calls_of_a_request_together(room):
         started = time.monotonic()
         answer = served.remove("room-1", "p1", TOKEN_A)
         elapsed = time.monotonic() - started
-    assert (answer.status_code, answer.json()["code"]) == (503, "LIVEKIT_UNAVAILABLE")
+    # The deadline passed with the RemoveParticipant sent and unanswered: it may have been done.
+    assert (answer.status_code, answer.json()["code"]) == (503, "LIVEKIT_OUTCOME_UNKNOWN")
     assert 0.45 <= elapsed < 0.45 + 0.5
     assert room.call_names()[0] == "ListRooms"
 
@@ -291,7 +293,8 @@ def test_a_connection_dropped_before_any_answer_is_sent_again_once(room):
             ("RemoveParticipant", 200),
         ]
         room.drop_next("RemoveParticipant", 2)
-        assert served.remove("room-1", "p2").json()["code"] == "LIVEKIT_UNAVAILABLE"
+        # Sent twice, never answered: from here no one can tell whether LiveKit acted.
+        assert served.remove("room-1", "p2").json()["code"] == "LIVEKIT_OUTCOME_UNKNOWN"
     assert room.participant("room-1", "p2") is not None
 
 
@@ -349,7 +352,7 @@ def test_a_foreign_room_is_refused_as_fast_as_a_missing_one():
                 answer = conn.getresponse()
                 body = answer.read()
                 elapsed = time.perf_counter() - started
-                assert answer.status == 404 and b"PARTICIPANT_NOT_FOUND" in body
+                assert answer.status == 404 and b"ROOM_NOT_FOUND" in body
                 return elapsed
 
             for _ in range(20):  # warm up both paths

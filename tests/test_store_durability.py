@@ -137,7 +137,7 @@ def test_a_sqlite_file_replaced_mid_run_is_used_and_keeps_the_acknowledged_bans(
 
 def _redis_app(url: str) -> None:
     app = Flask("host")
-    app.config.update(LIVEKIT_MODERATION_BAN_STORE=url)
+    app.config.update(LIVEKIT_MODERATION_AUTH_REQUIRED=False, LIVEKIT_MODERATION_BAN_STORE=url)
     LiveKitModeration(app)
 
 

@@ -170,24 +170,45 @@ def _headers_without_date(answer: requests.Response) -> dict[str, str]:
 
 
 class Masked:
-    """The reference masked 404 (an unknown room) that every refusal must equal to the byte."""
+    """The reference masked 404s (an unknown room) that every refusal must equal to the byte: a
+    route about one participant answers PARTICIPANT_NOT_FOUND, the listing (about the whole
+    room) ROOM_NOT_FOUND; neither tells another tenant's room from no room."""
 
-    def __init__(self, answer: requests.Response) -> None:
-        assert answer.status_code == 404
-        assert answer.json() == {"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"}
-        self.body = answer.content
-        self.headers = _headers_without_date(answer)
+    def __init__(self, served: ServedApp, token: str) -> None:
+        self.references: dict[str, tuple[bytes, dict[str, str]]] = {}
+        for level, answer, expected in (
+            (
+                "participant",
+                served.remove(MISSING_ROOM, "alice", token),
+                {"error": "Participant not found.", "code": "PARTICIPANT_NOT_FOUND"},
+            ),
+            (
+                "room",
+                served.participants(MISSING_ROOM, token),
+                {"error": "Room not found.", "code": "ROOM_NOT_FOUND"},
+            ),
+        ):
+            assert answer.status_code == 404
+            assert answer.json() == expected
+            self.references[level] = (answer.content, _headers_without_date(answer))
 
-    def check(self, answer: requests.Response, what: str) -> None:
+    def check(self, answer: requests.Response, what: str, action: str = "remove") -> None:
+        body, headers = self.references["room" if action == "list" else "participant"]
         assert answer.status_code == 404, f"{what}: {answer.status_code} {answer.text}"
-        assert answer.content == self.body, what
-        assert _headers_without_date(answer) == self.headers, what
+        assert answer.content == body, what
+        assert _headers_without_date(answer) == headers, what
 
 
 def _refused_without_effect(
-    emulator: LiveKitEmulator, masked: Masked, answer: requests.Response, room: str, track_sid: str, what: str
+    emulator: LiveKitEmulator,
+    masked: Masked,
+    action: str,
+    answer: requests.Response,
+    room: str,
+    track_sid: str,
+    what: str,
 ) -> None:
-    masked.check(answer, what)
+    masked.check(answer, what, action)
     made = emulator.call_names()
     assert set(made) <= READ_ONLY, f"{what}: mutating LiveKit call made: {made}"
     if room in ROOMS:
@@ -247,7 +268,7 @@ def test_each_tenant_acts_only_on_its_own_rooms(
 ) -> None:
     token = TENANT_TOKENS[caller]
     _seed(livekit_emulator)
-    masked = Masked(tenant_app.remove(MISSING_ROOM, "alice", token))
+    masked = Masked(tenant_app, token)
     own_rooms = 0
 
     for room in [*ROOMS, MISSING_ROOM]:
@@ -262,7 +283,7 @@ def test_each_tenant_acts_only_on_its_own_rooms(
                 own_rooms += 1
                 _seed(livekit_emulator)
             else:
-                _refused_without_effect(livekit_emulator, masked, answer, room, track_sid, what)
+                _refused_without_effect(livekit_emulator, masked, action, answer, room, track_sid, what)
     # Each tenant owns at least one room, so the success branch ran for everyone.
     assert own_rooms >= len(ACTIONS)
 
@@ -271,7 +292,7 @@ def test_a_tenant_cannot_use_another_rooms_track_or_a_missing_participant(
     tenant_app: ServedApp, livekit_emulator: LiveKitEmulator
 ) -> None:
     _seed(livekit_emulator)
-    masked = Masked(tenant_app.remove(MISSING_ROOM, "alice", SECRET_A))
+    masked = Masked(tenant_app, SECRET_A)
     foreign_track = _audio_sid(livekit_emulator, "room-b")
     attempts = {
         "own room, foreign track": tenant_app.mute("room-a", "alice", foreign_track, True, SECRET_A),
@@ -288,7 +309,7 @@ def test_a_tenant_cannot_use_another_rooms_track_or_a_missing_participant(
     own_track = attempts.pop("own room, foreign track")
     assert own_track.status_code == 404 and own_track.json()["code"] == "TRACK_NOT_FOUND"
     for what, answer in attempts.items():
-        masked.check(answer, what)
+        masked.check(answer, what, "list" if what.endswith("(list)") else "remove")
     assert set(livekit_emulator.call_names()) - READ_ONLY <= {"RemoveParticipant"}
     # The only removal attempted is the one in tenant-a's own room, and it removed nobody.
     removals = [
@@ -334,7 +355,7 @@ def test_a_secret_that_prefixes_another_authenticates_only_its_own_tenant(
 ) -> None:
     tenant_app = tenant_app_for(transport)
     _seed(livekit_emulator)
-    masked = Masked(tenant_app.remove(MISSING_ROOM, "alice", SECRET_A))
+    masked = Masked(tenant_app, SECRET_A)
 
     def as_caller(secret: str, room: str) -> requests.Response:
         if transport == "bearer":
@@ -344,9 +365,9 @@ def test_a_secret_that_prefixes_another_authenticates_only_its_own_tenant(
         )
 
     assert as_caller(SECRET_A, "room-a").status_code == 200
-    masked.check(as_caller(SECRET_A, "room-b"), "tenant-a's secret on room-b")
+    masked.check(as_caller(SECRET_A, "room-b"), "tenant-a's secret on room-b", "list")
     assert as_caller(SECRET_B, "room-b").status_code == 200
-    masked.check(as_caller(SECRET_B, "room-a"), "tenant-b's secret on room-a")
+    masked.check(as_caller(SECRET_B, "room-a"), "tenant-b's secret on room-a", "list")
 
 
 @pytest.mark.parametrize("transport", ["bearer", "api_key"])

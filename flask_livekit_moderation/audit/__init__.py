@@ -36,6 +36,7 @@ REFUSALS = frozenset(
         errors.FORBIDDEN.code,
         errors.INSUFFICIENT_SCOPE.code,
         errors.PARTICIPANT_NOT_FOUND.code,
+        errors.ROOM_NOT_FOUND.code,
     }
 )
 

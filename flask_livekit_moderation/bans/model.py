@@ -84,8 +84,8 @@ class Ban:
         revokes by room *name* and identity, with no owner, so an end a year away would lock
         the identity out of another tenant's later room of the same name, and lifting the ban
         could not undo it. Tokens signed during the ban are refused by
-        :meth:`~..LiveKitModeration.participant_token`, and anyone who joins anyway is removed
-        by the webhook and the reconciler.
+        :meth:`~flask_livekit_moderation.LiveKitModeration.participant_token`, and anyone who
+        joins anyway is removed by the webhook and the reconciler.
         """
         return int(self.banned_at.timestamp()) + 1
 
@@ -106,7 +106,7 @@ class Ban:
 
 
 class ParticipantBanned(ModerationError):
-    """Raised by :meth:`~.LiveKitModeration.participant_token` for a banned identity.
+    """Raised by :meth:`~flask_livekit_moderation.LiveKitModeration.participant_token` for a banned identity.
 
     ``ban`` is the ban in force. Uncaught in a host view it is answered like every
     extension error: 403 ``PARTICIPANT_BANNED`` (the reason and expiry are not shown: render

@@ -23,14 +23,17 @@ from ..client import RoomCalls
 from .model import Ban
 
 
-async def remove_banned(lk: RoomCalls, ban: Ban, room_name: str) -> bool:
-    """RemoveParticipant for ``ban``, with its ``revoke_token_ts``; ``False`` when LiveKit says
-    the identity is not in the room (``not_found``), 500 ``REMOVAL_FAILED`` for another refusal.
+async def remove_banned(lk: RoomCalls, ban: Ban, room_name: str, identity: str) -> bool:
+    """RemoveParticipant of ``identity`` for ``ban``, with its ``revoke_token_ts``; ``False`` when
+    LiveKit says the identity is not in the room (``not_found``), 500 ``REMOVAL_FAILED`` for
+    another refusal.
 
-    Sent through the request's :class:`~..client.RoomCalls` (recorded, under its deadline).
+    ``identity`` is the participant's real identity as LiveKit knows it: the ban is kept under its
+    key (:meth:`~..state.ModerationState.identity_key`), which may differ. Sent through the
+    request's :class:`~..client.RoomCalls` (recorded, under its deadline).
     """
     try:
-        await lk.remove_participant(room_name, ban.participant_identity, revoke_token_ts=ban.revoke_token_ts)
+        await lk.remove_participant(room_name, identity, revoke_token_ts=ban.revoke_token_ts)
     except TwirpError as exc:
         if exc.code == "not_found":
             return False
@@ -59,23 +62,23 @@ async def ban_participant(
     if room is None or not may_access(auth_id, room):
         raise errors.PARTICIPANT_NOT_FOUND()
     ban = await asyncio.to_thread(record, room_owner(room.metadata) or "")
-    return ban, await remove_banned(lk, ban, room_name)
+    return ban, await remove_banned(lk, ban, room_name, identity)
 
 
 async def check_bans_room(lk: RoomCalls, auth_id: str, room_name: str) -> None:
     """The masked 404 unless ``room_name`` exists and is ``auth_id``'s (listing bans when it has none)."""
     try:
-        await check_room(lk, auth_id, room_name)
+        await check_room(lk, auth_id, room_name, errors.ROOM_NOT_FOUND)
     except TwirpError as exc:
-        raise refusal(exc, errors.LIST_FAILED) from None
+        raise refusal(exc, errors.LIST_FAILED, errors.ROOM_NOT_FOUND) from None
 
 
 #: What :func:`enforce_ban` did.
 REMOVED, NOT_PRESENT, ROOM_CHANGED = "removed", "not_present", "room_changed"
 
 
-async def enforce_ban(lk: RoomCalls, ban: Ban) -> str:
-    """Remove ``ban``'s participant, who joined the ban owner's room.
+async def enforce_ban(lk: RoomCalls, ban: Ban, identity: str) -> str:
+    """Remove ``identity``, banned by ``ban``, who joined the ban owner's room.
 
     The webhook's event is signed, but an old one (LiveKit retries late; a signed request
     lives five minutes) may describe a room that has since closed and been created again by
@@ -88,4 +91,4 @@ async def enforce_ban(lk: RoomCalls, ban: Ban) -> str:
         raise errors.REMOVAL_FAILED() from None
     if room is None or (room_owner(room.metadata) or "") != ban.owner:
         return ROOM_CHANGED
-    return REMOVED if await remove_banned(lk, ban, ban.room_name) else NOT_PRESENT
+    return REMOVED if await remove_banned(lk, ban, ban.room_name, identity) else NOT_PRESENT

@@ -41,7 +41,6 @@ from ..access import room_owner
 from ..client import RoomCalls
 from ..errors import ModerationError
 from . import operations
-from .base import BanStore
 from .webhook import ENFORCE_ACTION
 
 if TYPE_CHECKING:
@@ -99,10 +98,10 @@ async def _running_rooms(lk: RoomCalls) -> dict[str, tuple[str, str]]:
 
 
 async def _remove_banned_present(
-    lk: RoomCalls, store: BanStore, owner: str, room_name: str, sid: str
+    lk: RoomCalls, state: ModerationState, owner: str, room_name: str, sid: str
 ) -> list[Removal]:
     """ListParticipants of ``owner``'s room ``room_name`` (LiveKit's room ``sid``), then remove
-    each participant with an active ban of ``owner`` there.
+    each participant with an active ban of ``owner`` there (looked up by the identity's key).
 
     Before removing, the room is looked up again (ListRooms): it must still be the same room
     (``sid``), so a room closed and opened again by another owner since the pass's ListRooms is
@@ -114,9 +113,10 @@ async def _remove_banned_present(
         raise errors.LIST_FAILED() from None
     banned = []
     for participant in participants:
-        ban = await asyncio.to_thread(store.get, owner, room_name, participant.identity)
+        key = state.identity_key(participant.identity)
+        ban = await asyncio.to_thread(state.bans.get, owner, room_name, key)
         if ban is not None:
-            banned.append((ban, participant.sid))
+            banned.append((ban, participant.identity, participant.sid))
     if not banned:
         return []
     try:
@@ -126,9 +126,9 @@ async def _remove_banned_present(
     if room is None or room.sid != sid or (room_owner(room.metadata) or "") != owner:
         return []  # no longer the room the bans were checked against
     removed = []
-    for ban, participant_sid in banned:
-        if await operations.remove_banned(lk, ban, room_name):
-            removed.append(Removal(ban.room_owner, room_name, ban.participant_identity, participant_sid))
+    for ban, identity, participant_sid in banned:
+        if await operations.remove_banned(lk, ban, room_name, identity):
+            removed.append(Removal(ban.room_owner, room_name, identity, participant_sid))
     return removed
 
 
@@ -161,7 +161,7 @@ def reconcile(state: ModerationState, found: Pass | None = None) -> Pass:
             continue
         found.rooms_checked += 1
         calls = state.livekit(enforcement=True)
-        found.removed += run(calls, _remove_banned_present, state.bans, owner, room_name, sid)
+        found.removed += run(calls, _remove_banned_present, state, owner, room_name, sid)
     return found
 
 

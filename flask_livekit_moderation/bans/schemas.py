@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from ..schemas import ParticipantRequest, RoomQuery, StrictInteger, moment, name, unicode_text
+from ..schemas import (
+    MAX_CURSOR_LENGTH,
+    ParticipantRequest,
+    RoomQuery,
+    StrictInteger,
+    moment,
+    name,
+    read_cursor,
+    unicode_text,
+)
 
 #: Longest ban, in seconds (one year), and longest reason, in characters.
 MAX_BAN_SECONDS = 31_536_000
 MAX_REASON_LENGTH = 512
 #: Bans per page of ``GET /livekit/bans``: by default, and at most.
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
-#: Longest cursor accepted, in characters (room name and a key of two names, in base64).
-MAX_CURSOR_LENGTH = 8192
-
-
-def cursor(room_name: str, identity: str, owner: str) -> str:
-    """The opaque cursor of a listing of ``room_name`` resuming after the ban (identity, owner)."""
-    raw = json.dumps([room_name, identity, owner], ensure_ascii=False, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
-
-
-def read_cursor(text: str, room_name: str) -> tuple[str, str]:
-    """The (identity, owner) a cursor of ``room_name``'s listing resumes after; ``ValueError``
-    for anything else (not one of ours, or another room's)."""
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        room, identity, owner = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, RecursionError):
-        raise ValueError("not a cursor") from None
-    if room != room_name or not isinstance(identity, str) or not isinstance(owner, str):
-        raise ValueError("not a cursor of this listing")
-    return identity, owner
 
 
 class BanRequest(ParticipantRequest):
@@ -90,7 +75,11 @@ class ListBansQuery(RoomQuery):
     def _resume(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         text = data.pop("cursor")
         try:
-            data["after"] = None if text is None else read_cursor(text, data["room_name"])
+            if text is None:
+                data["after"] = None
+            else:
+                identity, owner = read_cursor(text, data["room_name"], 2)
+                data["after"] = (identity, owner)
         except ValueError:
             raise ValidationError(
                 {"cursor": ["Not a cursor of this listing: pass the next_cursor it answered."]}

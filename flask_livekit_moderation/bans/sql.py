@@ -278,6 +278,20 @@ CREATE TABLE IF NOT EXISTS livekit_moderation_audit (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS livekit_moderation_audit_room ON livekit_moderation_audit (owner, room_name, id);
 CREATE INDEX IF NOT EXISTS livekit_moderation_audit_expiry ON livekit_moderation_audit (id);
+CREATE TABLE IF NOT EXISTS livekit_moderation_idempotency (
+    scope TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    token TEXT NOT NULL,
+    claim_until REAL NOT NULL,
+    unknown INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    answer TEXT,
+    PRIMARY KEY (scope, idempotency_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS livekit_moderation_idempotency_expiry
+    ON livekit_moderation_idempotency (expires_at);
 """
 
 
@@ -626,6 +640,20 @@ _POSTGRESQL_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS livekit_moderation_audit_room "
     "ON livekit_moderation_audit (owner, room_name, id)",
     "CREATE INDEX IF NOT EXISTS livekit_moderation_audit_expiry ON livekit_moderation_audit (id)",
+    """CREATE TABLE IF NOT EXISTS livekit_moderation_idempotency (
+    scope BYTEA NOT NULL,
+    idempotency_key BYTEA NOT NULL,
+    state TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    token TEXT NOT NULL,
+    claim_until DOUBLE PRECISION NOT NULL,
+    unknown INTEGER NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    answer BYTEA,
+    PRIMARY KEY (scope, idempotency_key)
+)""",
+    "CREATE INDEX IF NOT EXISTS livekit_moderation_idempotency_expiry "
+    "ON livekit_moderation_idempotency (expires_at)",
 )
 #: The advisory lock the schema is created under (two processes starting at once).
 _SCHEMA_LOCK = 0x4C4B4D42  # "LKMB"

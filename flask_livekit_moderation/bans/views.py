@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors, signals
-from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS
+from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS, LIVEKIT_WRITE_ERRORS, ROOM_CALLER_ERRORS
 from ..pipeline import Answer, Call
 from ..routing import Routes
+from ..schemas import cursor
 from . import operations
 from .model import Ban, rfc3339
 from .schemas import (
@@ -18,7 +19,6 @@ from .schemas import (
     LiftBanResponse,
     ListBansQuery,
     ListBansResponse,
-    cursor,
 )
 
 routes = Routes()
@@ -31,6 +31,15 @@ STATUS_MEANING = {
 }
 
 
+def _identity_key(call: Call, identity: str) -> str:
+    """The key ``identity``'s bans are kept under; 400 when it leaves nothing to identify anyone."""
+    key = call.state.identity_key(identity)
+    if not key:
+        # An empty key would be shared by every identity the function empties (e.g. only spaces).
+        raise errors.INVALID_REQUEST("participant_identity has nothing left to identify a participant by.")
+    return key
+
+
 @routes.route(
     "POST",
     "/bans",
@@ -41,7 +50,14 @@ STATUS_MEANING = {
     answer=BanResponse,
     status=201,
     answer_description="The ban is recorded; `removed` says whether LiveKit removed the participant.",
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, *BODY_ERRORS, errors.REMOVAL_FAILED, *STORE_ERRORS),
+    errors=(
+        *CALLER_ERRORS,
+        *LIVEKIT_ERRORS,
+        *LIVEKIT_WRITE_ERRORS,
+        *BODY_ERRORS,
+        errors.REMOVAL_FAILED,
+        *STORE_ERRORS,
+    ),
     status_meaning=STATUS_MEANING,
 )
 def ban_participant(call: Call, body: dict[str, Any]) -> Answer:
@@ -52,14 +68,16 @@ def ban_participant(call: Call, body: dict[str, Any]) -> Answer:
     RemoveParticipant). Banning again replaces the expiry and reason. While the ban lasts, the
     webhook route removes the participant whenever they join again, and
     `participant_token()` refuses them a token. If the removal fails (5xx), the ban is already
-    recorded: send the same request again.
+    recorded: send the same request again. The ban is kept under the identity's key (the host's
+    `identity_key` function; by default the identity itself), which the listing shows.
     """
     store = call.state.bans
     room_name, identity = body["room_name"], body["participant_identity"]
     duration, reason = body["duration_seconds"], body["reason"]
+    key = _identity_key(call, identity)
 
     def record(owner: str) -> Ban:
-        ban = Ban.starting_now(owner, room_name, identity, duration, reason, store.clock)
+        ban = Ban.starting_now(owner, room_name, key, duration, reason, store.clock)
         store.put(ban)
         return ban
 
@@ -101,7 +119,7 @@ def ban_participant(call: Call, body: dict[str, Any]) -> Answer:
     query=ListBansQuery,
     answer=ListBansResponse,
     answer_description="One page of the active bans, by identity (then owner).",
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED, *STORE_ERRORS),
+    errors=(*ROOM_CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED, *STORE_ERRORS),
     status_meaning=STATUS_MEANING,
     doc_values={"max_page": MAX_PAGE},
 )
@@ -147,11 +165,11 @@ def lift_ban(call: Call, body: dict[str, Any]) -> Answer:
     """Lift a ban
 
     Deletes the caller's ban of the identity in that room (a caller for all rooms: every
-    owner's). No active ban answers the masked 404. No LiveKit call.
+    owner's), found by the identity's key. No active ban answers the masked 404. No LiveKit call.
     """
     room_name, identity = body["room_name"], body["participant_identity"]
     # A caller with an auth id reaches only its own bans; one for all rooms, every owner's.
-    lifted = call.bans().lift(call.auth_id, room_name, identity)
+    lifted = call.bans().lift(call.auth_id, room_name, _identity_key(call, identity))
     if not lifted:
         raise errors.PARTICIPANT_NOT_FOUND()
     call.details["lifted"] = len(lifted)

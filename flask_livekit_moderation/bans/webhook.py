@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from flask import request
@@ -33,9 +34,16 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 WEBHOOK_CONTENT_TYPE = "application/webhook+json"
 #: The action a webhook's ban enforcement is logged and signalled as.
 ENFORCE_ACTION = "enforce_ban"
+#: How long LiveKit signs a webhook delivery for (livekit/protocol ``webhook/resource_url_notifier.go``).
+WEBHOOK_TOKEN_LIFETIME = timedelta(minutes=5)
+#: How far past its ``exp`` (and before its ``nbf``) a delivery's token is still accepted. Kept at
+#: livekit-api's default on purpose, and said here so an upgrade cannot change it unseen: PyJWT's one
+#: leeway covers ``nbf`` too, so 0 would refuse the deliveries of a LiveKit whose clock runs a second
+#: ahead, and LiveKit does not retry a 401. A replay gains nothing: see EVENT_HANDLED_SECONDS.
+WEBHOOK_LEEWAY = timedelta(seconds=60)
 #: Seconds an event whose ban was enforced is remembered, so a later delivery of it does nothing:
-#: LiveKit retries for about 30 s, and a signed delivery is accepted for 5 minutes plus the 60 s
-#: leeway of livekit-api's verifier.
+#: LiveKit retries for about 30 s, and a signed delivery is accepted for WEBHOOK_TOKEN_LIFETIME plus
+#: WEBHOOK_LEEWAY, so a replay of a handled delivery is refused or finds the mark.
 EVENT_HANDLED_SECONDS = 600.0
 #: Seconds a delivery may hold an event beyond the LiveKit deadline while it handles it; a
 #: holder that died lets the next delivery handle it after that.
@@ -66,6 +74,7 @@ routes = Routes()
         errors.REMOVAL_FAILED,
         errors.INTERNAL_ERROR,
         errors.LIVEKIT_UNAVAILABLE,
+        errors.LIVEKIT_OUTCOME_UNKNOWN,
         errors.LIVEKIT_BUSY,
         *STORE_ERRORS,
         errors.WEBHOOK_EVENT_IN_PROGRESS,
@@ -92,14 +101,18 @@ routes = Routes()
         "credentials, refused the removal, or the extension failed.",
         **STATUS_MEANING,
     },
-    doc_values={"handled_minutes": EVENT_HANDLED_SECONDS / 60},
+    doc_values={
+        "handled_minutes": EVENT_HANDLED_SECONDS / 60,
+        "leeway_seconds": WEBHOOK_LEEWAY.total_seconds(),
+    },
 )
 def livekit_webhook(call: Call, _: dict[str, Any]) -> Answer:
     """Receive LiveKit's webhooks (set this URL in LiveKit's `webhook.urls`)
 
     Called by LiveKit, not by moderators: no caller token. Verified as LiveKit signs it
     (livekit-api's WebhookReceiver): `Authorization` is a JWT signed with the configured
-    LiveKit API key and secret whose `sha256` claim is the body's SHA-256. On
+    LiveKit API key and secret whose `sha256` claim is the body's SHA-256, refused once more
+    than {leeway_seconds:g} s past its expiry (livekit-api's leeway, for clock skew). On
     `participant_joined` by an identity banned from that owner's room, the participant is
     removed at once (ListRooms to check the room is still that owner's, then
     RemoveParticipant, which revokes the identity's tokens signed before the ban). Nothing it
@@ -172,7 +185,9 @@ def _verify(call: Call, raw: bytes) -> WebhookEvent:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _refuse("the body is not UTF-8") from None
-    receiver = WebhookReceiver(TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret))
+    receiver = WebhookReceiver(
+        TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret, leeway=WEBHOOK_LEEWAY)
+    )
     try:
         return receiver.receive(body, token)
     except json_format.ParseError:
@@ -192,7 +207,7 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
     room_name, identity = event.room.name, event.participant.identity
     owner = room_owner(event.room.metadata) or ""
     store = call.state.bans
-    ban = store.get(owner, room_name, identity)
+    ban = store.get(owner, room_name, call.state.identity_key(identity))
     if ban is None:
         return False
     call.action, call.enforcement, call.owner = ENFORCE_ACTION, True, ban.room_owner
@@ -204,7 +219,7 @@ def _enforce_ban(call: Call, event: WebhookEvent, answer: Answer) -> bool:
         call.audited = False  # enforced once already: its entry is written
         return False
     try:
-        outcome = call.livekit().run(operations.enforce_ban, ban)
+        outcome = call.livekit().run(operations.enforce_ban, ban, identity)
     except BaseException:
         # Not handled: the next delivery (LiveKit's retry of this 5xx) must do it.
         if claim is not None:

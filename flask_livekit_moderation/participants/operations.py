@@ -39,14 +39,27 @@ from ..errors import ErrorCode, ModerationError
 T = TypeVar("T")
 
 
-async def remove_participant(lk: RoomCalls, auth_id: str | None, room_name: str, identity: str) -> None:
-    """Remove ``identity`` from ``room_name`` if the caller may moderate that room."""
+async def remove_participant(
+    lk: RoomCalls, auth_id: str | None, room_name: str, identity: str, *, removed_earlier: bool = False
+) -> None:
+    """Remove ``identity`` from ``room_name`` if the caller may moderate that room.
+
+    ``removed_earlier``: an earlier attempt (with the same ``Idempotency-Key``) sent this removal
+    and got no answer (``LIVEKIT_OUTCOME_UNKNOWN``). A participant LiveKit no longer has in the
+    caller's room was then removed by it: the answer is a success, not the 404. The room check
+    still comes first: another tenant's room is the masked 404 whatever happened before.
+    """
     try:
         if auth_id is not None:
             # Sequential, not beside: a removal must never reach a room that is not the caller's.
             await check_room(lk, auth_id, room_name)
+    except TwirpError as exc:
+        raise refusal(exc, errors.REMOVAL_FAILED) from None
+    try:
         await lk.remove_participant(room_name, identity)
     except TwirpError as exc:
+        if removed_earlier and exc.code == "not_found":
+            return
         raise refusal(exc, errors.REMOVAL_FAILED) from None
 
 
@@ -85,7 +98,9 @@ async def set_track_muted(
 async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) -> Sequence[ParticipantInfo]:
     """The participants of ``room_name`` (none for an unknown room, when for all rooms)."""
     try:
-        return await beside_room_check(lk, auth_id, room_name, lk.list_participants(room_name))
+        return await beside_room_check(
+            lk, auth_id, room_name, lk.list_participants(room_name), errors.ROOM_NOT_FOUND
+        )
     except TwirpError:
         # LiveKit answers an unknown room with an empty list, so any refusal here is a failure.
         raise errors.LIST_FAILED() from None
@@ -267,7 +282,9 @@ async def mute_room(
     unmute disabled): then that error is raised.
     """
     try:
-        participants = await beside_room_check(lk, auth_id, room_name, lk.list_participants(room_name))
+        participants = await beside_room_check(
+            lk, auth_id, room_name, lk.list_participants(room_name), errors.ROOM_NOT_FOUND
+        )
     except TwirpError:
         raise errors.ROOM_MUTE_FAILED() from None
     slots = lk.shared_slots("room_mute", ROOM_MUTE_CONCURRENCY)

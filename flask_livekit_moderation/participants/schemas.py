@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from livekit.protocol import models
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from ..schemas import (
+    MAX_CURSOR_LENGTH,
     MAX_NAME_LENGTH,
     FlatList,
     ParticipantRequest,
@@ -16,6 +17,7 @@ from ..schemas import (
     StrictBoolean,
     name,
     not_blank,
+    read_cursor,
     unicode_text,
 )
 
@@ -50,10 +52,56 @@ class MuteTrackRequest(ParticipantRequest):
     muted = StrictBoolean(required=True, metadata={"description": "true to mute, false to unmute."})
 
 
+#: Most participants one page of ``GET /livekit/participants`` may hold.
+MAX_PAGE = 1000
+
+
+class QueryBoolean(fields.Boolean):
+    """``true`` or ``false`` in a query string, and nothing else."""
+
+    truthy = {"true"}
+    falsy = {"false"}
+
+
 class ListParticipantsQuery(RoomQuery):
-    """Query string of ``GET /livekit/participants``."""
+    """Query string of ``GET /livekit/participants``: the room, which page, which fields."""
 
     room_name = name("LiveKit room name, used exactly as given.")
+    limit = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        metadata={
+            "description": f"Participants per page (1 to {MAX_PAGE}), in identity order. "
+            "Leave out for everyone in one answer, in LiveKit's order.",
+            "minimum": 1,
+            "maximum": MAX_PAGE,
+        },
+    )
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(max=MAX_CURSOR_LENGTH),
+        metadata={
+            "description": "Where to resume: the `next_cursor` of the previous page (opaque). "
+            "Only with `limit`; leave out for the first page."
+        },
+    )
+    tracks = QueryBoolean(
+        load_default=True,
+        metadata={"description": "`false` leaves each participant's `tracks` out of the answer."},
+    )
+
+    @post_load
+    def _resume(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        text = data.pop("cursor")
+        if text is not None and data["limit"] is None:
+            raise ValidationError({"cursor": ["Give `limit` with `cursor`."]})
+        try:
+            data["after"] = None if text is None else read_cursor(text, data["room_name"], 1)[0]
+        except ValueError:
+            raise ValidationError(
+                {"cursor": ["Not a cursor of this listing: pass the next_cursor it answered."]}
+            ) from None
+        return data
 
 
 class RemoveParticipantResponse(Schema):
@@ -114,7 +162,10 @@ class ParticipantSchema(Schema):
     state = fields.String(required=True, metadata={"enum": _answered(PARTICIPANT_STATES)})
     joined_at = fields.Integer(required=True, metadata={"description": "Unix time, seconds."})
     is_publisher = fields.Boolean(required=True)
-    tracks = fields.List(fields.Nested(TrackSchema), required=True)
+    tracks = fields.List(
+        fields.Nested(TrackSchema),
+        metadata={"description": "The published tracks; left out when the listing asked `tracks=false`."},
+    )
     permission = fields.Nested(
         PermissionSchema,
         required=True,
@@ -131,6 +182,13 @@ class ListParticipantsResponse(Schema):
 
     room_name = fields.String(required=True)
     participants = fields.List(fields.Nested(ParticipantSchema), required=True)
+    next_cursor = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Only with `limit`: pass it as `cursor` for the next page; "
+            "null: this was the last page."
+        },
+    )
 
 
 #: The track sources a moderator names (LiveKit's ``TrackSource``, lower-case, without

@@ -7,17 +7,21 @@ and description.
 
 from __future__ import annotations
 
+import bisect
+import functools
 from typing import Any
 
 from livekit.protocol.models import ParticipantInfo, ParticipantPermission
 
 from .. import errors, signals
-from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS
+from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS, LIVEKIT_WRITE_ERRORS, ROOM_CALLER_ERRORS
 from ..pipeline import Answer, Call
 from ..routing import Routes
+from ..schemas import cursor
 from . import operations
 from .operations import ROOM_MUTE_CONCURRENCY
 from .schemas import (
+    MAX_PAGE,
     PARTICIPANT_STATES,
     PERMISSION_FIELDS,
     SOURCE_NUMBERS,
@@ -47,7 +51,7 @@ routes = Routes()
     body=RemoveParticipantRequest,
     answer=RemoveParticipantResponse,
     answer_description="LiveKit removed the participant.",
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, *BODY_ERRORS, errors.REMOVAL_FAILED),
+    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, *LIVEKIT_WRITE_ERRORS, *BODY_ERRORS, errors.REMOVAL_FAILED),
 )
 def remove_participant(call: Call, body: dict[str, Any]) -> Answer:
     """Remove a participant from a room
@@ -56,7 +60,10 @@ def remove_participant(call: Call, body: dict[str, Any]) -> Answer:
     short-lived tokens so a removed participant cannot simply rejoin.
     """
     room_name, identity = body["room_name"], body["participant_identity"]
-    call.livekit().run(operations.remove_participant, call.auth_id, room_name, identity)
+    removed_earlier = call.idempotency is not None and call.idempotency.after_unknown
+    call.livekit().run(
+        operations.remove_participant, call.auth_id, room_name, identity, removed_earlier=removed_earlier
+    )
     return Answer(
         {"status": "removed", "room_name": room_name, "participant_identity": identity},
         "removed",
@@ -86,6 +93,7 @@ def remove_participant(call: Call, body: dict[str, Any]) -> Answer:
     errors=(
         *CALLER_ERRORS,
         *LIVEKIT_ERRORS,
+        *LIVEKIT_WRITE_ERRORS,
         *BODY_ERRORS,
         errors.TRACK_NOT_FOUND,
         errors.REMOTE_UNMUTE_DISABLED,
@@ -132,30 +140,53 @@ def mute_track(call: Call, body: dict[str, Any]) -> Answer:
     query=ListParticipantsQuery,
     answer=ListParticipantsResponse,
     answer_description="The room's participants, enums as lower-case strings.",
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED),
+    errors=(*ROOM_CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED),
+    doc_values={"max_page": MAX_PAGE},
 )
 def list_participants(call: Call, query: dict[str, Any]) -> Answer:
     """List a room's participants and their tracks
 
     An unknown room is an empty list for anonymous callers (as LiveKit answers) and the
     masked 404 for callers with an auth id.
+
+    Everyone in one answer by default, in LiveKit's order. With `limit` (1 to {max_page}), one
+    page in identity order, and `next_cursor` (null on the last page) to pass as `cursor` for
+    the next; a participant who joins or leaves while you page comes at most once. LiveKit
+    itself answers the whole room each time, so pages save the transfer to your client and
+    the JSON, not LiveKit's work. `tracks=false` leaves the tracks out.
     """
-    room_name = query["room_name"]
+    room_name, limit, after = query["room_name"], query["limit"], query["after"]
     participants = call.livekit().run(operations.list_participants, call.auth_id, room_name)
-    return Answer(
-        {"room_name": room_name, "participants": [_participant_json(p) for p in participants]}, "listed"
-    )
+    answer: dict[str, Any] = {"room_name": room_name}
+    if limit is not None:
+        # LiveKit lists in no set order and has no pages: identity order makes a cursor mean
+        # the same thing from one LiveKit answer to the next.
+        listed = sorted(participants, key=lambda participant: participant.identity)
+        start = 0 if after is None else bisect.bisect_right(listed, after, key=lambda p: p.identity)
+        participants = listed[start : start + limit]
+        more = start + limit < len(listed)
+        answer["next_cursor"] = cursor(room_name, participants[-1].identity) if more else None
+    with_tracks = query["tracks"]
+    answer["participants"] = [_participant_json(p, with_tracks) for p in participants]
+    return Answer(answer, "listed")
 
 
-def _participant_json(participant: ParticipantInfo) -> dict[str, Any]:
-    return {
+def _participant_json(participant: ParticipantInfo, with_tracks: bool = True) -> dict[str, Any]:
+    answer = {
         "identity": participant.identity,
         "name": participant.name,
         "sid": participant.sid,
         "state": PARTICIPANT_STATES.get(participant.state, "unknown"),
         "joined_at": participant.joined_at,
         "is_publisher": participant.is_publisher,
-        "tracks": [
+        # What a console needs to show a locked microphone truthfully: a participant who
+        # reconnects gets their token's permission back, so no earlier answer can tell.
+        "permission": _listed_permission(participant.permission.SerializeToString(deterministic=True))
+        if participant.HasField("permission")
+        else None,
+    }
+    if with_tracks:
+        answer["tracks"] = [
             {
                 "sid": track.sid,
                 "type": TRACK_TYPES.get(track.type, "unknown"),
@@ -164,13 +195,16 @@ def _participant_json(participant: ParticipantInfo) -> dict[str, Any]:
                 "name": track.name,
             }
             for track in participant.tracks
-        ],
-        # What a console needs to show a locked microphone truthfully: a participant who
-        # reconnects gets their token's permission back, so no earlier answer can tell.
-        "permission": _permission_json(participant.permission)
-        if participant.HasField("permission")
-        else None,
-    }
+        ]
+    return answer
+
+
+@functools.lru_cache(maxsize=64)
+def _listed_permission(serialized: bytes) -> dict[str, Any]:
+    """The permission JSON of a listing, by LiveKit's bytes: most of a room shares a handful of
+    permissions, and building each one's dict was a third of a 5,000-participant listing's CPU
+    (``benchmarks/listing.py``). The dict is shared: nothing may change it."""
+    return _permission_json(ParticipantPermission.FromString(serialized))
 
 
 def _permission_json(permission: ParticipantPermission) -> dict[str, Any]:
@@ -201,7 +235,13 @@ _AT_LEAST_ONE = "Give at least one of " + ", ".join(PERMISSION_FIELDS) + "."
         "LiveKit changed the permission; `permission` is what it now holds, "
         "`unpublished_tracks` the tracks it unpublished for it."
     ),
-    errors=(*CALLER_ERRORS, *LIVEKIT_ERRORS, *BODY_ERRORS, errors.PERMISSION_UPDATE_FAILED),
+    errors=(
+        *CALLER_ERRORS,
+        *LIVEKIT_ERRORS,
+        *LIVEKIT_WRITE_ERRORS,
+        *BODY_ERRORS,
+        errors.PERMISSION_UPDATE_FAILED,
+    ),
     doc_values={"fields": ", ".join(f"`{name}`" for name in PERMISSION_FIELDS)},
 )
 def update_permissions(call: Call, body: dict[str, Any]) -> Answer:
@@ -272,8 +312,9 @@ def update_permissions(call: Call, body: dict[str, Any]) -> Answer:
         "sorted by participant identity, then source."
     ),
     errors=(
-        *CALLER_ERRORS,
+        *ROOM_CALLER_ERRORS,
         *LIVEKIT_ERRORS,
+        *LIVEKIT_WRITE_ERRORS,
         *BODY_ERRORS,
         errors.REMOTE_UNMUTE_DISABLED,
         errors.ROOM_MUTE_FAILED,

@@ -8,7 +8,8 @@
  *
  * Where moderation goes: participants.js (per track: mute; per participant: lock the
  * microphone, ban, remove), room.js (mute everyone's microphone but some), bans.js (the ban
- * dialog, the bans list and its "Lift"), actions.js (moderate(): one JSON write, its report and
+ * dialog, the bans list and its "Lift"), confirm.js (the dialog that asks before a removal or a
+ * room-wide mute), actions.js (moderate(): one JSON write, its report and
  * a refresh). What the page knows comes from polling (poll.js); a banned participant seen in
  * the room is marked and noted under the bans (intruders.js); who did what, when, is the
  * extension's audit log of the room (audit.js, GET /livekit/audit). All that changes after load is
@@ -18,6 +19,7 @@
 import { WROTE } from "./actions.js";
 import { wireAuditFilter } from "./audit.js";
 import { wireBanDialog } from "./bans.js";
+import { wireConfirmDialog } from "./confirm.js";
 import { page } from "./page.js";
 import { refresh, refreshNow, stopRefreshing } from "./poll.js";
 import { mountToast } from "./report.js";
@@ -28,6 +30,7 @@ function start() {
   wireRoomForm();
   wireBanDialog();
   wireAuditFilter();
+  wireConfirmDialog();
   page.refreshButton?.addEventListener("click", refreshNow);
   page.autoRefresh?.addEventListener("change", () => {
     if (page.autoRefresh.checked) {

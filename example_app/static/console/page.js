@@ -35,6 +35,11 @@ export const page = Object.freeze({
   auditLog: byId("audit-log"),
   auditSummary: byId("audit-summary"),
   auditAction: byId("audit-action"),
+  confirmDialog: byId("confirm-dialog"),
+  confirmTitle: byId("confirm-title"),
+  confirmText: byId("confirm-text"),
+  confirmButton: byId("confirm-ok"),
+  confirmCancel: byId("confirm-cancel"),
 
   api: main?.dataset.api || "/livekit",
   signin: main?.dataset.signin || "/signin",

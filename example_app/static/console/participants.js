@@ -1,11 +1,12 @@
 /* The participants' table: a row per participant, their tracks, and the actions on both.
  *
  * Where moderation goes: trackButtons (per track: mute) and PARTICIPANT_ACTIONS (per
- * participant: lock the microphone, ban, remove); the room-wide form is room.js, the bans'
+ * participant: lock the microphone, ban, remove; a removal is confirmed first, confirm.js); the room-wide form is room.js, the bans'
  * list and dialog bans.js. */
 
 import { actionButton, moderate } from "./actions.js";
 import { openBan } from "./bans.js";
+import { confirmAction } from "./confirm.js";
 import { cell, el, replaceKeepingFocus } from "./dom.js";
 import { micAllowed, micChange, publishable } from "./microphone.js";
 import { page } from "./page.js";
@@ -75,16 +76,32 @@ function banButton(person) {
 const PARTICIPANT_ACTIONS = [
   (person) => (person.permission ? micLockButton(person) : null),
   (person) => (page.banDialog ? banButton(person) : null),
-  (person) =>
-    actionButton(`remove:${person.identity}`, "Remove", `Remove ${who(person)} from the room`, "danger", () =>
-      moderate(
-        "DELETE",
-        "/participant",
-        { room_name: page.room, participant_identity: person.identity },
-        () => `Removed ${who(person)} from ${page.room}.`,
-      ),
-    ),
+  (person) => removeButton(person),
 ];
+
+function removeButton(person) {
+  const key = `remove:${person.identity}`;
+  const button = actionButton(key, "Remove", `Remove ${who(person)} from the room`, "danger", async () => {
+    const confirmed = await confirmAction({
+      title: `Remove ${who(person)}?`,
+      text: `They leave ${page.room} now. Their app may rejoin with its token: to keep them out, ban them instead.`,
+      confirm: "Remove",
+      key: key,
+      fallback: page.heading,
+    });
+    if (!confirmed) {
+      return null;
+    }
+    return moderate(
+      "DELETE",
+      "/participant",
+      { room_name: page.room, participant_identity: person.identity },
+      () => `Removed ${who(person)} from ${page.room}.`,
+    );
+  });
+  button.setAttribute("aria-haspopup", "dialog");
+  return button;
+}
 
 function byJoinThenIdentity(a, b) {
   return (a.joined_at || 0) - (b.joined_at || 0) || (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0);

@@ -1,6 +1,8 @@
-/* The whole room: mute or unmute everyone's microphone, but for those ticked in "Except". */
+/* The whole room: mute or unmute everyone's microphone, but for those ticked in "Except";
+ * confirmed first (confirm.js). */
 
 import { moderate, wire } from "./actions.js";
+import { confirmAction } from "./confirm.js";
 import { el, replaceKeepingFocus } from "./dom.js";
 import { page } from "./page.js";
 import { state } from "./state.js";
@@ -68,10 +70,14 @@ function roomMuteReport(answer, muted, except) {
   };
 }
 
-function muteRoom(muted) {
-  // Only those still in the room: a name ticked before they left is kept for their return.
+/* Only those still in the room: a name ticked before they left is kept for their return. */
+function sparedHere() {
   const here = new Set(state.participants.present.map((p) => p.identity));
-  const except = [...state.except.spared].filter((identity) => here.has(identity)).sort();
+  return [...state.except.spared].filter((identity) => here.has(identity)).sort();
+}
+
+function muteRoom(muted) {
+  const except = sparedHere();
   return moderate(
     "POST",
     "/room/mute",
@@ -80,13 +86,30 @@ function muteRoom(muted) {
   );
 }
 
+/* A room-wide change reaches everyone at once: asked first. */
+function confirmed(muted) {
+  const verb = muted ? "Mute" : "Unmute";
+  const spared = sparedHere();
+  return confirmAction({
+    title: `${verb} everyone's microphone in ${page.room}?`,
+    text:
+      `Every microphone in the room is ${muted ? "muted" : "unmuted"}` +
+      (spared.length ? `, but those of ${spared.join(", ")}.` : "."),
+    confirm: `${verb} everyone`,
+    key: muted ? "room-mute" : "room-unmute",
+    fallback: page.roomHeading,
+  });
+}
+
 export function wireRoomForm() {
   if (!page.roomForm) {
     return;
   }
   const [muteAll, unmuteAll] = page.roomForm.querySelectorAll("#room-actions button");
-  wire(muteAll, "room-mute", () => muteRoom(true));
-  wire(unmuteAll, "room-unmute", () => muteRoom(false));
+  wire(muteAll, "room-mute", () => confirmed(true).then((yes) => yes && muteRoom(true)));
+  wire(unmuteAll, "room-unmute", () => confirmed(false).then((yes) => yes && muteRoom(false)));
+  muteAll.setAttribute("aria-haspopup", "dialog");
+  unmuteAll.setAttribute("aria-haspopup", "dialog");
   // The buttons act through fetch; Enter in the form must not reload the page.
   page.roomForm.addEventListener("submit", (event) => event.preventDefault());
 }

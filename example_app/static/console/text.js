@@ -6,6 +6,9 @@ export const HINTS = {
   PARTICIPANT_NOT_FOUND:
     "The room does not exist, is not one of your tenant's rooms, or that person is no longer in it. " +
     "The extension answers all three the same way, so no one can find out which rooms other tenants have.",
+  ROOM_NOT_FOUND:
+    "The room does not exist or is not one of your tenant's rooms. " +
+    "The extension answers both the same way, so no one can find out which rooms other tenants have.",
   TRACK_NOT_FOUND: "The participant unpublished that track in the meantime.",
   REMOTE_UNMUTE_DISABLED:
     "Muting always works; unmuting someone else needs that setting in the LiveKit server's " +
@@ -16,8 +19,9 @@ export const HINTS = {
   MISSING_TOKEN: "Your session has ended (signed out, or the app restarted).",
   UNAUTHORIZED: "Your session has ended (signed out, or the app restarted).",
   FORBIDDEN: "Your account may not moderate this room.",
-  LIVEKIT_UNAVAILABLE:
-    "LiveKit did not answer in time. An action may still have happened: the list shows what LiveKit reports.",
+  LIVEKIT_UNAVAILABLE: "LiveKit could not be reached or refused to work. Nothing was changed: try again shortly.",
+  LIVEKIT_OUTCOME_UNKNOWN:
+    "LiveKit received the change but did not answer in time: it may have happened. The list shows what LiveKit reports.",
   LIVEKIT_BUSY: "The app is already waiting on LiveKit for many requests.",
   LIVEKIT_AUTH_FAILED: "The app's LiveKit API key or secret is wrong: the app's operator must fix it.",
   LIVEKIT_NOT_CONFIGURED: "The app has no LiveKit server configured: the app's operator must set it.",
