@@ -300,6 +300,9 @@ class Gunicorn(_ServerProcess):
         self.setup = setup
         #: Extension settings (``LIVEKIT_MODERATION_*``) for the app, on top of the defaults below.
         self.settings = settings or {}
+        # The default store (SQLite, where bans and the audit log go), in a folder of this run:
+        # never the example app's instance folder in the repository.
+        self._store = tempfile.TemporaryDirectory(prefix="gunicorn-store-")
 
     def environment(self) -> dict[str, str]:
         """The environment the app reads its configuration from."""
@@ -310,6 +313,7 @@ class Gunicorn(_ServerProcess):
             "LIVEKIT_API_SECRET": self.stand_in.api_secret,
             "AUTH_REQUIRED": "true",
             "AUTH_API_SECRETS_JSON": json.dumps([{"id": TENANT_ID, "secret": TENANT_TOKEN}]),
+            "LIVEKIT_MODERATION_BAN_STORE": f"sqlite:///{self._store.name}/livekit_moderation.sqlite3",
             # Throughput runs let every worker thread wait on LiveKit at once.
             **(
                 {"LIVEKIT_MODERATION_MAX_CONCURRENCY": str(self.setup.threads)}
@@ -359,6 +363,10 @@ class Gunicorn(_ServerProcess):
             env=self.environment(),
         )
         return self
+
+    def stop(self) -> None:
+        super().stop()
+        self._store.cleanup()
 
     def workers(self) -> list[int]:
         """The pids of gunicorn's worker processes."""

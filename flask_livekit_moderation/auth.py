@@ -7,7 +7,8 @@ Resolution order for one request, when auth is required:
 2. no token: the host's ``request_loader(request)`` (a session/cookie app maps its signed-in
    user to a tenant here).
 
-A callback returns an auth id (``str``), ``None`` (reject: 401) or :data:`ALL_ROOMS`. The
+A callback returns an auth id (``str``), ``None`` (reject: 401), :data:`ALL_ROOMS`, or an
+:class:`AuthContext` (an auth id with scopes and an actor). The
 result is cached on ``flask.g`` so the callbacks run at most once per request, whoever asks
 first: the extension's routes, an app-level ``before_request`` or another extension
 (:func:`~.state.current_auth`).
@@ -28,7 +29,7 @@ from flask import Request, current_app, g, request
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from . import errors
-from .config import ApiSecret
+from .config import SCOPES, ApiSecret
 from .errors import ModerationError
 
 logger = logging.getLogger("flask_livekit_moderation")
@@ -55,8 +56,9 @@ class _AllRooms:
 #: (the seed's backward-compatible anonymous mode, granted only when the host says so).
 ALL_ROOMS: Final = _AllRooms()
 
-#: What a resolver or loader may return: an auth id, ``None`` (reject) or :data:`ALL_ROOMS`.
-Resolution: TypeAlias = "str | None | _AllRooms"
+#: What a resolver or loader may return: an auth id, ``None`` (reject), :data:`ALL_ROOMS`, or an
+#: :class:`AuthContext` (auth id, scopes, actor).
+Resolution: TypeAlias = "str | None | _AllRooms | AuthContext"
 #: Maps a caller's token to a :data:`Resolution` (sync or ``async def``).
 AuthResolver: TypeAlias = Callable[[str], "Resolution | Awaitable[Resolution]"]
 #: Maps a request that carries no token to a :data:`Resolution` (sync or ``async def``).
@@ -71,15 +73,32 @@ class AuthContext:
     invalid (its moderation routes answer 401). An authenticated caller with an
     ``auth_id`` may moderate only rooms whose metadata names it; one without
     (``auth_id is None``) may moderate every room.
+
+    A resolver or request loader may return one to give the caller ``scopes`` (a subset of
+    :data:`~.config.SCOPES`; ``None``: every scope) and an ``actor`` (who acts, as logs,
+    signals and the audit log name them; ``None``: the auth id).
     """
 
     auth_id: str | None = None
     is_authenticated: bool = True
+    #: What the caller may do (``None``: everything); a route needing another scope answers 403.
+    scopes: frozenset[str] | None = None
+    #: Who acts (a moderator's name, a bot's); ``None``: the auth id stands for them.
+    actor: str | None = None
 
     @property
     def is_anonymous(self) -> bool:
         """An authenticated caller with no auth id: may moderate every room."""
         return self.is_authenticated and self.auth_id is None
+
+    def allows(self, scope: str) -> bool:
+        """Whether the caller holds ``scope``."""
+        return self.scopes is None or scope in self.scopes
+
+    @property
+    def acting(self) -> str | None:
+        """The acting moderator: the actor, else the auth id (``None`` for neither)."""
+        return self.actor if self.actor is not None else self.auth_id
 
 
 ANONYMOUS = AuthContext()
@@ -155,7 +174,7 @@ class Authenticator:
         if token is not None:
             entry = self.secrets.match(token)
             if entry is not None:
-                return AuthContext(entry.id)
+                return AuthContext(entry.id, scopes=entry.scopes, actor=entry.actor)
             resolver = self._resolver()
             if resolver is None:
                 raise errors.UNAUTHORIZED()
@@ -192,15 +211,44 @@ def _propagates() -> bool:
     return bool(propagate)
 
 
+def _misbehaved(problem: str) -> ModerationError:
+    """A callback's answer the extension cannot use: raised as such when Flask propagates
+    exceptions (tests, debug), else logged (never the value: it may be a token) and 500."""
+    if _propagates():
+        raise TypeError(f"an auth resolver or request loader {problem}")
+    logger.error("the auth resolver or request loader %s", problem)
+    return errors.INTERNAL_ERROR()
+
+
+def _checked(context: AuthContext) -> AuthContext:
+    """An :class:`AuthContext` a callback returned, if it can be used as a caller."""
+    if not context.is_authenticated:
+        raise errors.UNAUTHORIZED()
+    if context.auth_id is not None and (not isinstance(context.auth_id, str) or not context.auth_id.strip()):
+        raise errors.UNAUTHORIZED()  # as a blank id: never access to every room
+    if context.scopes is not None:
+        if isinstance(context.scopes, str) or not isinstance(context.scopes, (set, frozenset, list, tuple)):
+            raise _misbehaved("returned an AuthContext whose scopes are not a set of scope names")
+        unknown = sorted(str(scope) for scope in set(context.scopes) - set(SCOPES))
+        if unknown:
+            raise _misbehaved(f"returned an AuthContext with unknown scopes: {', '.join(unknown)}")
+        context = AuthContext(context.auth_id, scopes=frozenset(context.scopes), actor=context.actor)
+    if context.actor is not None and not isinstance(context.actor, str):
+        raise _misbehaved("returned an AuthContext whose actor is not a string")
+    return context
+
+
 def _context(resolved: object, refusal: errors.ErrorCode) -> AuthContext:
     if resolved is ALL_ROOMS:
         return ANONYMOUS
     if resolved is None:
         raise refusal()
+    if isinstance(resolved, AuthContext):
+        return _checked(resolved)
     if not isinstance(resolved, str):
         if _propagates():
             raise TypeError(
-                f"an auth resolver or request loader must return a str, None or ALL_ROOMS, "
+                f"an auth resolver or request loader must return a str, None, ALL_ROOMS or an AuthContext, "
                 f"not {type(resolved).__name__}"
             )
         logger.error(

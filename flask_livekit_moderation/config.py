@@ -41,12 +41,44 @@ def check_openapi_prefix(prefix: str) -> str:
     return prefix
 
 
+#: Every scope a credential may hold, and what each allows (``docs/scopes.md``). A credential
+#: without ``"scopes"`` holds them all.
+SCOPES: dict[str, str] = {
+    "read": "list participants and bans (and the lobby)",
+    "mute": "mute or unmute a track, mute or unmute a room",
+    "permissions": "change a participant's permissions",
+    "remove": "remove a participant",
+    "ban": "ban a participant, lift a ban",
+    "lobby": "lock a room, admit or deny who waits",
+    "audit": "read the audit log",
+}
+
+
+def check_scopes(scopes: Any, where: str) -> frozenset[str]:
+    """``scopes`` (a list of scope names) as a set; :class:`ConfigurationError` naming ``where`` and
+    every unknown name."""
+    if isinstance(scopes, (str, bytes)) or not isinstance(scopes, (list, tuple, set, frozenset)):
+        raise ConfigurationError(f"{where} must be a list of scope names ({', '.join(SCOPES)})")
+    if not all(isinstance(scope, str) for scope in scopes):
+        raise ConfigurationError(f"{where} must hold scope names as strings ({', '.join(SCOPES)})")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ConfigurationError(
+            f"{where} names unknown scopes: {', '.join(map(repr, unknown))} (known: {', '.join(SCOPES)})"
+        )
+    return frozenset(scopes)
+
+
 @dataclass(frozen=True)
 class ApiSecret:
-    """One caller secret and the auth id it grants."""
+    """One caller secret: the auth id it grants, its scopes (``None``: all) and who holds it."""
 
     id: str | None
     secret: bytes = field(repr=False)
+    #: The scopes it grants (``None``: every scope, as an entry without ``"scopes"``).
+    scopes: frozenset[str] | None = None
+    #: Who holds it, as logs, signals and the audit log name the acting moderator.
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +139,8 @@ class Settings:
     #: Seconds between the reconciler's passes in each process, which remove banned participants
     #: the webhook missed.
     reconcile_interval: float = 30.0
+    #: LIVEKIT_MODERATION_AUDIT_RETENTION_DAYS: days an audit entry is kept (0: no audit log).
+    audit_retention_days: int = 90
 
     @property
     def livekit_configured(self) -> bool:
@@ -161,8 +195,24 @@ def _api_secrets(value: Any) -> tuple[ApiSecret, ...]:
             raise ConfigurationError(
                 f"{key}[{index}]['id'] is blank; leave 'id' out for a secret that may moderate every room"
             )
-        secrets.append(ApiSecret(id=auth_id, secret=secret.encode("utf-8")))
+        scopes = entry.get("scopes")
+        if scopes is not None:
+            scopes = check_scopes(scopes, f"{key}[{index}]['scopes']")
+        actor = entry.get("actor")
+        if actor is not None and (
+            not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR_LENGTH
+        ):
+            raise ConfigurationError(
+                f"{key}[{index}]['actor'] must be a non-blank string of at most {MAX_ACTOR_LENGTH} characters"
+            )
+        secrets.append(ApiSecret(id=auth_id, secret=secret.encode("utf-8"), scopes=scopes, actor=actor))
     return tuple(secrets)
+
+
+#: Longest actor label accepted, in characters (it is stored with every audit entry).
+MAX_ACTOR_LENGTH = 256
+#: Longest audit retention accepted, in days (100 years).
+MAX_AUDIT_RETENTION_DAYS = 36_500
 
 
 #: Largest deadline or cooldown accepted, in seconds: beyond it a value is a mistake (and
@@ -231,6 +281,8 @@ def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> S
         livekit_api_key=_from_config_or_env(config, "LIVEKIT_API_KEY"),
         livekit_api_secret=_from_config_or_env(config, "LIVEKIT_API_SECRET"),
         auth_required=_as_bool(AUTH_REQUIRED_KEY, config.get(AUTH_REQUIRED_KEY, False)),
+        # [{"id": tenant or absent (every room), "secret": token, "scopes": [...] (absent: every
+        # scope; SCOPES names them), "actor": who holds it (logs, signals, audit)}, ...]
         api_secrets=_api_secrets(config.get("LIVEKIT_MODERATION_API_SECRETS")),
         timeout=_seconds(config, "LIVEKIT_MODERATION_TIMEOUT", 5.0),
         url_prefix=prefix.rstrip("/"),
@@ -249,4 +301,14 @@ def load_settings(config: Mapping[str, Any], url_prefix: str | None = None) -> S
         breaker_cooldown=_seconds(config, "LIVEKIT_MODERATION_BREAKER_COOLDOWN", 5.0),
         ban_store=config.get("LIVEKIT_MODERATION_BAN_STORE"),
         reconcile_interval=_interval(config, "LIVEKIT_MODERATION_RECONCILE_INTERVAL", 30.0),
+        # Days an entry of the audit log (GET /livekit/audit) is kept in the ban store; 0 keeps
+        # no audit log at all (nothing written, the route lists nothing). Default 90.
+        audit_retention_days=_retention(config, "LIVEKIT_MODERATION_AUDIT_RETENTION_DAYS", 90),
     )
+
+
+def _retention(config: Mapping[str, Any], key: str, default: int) -> int:
+    days = _count(config, key, default, "no audit log")
+    if days > MAX_AUDIT_RETENTION_DAYS:
+        raise ConfigurationError(f"{key} must be at most {MAX_AUDIT_RETENTION_DAYS} days")
+    return days

@@ -120,6 +120,14 @@ FORBIDDEN = ErrorCode(
     "Forbidden.",
     "The host's resolver or request loader raised `werkzeug.exceptions.Forbidden`.",
 )
+INSUFFICIENT_SCOPE = ErrorCode(
+    "INSUFFICIENT_SCOPE",
+    403,
+    "This credential lacks the scope this route needs.",
+    "The caller's credential does not hold the route's scope (its `scopes`, `docs/scopes.md`); the "
+    "message and `WWW-Authenticate` name the scope needed. Decided before anything else is looked "
+    "at: the same answer for any room.",
+)
 PARTICIPANT_NOT_FOUND = ErrorCode(
     "PARTICIPANT_NOT_FOUND",
     404,
@@ -312,6 +320,14 @@ INTERNAL_ERROR = ErrorCode(
 )
 
 
+def insufficient_scope(scope: str) -> ModerationError:
+    """INSUFFICIENT_SCOPE naming ``scope`` (the message, and ``WWW-Authenticate`` as RFC 6750 says)."""
+    return INSUFFICIENT_SCOPE(
+        f"This credential lacks the '{scope}' scope this route needs.",
+        headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+    )
+
+
 def invalid_fields(details: Mapping[str, Any]) -> ModerationError:
     """INVALID_REQUEST naming the fields that failed validation, with their messages."""
     return INVALID_REQUEST(f"Invalid request: check {', '.join(sorted(map(str, details)))}.", details=details)
@@ -344,6 +360,7 @@ CALLER_ERRORS: tuple[ErrorCode, ...] = (
     MISSING_TOKEN,
     UNAUTHORIZED,
     FORBIDDEN,
+    INSUFFICIENT_SCOPE,
     PARTICIPANT_NOT_FOUND,
     INTERNAL_ERROR,
 )

@@ -12,6 +12,7 @@ from livekit.api import AccessToken, VideoGrants
 from livekit.protocol.models import Room
 
 from . import access, errors, signals
+from .audit import open_audit_log
 from .auth import (
     AuthContext,
     Authenticator,
@@ -214,6 +215,7 @@ class LiveKitModeration:
             bans=ban_store,
             routes=ROUTES,
             openapi_prefix=self.openapi_prefix,
+            audit_log=open_audit_log(ban_store, settings.audit_retention_days),
             identity_hook=lambda: self.identity_key_function,
         )
         if settings.reconcile_interval:
@@ -222,6 +224,8 @@ class LiveKitModeration:
             # costs one call and one comparison. Stopped with the app.
             app.before_request(state.reconciler.ensure_started)
             weakref.finalize(app, state.reconciler.stop, True, False)
+        if state.audit_log is not None:
+            weakref.finalize(app, state.audit_log.close)
         weakref.finalize(app, ban_store.close)
         app.extensions[self.name] = self._states[app] = state
         redact_access_logs()

@@ -40,7 +40,8 @@ _INVALID_EXAMPLE = "Invalid request: check room_name."
 _STATUS_MEANING: dict[int, str] = {
     400: "The request is invalid.",
     401: "No caller could be authenticated (only when LIVEKIT_MODERATION_AUTH_REQUIRED is on).",
-    403: "The host's resolver or request loader refused the caller.",
+    403: "The caller's credential lacks the route's scope, or the host's resolver or request loader "
+    "refused the caller.",
     404: "Not found. A room the caller may not moderate answers exactly like a room or "
     "participant that does not exist.",
     413: f"The request body is over {MAX_BODY_BYTES} bytes.",
@@ -115,7 +116,11 @@ def _error_response(
 
 
 _HEADERS = {
-    "WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}},
+    "WWW-Authenticate": {
+        "description": "`Bearer` (401); for `INSUFFICIENT_SCOPE`, "
+        '`Bearer error="insufficient_scope", scope="<the scope needed>"`.',
+        "schema": {"type": "string"},
+    },
     "Retry-After": {
         "description": "Seconds to wait before trying again (the breaker's remaining cooldown, else 1).",
         "schema": {"type": "integer", "minimum": 1},
@@ -163,6 +168,10 @@ def _by_status(codes: tuple[errors.ErrorCode, ...]) -> dict[int, tuple[errors.Er
 
 
 def _operation(route: Route, prefix: str) -> dict[str, Any]:
+    description = route.description
+    if route.scope is not None:
+        needs = f"Needs the `{route.scope}` scope (else 403 `INSUFFICIENT_SCOPE`)."
+        description = f"{description} {needs}" if description else needs
     retryable = idempotency.applies(route)
     codes = route.errors
     if retryable:
@@ -170,7 +179,7 @@ def _operation(route: Route, prefix: str) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": _named(prefix, route.operation_id),
         "summary": route.summary,
-        "description": route.description,
+        "description": description,
         "tags": [prefix],
         "security": _token_security(prefix),
         "responses": {
@@ -186,6 +195,8 @@ def _operation(route: Route, prefix: str) -> dict[str, Any]:
             },
         },
     }
+    if route.scope is not None:
+        operation["x-required-scope"] = route.scope
     if retryable:
         operation["parameters"] = [dict(_IDEMPOTENCY_PARAMETER)]
         for status, response in operation["responses"].items():

@@ -1,10 +1,11 @@
 """One request to a moderation route, top to bottom, in one place: :func:`dispatch`.
 
-content type -> caller -> validation -> idempotency key (:mod:`.idempotency`: a replay, or the
-key claimed) -> the view (its LiveKit operation) -> the answer and its signals -> the key's
-answer kept or released, and the request's record (:mod:`.audit`), whatever happened. What the request is
-and did lives in one :class:`Call`; errors are :class:`~.errors.ModerationError`, rendered by
-the app's handler for them (the host's, when it registered one).
+content type -> caller -> its scope -> validation -> idempotency key (:mod:`.idempotency`: a
+replay, or the key claimed) -> the view (its LiveKit operation) -> the answer and its signals ->
+the key's answer kept or released, and the request's record (:mod:`.audit`: log line, signals,
+audit log entry), whatever happened. What the request is and did lives in one :class:`Call`;
+errors are :class:`~.errors.ModerationError`, rendered by the app's handler for them (the
+host's, when it registered one).
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ class Call:
     #: For an enforcement (no caller): the room owner it acted for.
     owner: str | None = None
     enforcement: bool = False
+    #: What the audit log entry says beyond the input (a view's counts, an enforcement's source).
+    details: dict[str, Any] = field(default_factory=dict)
+    #: Whether an audit log entry is written (``None``: as the route table says, see :mod:`.audit`).
+    audited: bool | None = None
+
+    @property
+    def actor(self) -> str | None:
+        """The acting moderator: the caller's actor, else its auth id (``None``: neither, or no caller)."""
+        return None if self.caller is None else self.caller.acting
+
     #: The ``Idempotency-Key`` this request holds until answered (:mod:`.idempotency`).
     idempotency: idempotency.Claim | None = None
     #: The answer is the kept answer of an earlier request with the same key (nothing was done).
@@ -95,6 +106,7 @@ def dispatch(state: ModerationState, route: Route) -> Response:
         if route.caller:
             call.caller = state.caller()
             call.auth_id = call.caller.auth_id
+            _check_scope(call)
         raw, data = _input(route)
         call.target = data
         # Safe retries: after the caller (a key is per owner), before any LiveKit call.
@@ -108,6 +120,8 @@ def dispatch(state: ModerationState, route: Route) -> Response:
         response.status_code = route.status
         call.status = response.status_code
         for signal, fields in answer.signals:
+            if route.caller:  # a moderator's action: every signal names who acted
+                fields = {**fields, "actor": call.actor}
             signals.notify(signal, **fields)
     except ModerationError as exc:
         call.outcome = exc.code
@@ -122,6 +136,16 @@ def dispatch(state: ModerationState, route: Route) -> Response:
         if call.action is not None:
             audit.finish(call)
     return response
+
+
+def _check_scope(call: Call) -> None:
+    """403 ``INSUFFICIENT_SCOPE`` unless the caller holds the route's scope.
+
+    Before the input is read and before LiveKit: the answer is the same whatever the room.
+    """
+    scope = call.route.scope
+    if scope is not None and call.caller is not None and not call.caller.allows(scope):
+        raise errors.insufficient_scope(scope)
 
 
 def _input(route: Route) -> tuple[dict[str, Any], dict[str, Any]]:

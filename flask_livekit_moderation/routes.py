@@ -6,11 +6,13 @@ document (:mod:`.openapi`) are both built from this one table.
 """
 
 from . import bans, lobby, openapi, participants
+from .audit import views as audit
 from .routing import Route
 
 ROUTES: tuple[Route, ...] = (
     *participants.routes,
     *bans.routes,
     *lobby.routes,
+    *audit.routes,
     *openapi.routes,
 )

@@ -5,7 +5,7 @@ flask-smorest keeps the documentation on the view::
 
     routes = Routes()
 
-    @routes.route("DELETE", "/participant", action="remove", body=RemoveParticipantRequest,
+    @routes.route("DELETE", "/participant", action="remove", scope="remove", body=RemoveParticipantRequest,
                   answer=RemoveParticipantResponse, errors=(*errors.LIVEKIT_ROUTE, ...))
     def remove_participant(call: Call, body: dict[str, Any]) -> Answer:
         \"\"\"Remove a participant from a room
@@ -32,6 +32,7 @@ from marshmallow import Schema
 from werkzeug.exceptions import HTTPException, InternalServerError, TooManyRequests
 
 from . import errors
+from .config import SCOPES
 from .errors import ErrorCode
 from .pipeline import dispatch
 from .state import ModerationBlueprint, ModerationState, app_states
@@ -68,6 +69,9 @@ class Route:
     status: int = 200
     #: Whether the caller is resolved before the view (401/403 when refused).
     caller: bool = True
+    #: The scope a caller needs (:data:`~.config.SCOPES`): without it, 403 ``INSUFFICIENT_SCOPE``
+    #: before anything else. Every route with a caller declares one.
+    scope: str | None = None
     #: Per-status sentences replacing the generic ones of :mod:`.openapi`.
     status_meaning: Mapping[int, str] = field(default_factory=dict)
     #: OpenAPI keys of the operation set as they are (e.g. the webhook's ``requestBody``).
@@ -78,8 +82,18 @@ class Route:
     schema: Schema | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.caller and self.scope not in SCOPES:
+            raise ValueError(
+                f"route {self.method} {self.rule} needs a scope, one of {', '.join(SCOPES)} "
+                f"(got {self.scope!r})"
+            )
         source = self.body or self.query
         object.__setattr__(self, "schema", None if source is None else source())
+
+    @property
+    def writes(self) -> bool:
+        """A moderation write (not a read): what the audit log records, whoever asked."""
+        return self.action is not None and self.method not in ("GET", "HEAD", "OPTIONS")
 
     @property
     def endpoint(self) -> str:

@@ -10,7 +10,11 @@ Connect a receiver the Flask way::
 Receivers run in the request thread before the answer is sent. One that raises is logged
 and skipped: the caller still gets the answer that matches what LiveKit did.
 
-Every signal is sent with the app as sender and these keyword arguments:
+Every signal is sent with the app as sender and these keyword arguments. Every signal of a
+moderator's request (all but ``livekit_breaker_changed``, ``banned_participant_removed``,
+``livekit_webhook_received`` and ``bans_reconciled``) also carries ``actor``: the acting
+moderator, i.e. the credential's ``"actor"`` (or the ``AuthContext``'s), else its auth id
+(``None`` for neither; ``docs/scopes.md``).
 
 - ``participant_removed``: ``auth_id``, ``room_name``, ``participant_identity``, ``outcome="removed"``.
 - ``track_mute_changed``: ``auth_id``, ``room_name``, ``participant_identity``, ``track_sid``,

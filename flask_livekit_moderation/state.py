@@ -22,6 +22,7 @@ from .client import LiveKitClient, RoomCalls
 from .config import Settings
 
 if TYPE_CHECKING:
+    from .audit.store import AuditLog
     from .bans.reconcile import Reconciler
     from .bans.stores import BanStore
     from .routing import Route
@@ -58,6 +59,8 @@ class ModerationState:
     openapi_documents: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     #: Removes the banned participants the webhook missed (``None``: RECONCILE_INTERVAL 0).
     reconciler: Reconciler | None = field(default=None, repr=False)
+    #: The audit log, kept in ``bans``'s store (``None``: AUDIT_RETENTION_DAYS 0).
+    audit_log: AuditLog | None = field(default=None, repr=False)
     #: The host's identity key function, read at each use (a decorator may set it after init_app).
     identity_hook: Callable[[], IdentityKey | None] = field(default=_no_identity_key, repr=False)
 
@@ -105,6 +108,8 @@ class ModerationState:
             self.reconciler.stop()
         if self.client is not None:
             self.client.close()
+        if self.audit_log is not None:
+            self.audit_log.close()  # its queue is written before the store's connections go
         self.bans.close()
 
 

@@ -31,6 +31,10 @@ TENANTS = [
 ]
 TOKEN_A = TENANTS[0]["secret"]
 TOKEN_B = TENANTS[1]["secret"]
+#: A credential of tenant-a holding no scope: every route with a caller answers it 403.
+TOKEN_NO_SCOPE = "no-scope-0123456789"
+#: TENANTS and that credential.
+SCOPED_TENANTS = [*TENANTS, {"id": "tenant-a", "secret": TOKEN_NO_SCOPE, "scopes": []}]
 
 #: The one body of every masked refusal: a foreign room, no room, no participant.
 MASKED_404 = {"error": errors.PARTICIPANT_NOT_FOUND.message, "code": errors.PARTICIPANT_NOT_FOUND.code}
@@ -212,6 +216,9 @@ def livekit_config(emulator: LiveKitEmulator) -> dict[str, Any]:
         # No reconciler thread outliving its test (its first pass, 30 s later, would open the
         # default store under the working directory); tests of the reconciler turn it on.
         "LIVEKIT_MODERATION_RECONCILE_INTERVAL": 0,
+        # Every write is recorded in the audit log, kept in the ban store: never the default
+        # SQLite file under the working directory (the repository). Tests of a store set theirs.
+        "LIVEKIT_MODERATION_BAN_STORE": "memory://",
     }
 
 

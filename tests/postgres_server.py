@@ -14,7 +14,12 @@ import pytest
 
 from benchmarks.postgres import PostgresMissing, PostgresServer, postgres_server
 
-TABLES = ("livekit_moderation_bans", "livekit_moderation_leases", "livekit_moderation_idempotency")
+TABLES = (
+    "livekit_moderation_bans",
+    "livekit_moderation_leases",
+    "livekit_moderation_idempotency",
+    "livekit_moderation_audit",
+)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,10 @@ def app_environment(stand_in: StandIn) -> dict[str, str]:
         "LIVEKIT_API_SECRET": stand_in.api_secret,
         "AUTH_REQUIRED": "true",
         "AUTH_API_SECRETS_JSON": json.dumps([{"id": TENANT, "secret": TOKEN}]),
+        # Every write is recorded in the audit log, kept in the ban store: a file of this run,
+        # never the example app's instance folder in the repository.
+        "LIVEKIT_MODERATION_BAN_STORE": "sqlite:///"
+        + os.path.join(tempfile.mkdtemp(prefix="served-store-"), "livekit_moderation.sqlite3"),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
 

@@ -377,6 +377,7 @@ def test_signals_and_audit_lines(
     assert expires.tzinfo is not None and expires > datetime.now(timezone.utc)
     assert banned == {
         "auth_id": "tenant-a",
+        "actor": "tenant-a",
         "room_name": "r",
         "participant_identity": "troll",
         "room_owner": "tenant-a",
@@ -387,6 +388,7 @@ def test_signals_and_audit_lines(
     (lifted,) = host.signalled("ban_lifted")
     assert lifted == {
         "auth_id": "tenant-a",
+        "actor": "tenant-a",
         "room_name": "r",
         "participant_identity": "troll",
         "room_owner": "tenant-a",

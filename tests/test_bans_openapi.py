@@ -19,7 +19,7 @@ from livekit.protocol.webhook import WebhookEvent
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.bans_helpers import WEBHOOK, joined, signed
-from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, in_process
+from tests.helpers import JSON, SCOPED_TENANTS, TEXT, TOKEN_A, TOKEN_NO_SCOPE, ServedApp, in_process
 from tests.openapi_checks import (
     KEYED,
     ONE_SLOT,
@@ -56,7 +56,7 @@ class Apps:
 @pytest.fixture
 def apps(make_served: Callable[..., ServedApp], livekit_emulator: LiveKitEmulator, tmp_path: Path) -> Apps:
     shared = f"sqlite:///{tmp_path}/shared.sqlite3"
-    tenants = {"LIVEKIT_MODERATION_AUTH_REQUIRED": True, "LIVEKIT_MODERATION_API_SECRETS": TENANTS}
+    tenants = {"LIVEKIT_MODERATION_AUTH_REQUIRED": True, "LIVEKIT_MODERATION_API_SECRETS": SCOPED_TENANTS}
     (tmp_path / "a-file").write_text("")
     corrupt = tmp_path / "corrupt.sqlite3"
     return Apps(
@@ -103,6 +103,7 @@ def _provoke_ban(apps: Apps, emu: LiveKitEmulator) -> list[requests.Response]:
     answers.append(apps.tenants.request("POST", path, TOKEN_A, data=b" " * 70_000, headers=JSON))
     answers.append(apps.tenants.request("POST", path, TOKEN_A, data=b"{}", headers=TEXT))
     answers += [_ban(apps.tenants, token=None), _ban(apps.tenants, token="wrong-token")]
+    answers.append(_ban(apps.tenants, token=TOKEN_NO_SCOPE))
     answers += [_ban(apps.failing_resolver, token="x"), _ban(apps.failing_resolver, token="forbidden")]
     answers.append(_ban(apps.tenants, room="room-1"))  # not tenant-a's: masked
     answers += [_ban(apps.unconfigured), _ban(apps.wrong_secret), _ban(apps.broken_store)]
@@ -124,6 +125,7 @@ def _provoke_list(apps: Apps, emu: LiveKitEmulator) -> list[requests.Response]:
 
     answers = [apps.tenants.request("GET", "/livekit/bans", TOKEN_A), listing(apps.tenants, token=None)]
     answers += [listing(apps.tenants, token="wrong-token"), listing(apps.failing_resolver, token="x")]
+    answers.append(listing(apps.tenants, token=TOKEN_NO_SCOPE))
     answers += [listing(apps.failing_resolver, token="forbidden"), listing(apps.tenants, room="room-1")]
     answers += [listing(apps.unconfigured), listing(apps.wrong_secret), listing(apps.broken_store)]
     for code in ("unavailable", "permission_denied"):
@@ -149,6 +151,7 @@ def _provoke_lift(apps: Apps, emu: LiveKitEmulator) -> list[requests.Response]:
     answers.append(apps.tenants.request("DELETE", path, TOKEN_A, data=b"{" * 70_000, headers=JSON))
     answers.append(apps.tenants.request("DELETE", path, TOKEN_A, data=b"{}", headers=TEXT))
     answers += [lift(apps.tenants, token=None), lift(apps.tenants, token="wrong-token")]
+    answers.append(lift(apps.tenants, token=TOKEN_NO_SCOPE))
     answers += [lift(apps.failing_resolver, token="x"), lift(apps.failing_resolver, token="forbidden")]
     answers += [lift(apps.tenants, "nobody"), lift(apps.broken_store), lift(apps.tenants)]
     bodies = (
@@ -209,6 +212,25 @@ def _provoke_webhook(apps: Apps, emu: LiveKitEmulator, tmp_path: Path) -> list[r
     return answers
 
 
+AUDIT = ("/livekit/audit", "get")
+
+
+def _provoke_audit(apps: Apps) -> list[requests.Response]:
+    def audit(served: ServedApp, token: str | None = TOKEN_A, **params: Any) -> Any:
+        return served.request("GET", "/livekit/audit", token, params=params)
+
+    return [
+        audit(apps.tenants, limit=0),
+        audit(apps.tenants, token=None),
+        audit(apps.tenants, token="wrong-token"),
+        audit(apps.failing_resolver, token="x"),
+        audit(apps.failing_resolver, token="forbidden"),
+        audit(apps.tenants, token=TOKEN_NO_SCOPE),
+        audit(apps.broken_store),
+        audit(apps.tenants, room_name="room-a"),  # the bans above, and their refusals
+    ]
+
+
 def test_each_ban_route_documents_exactly_the_answers_it_gives(
     apps: Apps, livekit_emulator: LiveKitEmulator, tmp_path: Path
 ) -> None:
@@ -224,6 +246,8 @@ def test_each_ban_route_documents_exactly_the_answers_it_gives(
         LIFT: _provoke_lift(apps, emu),
         HOOK: _provoke_webhook(apps, emu, tmp_path),
     }
+    provoked[AUDIT] = _provoke_audit(apps)
+    assert provoked[AUDIT][-1].json()["entries"]
 
     for (path, method), answers in provoked.items():
         assert observed(answers) == documented(document, path, method), f"{method.upper()} {path}"

@@ -93,7 +93,15 @@ def test_concurrent_requests_share_one_client_and_each_removal_happens_once(
 
 def _child_removes(url: str, key: str, secret: str, result) -> None:
     # Runs in a forked child: the parent's loop thread does not exist here.
-    app = create_app({"LIVEKIT_URL": url, "LIVEKIT_API_KEY": key, "LIVEKIT_API_SECRET": secret})
+    # The store in memory: the removal's audit entry must not go to the repository's instance folder.
+    app = create_app(
+        {
+            "LIVEKIT_URL": url,
+            "LIVEKIT_API_KEY": key,
+            "LIVEKIT_API_SECRET": secret,
+            "LIVEKIT_MODERATION_BAN_STORE": "memory://",
+        }
+    )
     with serve(app) as served:
         result.put(served.remove("room-1", "child").status_code)
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -225,11 +226,23 @@ class Console:
         assert store is not None
         return store
 
-    def history(self) -> str:
-        return self.driver.find_element(By.ID, "history").text
+    def notes(self) -> str:
+        """What the page saw by itself (a banned participant back), under the bans."""
+        return self.driver.find_element(By.ID, "ban-notes").text
 
-    def wait_history(self, part: str) -> None:
-        self.wait(lambda d: part in self.history(), f"history with {part!r}")
+    def wait_notes(self, part: str) -> None:
+        self.wait(lambda d: part in self.notes(), f"notes with {part!r}")
+
+    def audit_log(self) -> list[str]:
+        """The lines of the room's audit log panel, newest first."""
+        return [item.text for item in self.driver.find_elements(By.CSS_SELECTOR, "#audit-log li[data-id]")]
+
+    def wait_audit(self, part: str) -> list[str]:
+        def found(driver: WebDriver) -> list[str]:
+            lines = self.audit_log()
+            return lines if any(part in line for line in lines) else []
+
+        return self.wait(found, f"the audit log with {part!r}")
 
     def ban_items(self) -> dict[str, WebElement]:
         found = self.driver.find_elements(By.CSS_SELECTOR, "#ban-list li[data-identity]")
@@ -408,8 +421,18 @@ def test_remove_a_participant_and_see_the_row_go(console):
     # (LiveKit's default would close it 20 s after the last one left).
     room = console.emulator.room("acme-standup")
     assert room is not None and room.departure_timeout == math.ceil(demo.ROOM_LIFETIME)
-    history = console.driver.find_element(By.ID, "history").text
-    assert "Removed Bob (bob) from acme-standup." in history and errors.PARTICIPANT_NOT_FOUND.code in history
+    # The room's audit log, as the extension keeps it: who did what, refusals too, newest first.
+    lines = console.wait_audit(f"acme removed alice: refused or failed, {errors.PARTICIPANT_NOT_FOUND.code}.")
+    assert lines[0].endswith(f"acme removed alice: refused or failed, {errors.PARTICIPANT_NOT_FOUND.code}.")
+    assert lines[1].endswith("acme removed bob: removed.")
+    items = console.driver.find_elements(By.CSS_SELECTOR, "#audit-log li[data-id]")
+    assert "log-error" in (items[0].get_attribute("class") or "")
+    stamp = items[1].find_element(By.TAG_NAME, "time").get_attribute("datetime") or ""
+    assert (
+        stamp.endswith("Z")
+        and abs(datetime.fromisoformat(stamp[:-1] + "+00:00").timestamp() - time.time()) < 60
+    )
+    assert not console.driver.find_elements(By.ID, "history")  # no page-local list any more
 
 
 def test_another_tenants_room_is_refused_with_the_masked_404(console):
@@ -578,11 +601,11 @@ def test_ban_with_a_reason_the_rejoin_is_kicked_then_lift_it(console):
         driver.find_element(By.ID, "refresh").click()  # rather than wait up to 2 s for the next poll
         row = console.wait(lambda d: console.rows().get("bob"), "bob's row while he is back")
         assert "banned until" in row.find_element(By.CSS_SELECTOR, ".badge.banned").text
-        console.wait_history("Bob (bob) rejoined acme-standup although banned until ")
+        console.wait_notes("Bob (bob) rejoined acme-standup although banned until ")
         console.screenshot("10-banned-bob-rejoined")
         console.wait_people({"alice"}, "the webhook has bob removed, and the console sees him go")
-        console.wait_history(", and is out again: the ban keeps them out.")
-        assert console.history().count("Bob (bob) rejoined acme-standup although banned until") == 1
+        console.wait_notes(", and is out again: the ban keeps them out.")
+        assert console.notes().count("Bob (bob) rejoined acme-standup although banned until") == 1
         console.wait(lambda d: kicked, "the extension's banned_participant_removed signal")
         assert emulator.wait_webhooks(5)
     assert [(k["room_name"], k["participant_identity"]) for k in kicked] == [("acme-standup", "bob")]
@@ -625,6 +648,30 @@ def test_ban_with_a_reason_the_rejoin_is_kicked_then_lift_it(console):
     assert emulator.participant("acme-standup", "bob") is not None
     assert "RemoveParticipant" not in emulator.call_names()
     assert console.rows()["bob"].find_elements(By.CSS_SELECTOR, ".badge.banned") == []
+
+    # The room's audit log has it all, newest first: the ban, LiveKit's webhook enforcing it, the
+    # lift; and it filters by action.
+    lines = console.wait_audit("acme lifted the ban of bob: lifted.")
+    assert lines[0].endswith("acme lifted the ban of bob: lifted.")
+    banned_at = next(
+        n
+        for n, line in enumerate(lines)
+        if "acme banned bob for 1 hour (reason: Spamming the chat): banned." in line
+    )
+    enforced = next(
+        n
+        for n, line in enumerate(lines)
+        if line.endswith("LiveKit's webhook removed bob, who is banned: removed.")
+    )
+    assert 0 < enforced < banned_at
+    Select(driver.find_element(By.ID, "audit-action")).select_by_value("ban")
+    console.wait(
+        lambda d: (shown := console.audit_log()) and all(" banned " in line for line in shown),
+        "only the bans",
+    )
+    assert driver.find_element(By.ID, "audit-summary").text == "1 entry (bans), newest first"
+    Select(driver.find_element(By.ID, "audit-action")).select_by_value("")
+    console.wait(lambda d: len(console.audit_log()) == len(lines), "every action again")
 
     # A lift nobody needs any more: the masked 404, explained for a ban.
     console.driver.find_element(By.ID, "auto-refresh").click()

@@ -24,10 +24,10 @@ from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.bans_helpers import signed
 from tests.helpers import JSON, TENANTS, TOKEN_A, TOKEN_B, in_process, livekit_config
 
+#: On top of ``livekit_config``, which already keeps the ban store in memory.
 TENANT_CONFIG = {
     "LIVEKIT_MODERATION_AUTH_REQUIRED": True,
     "LIVEKIT_MODERATION_API_SECRETS": TENANTS,
-    "LIVEKIT_MODERATION_BAN_STORE": "memory://",
 }
 
 

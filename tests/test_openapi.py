@@ -18,7 +18,7 @@ from openapi_spec_validator import validate
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
-from tests.helpers import JSON, TENANTS, TEXT, TOKEN_A, ServedApp, in_process
+from tests.helpers import JSON, SCOPED_TENANTS, TEXT, TOKEN_A, TOKEN_NO_SCOPE, ServedApp, in_process
 from tests.openapi_checks import (
     KEYED,
     ONE_SLOT,
@@ -57,7 +57,9 @@ class Apps:
 def apps(make_served: Callable[..., ServedApp], livekit_emulator: Any) -> Apps:
     return Apps(
         anon=make_served(),
-        tenants=make_served(LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=TENANTS),
+        tenants=make_served(
+            LIVEKIT_MODERATION_AUTH_REQUIRED=True, LIVEKIT_MODERATION_API_SECRETS=SCOPED_TENANTS
+        ),
         unconfigured=make_served(LIVEKIT_URL="", LIVEKIT_API_KEY="", LIVEKIT_API_SECRET=""),
         wrong_secret=make_served(LIVEKIT_API_SECRET="not-the-secret-0123456789abcdefghijklmn"),
         failing_resolver=in_process(failing_resolver_app(livekit_emulator)),
@@ -78,6 +80,7 @@ def _provoke_remove(apps: Apps, emu: Any) -> list[requests.Response]:
     )
     answers.append(apps.anon.request("DELETE", "/livekit/participant", data=b"{}", headers=TEXT))
     answers += [remove(apps.tenants), remove(apps.tenants, token="wrong-token")]
+    answers.append(remove(apps.tenants, token=TOKEN_NO_SCOPE))
     answers.append(remove(apps.anon, "nobody"))
     answers.append(remove(apps.tenants, token=TOKEN_A))  # room-1 is not tenant-a's: masked
     answers += [
@@ -116,6 +119,7 @@ def _provoke_mute(apps: Apps, emu: Any, track_sid: str) -> list[requests.Respons
     )
     answers.append(apps.anon.request("POST", "/livekit/participant/mute", data=b"{}", headers=TEXT))
     answers += [mute(apps.tenants), mute(apps.tenants, token="wrong-token")]
+    answers.append(mute(apps.tenants, token=TOKEN_NO_SCOPE))
     answers += [mute(apps.anon, identity="nobody"), mute(apps.anon, sid="TR_unknown")]
     answers += [mute(apps.unconfigured), mute(apps.wrong_secret), mute(apps.failing_resolver, token="x")]
     answers.append(mute(apps.failing_resolver, token="forbidden"))
@@ -142,6 +146,7 @@ def _provoke_list(apps: Apps, emu: Any) -> list[requests.Response]:
 
     answers = [apps.anon.request("GET", "/livekit/participants"), listing(apps.anon, " ")]
     answers += [listing(apps.tenants), listing(apps.tenants, token="wrong-token")]
+    answers.append(listing(apps.tenants, token=TOKEN_NO_SCOPE))
     answers += [listing(apps.tenants, "no-such-room", TOKEN_A), listing(apps.tenants, token=TOKEN_A)]
     answers += [
         listing(apps.unconfigured),

@@ -10,7 +10,7 @@ import requests
 
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.config import MAX_BODY_BYTES
-from tests.helpers import JSON, TEXT, TOKEN_A, ServedApp
+from tests.helpers import JSON, TEXT, TOKEN_A, TOKEN_NO_SCOPE, ServedApp
 from tests.openapi_checks import documented, observed, openapi_document, retried, validate_answer, while_busy
 from tests.test_openapi import (  # noqa: F401 - apps is a fixture
     Apps,
@@ -39,6 +39,7 @@ def _provoke_permissions(on: Apps, emu: Any) -> list[requests.Response]:
         on.anon.request("POST", path, data=b"{}", headers=TEXT),
         update(on.tenants),
         update(on.tenants, token="wrong-token"),
+        update(on.tenants, token=TOKEN_NO_SCOPE),
         update(on.anon, identity="nobody"),
         update(on.tenants, token=TOKEN_A),  # room-1 is not tenant-a's: masked
         update(on.unconfigured),
@@ -77,6 +78,7 @@ def _provoke_room_mute(on: Apps, emu: Any) -> list[requests.Response]:
         on.anon.request("POST", path, data=b"{}", headers=TEXT),
         mute(on.tenants),
         mute(on.tenants, token="wrong-token"),
+        mute(on.tenants, token=TOKEN_NO_SCOPE),
         mute(on.tenants, token=TOKEN_A),  # room-1 is not tenant-a's: masked
         mute(on.unconfigured),
         mute(on.wrong_secret),

@@ -396,6 +396,7 @@ def test_signals_after_livekit_changed_the_permission(tenants, livekit_emulator)
     (data,) = changed
     assert data == {
         "auth_id": "tenant-a",
+        "actor": "tenant-a",
         "room_name": "room-a",
         "participant_identity": "alice",
         "permission": answer.json()["permission"],

@@ -443,6 +443,7 @@ def test_room_mute_finished_and_moderation_finished(tenants, livekit_emulator):
     (room_event,) = [data for name, data in received if name == "room_mute_finished"]
     assert room_event == {
         "auth_id": "tenant-a",
+        "actor": "tenant-a",
         "room_name": "room-a",
         "muted": True,
         "sources": ["microphone"],

@@ -90,6 +90,7 @@ def test_participant_removed_is_sent_once_after_livekit_removed(tenants, livekit
     assert event.name == "participant_removed" and event.sender is tenants.app
     assert event.data == {
         "auth_id": "tenant-a",
+        "actor": "tenant-a",  # no actor configured: the auth id acts
         "room_name": "room-a",
         "participant_identity": "alice",
         "outcome": "removed",
@@ -143,6 +144,7 @@ def test_track_mute_changed_is_sent_once_after_livekit_changed_the_track(
     assert event.name == "track_mute_changed" and event.sender is tenants.app
     assert event.data == {
         "auth_id": "tenant-a",
+        "actor": "tenant-a",  # no actor configured: the auth id acts
         "room_name": "room-a",
         "participant_identity": "alice",
         "track_sid": track_sid,
@@ -207,6 +209,7 @@ def test_moderation_refused_for_the_masked_404(tenants, livekit_emulator, record
     assert event.name == "moderation_refused" and event.sender is tenants.app
     assert event.data == {
         "auth_id": "tenant-a",
+        "actor": "tenant-a",  # no actor configured: the auth id acts
         "action": action,
         "room_name": "room-b",
         "participant_identity": None if action == "list" else "alice",
@@ -258,6 +261,7 @@ def test_moderation_refused_for_a_401(
     # 401s are answered before the body is read: no target is known.
     assert event.data == {
         "auth_id": None,
+        "actor": None,
         "action": action,
         "room_name": None,
         "participant_identity": None,

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from livekit.api import TwirpError
 
-from .. import errors, signals
+from .. import audit, errors, signals
 from ..access import room_owner
 from ..client import RoomCalls
 from ..errors import ModerationError
@@ -47,6 +47,7 @@ from ..lobby.store import lobby_store
 from . import operations
 from .base import BanStore
 from .model import Ban
+from .webhook import ENFORCE_ACTION, ENFORCE_LOCK_ACTION
 
 if TYPE_CHECKING:
     from ..state import ModerationState
@@ -222,6 +223,19 @@ def run_pass(state: ModerationState) -> Pass:
                 removal.room_name,
                 removal.room_owner,
             )
+            audit.record(
+                state.audit_log,
+                audit.Entry(
+                    id=audit.new_id(time.time()),
+                    owner=removal.room_owner or "",
+                    actor=None,
+                    action=ENFORCE_ACTION,
+                    room_name=removal.room_name,
+                    participant_identity=removal.participant_identity,
+                    details={"source": "reconciler", "participant_sid": removal.participant_sid},
+                    outcome="removed",
+                ),
+            )
             signals.notify(
                 signals.banned_participant_removed,
                 room_owner=removal.room_owner,
@@ -240,6 +254,19 @@ def run_pass(state: ModerationState) -> Pass:
                 removal.participant_identity,
                 removal.room_name,
                 removal.room_owner,
+            )
+            audit.record(
+                state.audit_log,
+                audit.Entry(
+                    id=audit.new_id(time.time()),
+                    owner=removal.room_owner or "",
+                    actor=None,
+                    action=ENFORCE_LOCK_ACTION,
+                    room_name=removal.room_name,
+                    participant_identity=removal.participant_identity,
+                    details={"source": "reconciler", "participant_sid": removal.participant_sid},
+                    outcome="removed",
+                ),
             )
             signals.notify(
                 signals.unadmitted_participant_removed,

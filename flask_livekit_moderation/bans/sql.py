@@ -264,6 +264,20 @@ CREATE TABLE IF NOT EXISTS livekit_moderation_leases (
     holder TEXT NOT NULL,
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS livekit_moderation_audit (
+    owner TEXT NOT NULL,
+    id TEXT NOT NULL,
+    actor TEXT,
+    action TEXT NOT NULL,
+    room_name TEXT,
+    identity TEXT,
+    details TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status INTEGER,
+    PRIMARY KEY (owner, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS livekit_moderation_audit_room ON livekit_moderation_audit (owner, room_name, id);
+CREATE INDEX IF NOT EXISTS livekit_moderation_audit_expiry ON livekit_moderation_audit (id);
 CREATE TABLE IF NOT EXISTS livekit_moderation_idempotency (
     scope TEXT NOT NULL,
     idempotency_key TEXT NOT NULL,
@@ -458,6 +472,14 @@ class SQLiteBanStore(SQLBanStore):
             with contextlib.suppress(sqlite3.Error):
                 stale.close()
             return self._open()
+        if self._moved_already(stale):
+            # Another thread of this process noticed first, re-opened and copied (and said so):
+            # this thread just follows (every write route records an audit entry from its
+            # request thread, so several threads hold connections). Another thread's stale
+            # connection is left for that thread to notice.
+            if owned:
+                self._forget_connection()
+            return self._open()
         rows = self._active_rows(stale)
         carried = self._carried_rows(stale)
         with self._file_lock() as adopted:
@@ -489,6 +511,16 @@ class SQLiteBanStore(SQLBanStore):
             "no" if copied is None else copied,
         )
         return self._keep(fresh, file_id)
+
+    def _moved_already(self, stale: sqlite3.Connection) -> bool:
+        """Whether another connection of this process has the file now at the path open."""
+        current = _file_id(self.path)
+        with self._lock:
+            return current is not None and any(
+                file_id == current
+                for connection, file_id in self._file_ids.items()
+                if connection is not stale
+            )
 
     def _active_rows(self, stale: sqlite3.Connection) -> list[Any] | None:
         """The old file's active bans, ``None`` when it cannot be read any more."""
@@ -651,6 +683,21 @@ _POSTGRESQL_SCHEMA = (
     holder BYTEA NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL
 )""",
+    """CREATE TABLE IF NOT EXISTS livekit_moderation_audit (
+    owner BYTEA NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    actor BYTEA,
+    action BYTEA NOT NULL,
+    room_name BYTEA,
+    identity BYTEA,
+    details TEXT NOT NULL,
+    outcome BYTEA NOT NULL,
+    status INTEGER,
+    PRIMARY KEY (owner, id)
+)""",
+    "CREATE INDEX IF NOT EXISTS livekit_moderation_audit_room "
+    "ON livekit_moderation_audit (owner, room_name, id)",
+    "CREATE INDEX IF NOT EXISTS livekit_moderation_audit_expiry ON livekit_moderation_audit (id)",
     """CREATE TABLE IF NOT EXISTS livekit_moderation_idempotency (
     scope BYTEA NOT NULL,
     idempotency_key BYTEA NOT NULL,

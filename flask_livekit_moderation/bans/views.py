@@ -44,6 +44,7 @@ def _identity_key(call: Call, identity: str) -> str:
     "POST",
     "/bans",
     action="ban",
+    scope="ban",
     operation_id="banParticipant",
     body=BanRequest,
     answer=BanResponse,
@@ -81,6 +82,7 @@ def ban_participant(call: Call, body: dict[str, Any]) -> Answer:
         return ban
 
     ban, removed = call.livekit().run(operations.ban_participant, call.auth_id, room_name, identity, record)
+    call.details.update(removed=removed, expires_at=rfc3339(ban.expires_at))
     return Answer(
         {
             "room_name": room_name,
@@ -112,6 +114,7 @@ def ban_participant(call: Call, body: dict[str, Any]) -> Answer:
     "GET",
     "/bans",
     action="list_bans",
+    scope="read",
     operation_id="listBans",
     query=ListBansQuery,
     answer=ListBansResponse,
@@ -150,6 +153,7 @@ def list_bans(call: Call, query: dict[str, Any]) -> Answer:
     "DELETE",
     "/bans",
     action="lift_ban",
+    scope="ban",
     operation_id="liftBan",
     body=LiftBanRequest,
     answer=LiftBanResponse,
@@ -168,6 +172,7 @@ def lift_ban(call: Call, body: dict[str, Any]) -> Answer:
     lifted = call.bans().lift(call.auth_id, room_name, _identity_key(call, identity))
     if not lifted:
         raise errors.PARTICIPANT_NOT_FOUND()
+    call.details["lifted"] = len(lifted)
     return Answer(
         {"status": "lifted", "room_name": room_name, "participant_identity": identity},
         "lifted",

@@ -304,10 +304,12 @@ def _enforce_once(
     its outcome (also the answer's), ``None`` when the event was already handled."""
     call.action, call.enforcement, call.owner = action, True, room_owner
     call.target = {"room_name": event.room.name, "participant_identity": event.participant.identity}
+    call.details.update(source="webhook", event_id=event.id, participant_sid=event.participant.sid)
     store = call.state.bans
     claim = _claim(call, event.id)
     if claim == HANDLED:
         answer.outcome = DUPLICATE
+        call.audited = False  # enforced once already: its entry is written
         return None
     try:
         outcome: str = call.livekit().run(operation, *args)

@@ -46,6 +46,7 @@ routes = Routes()
     "DELETE",
     "/participant",
     action="remove",
+    scope="remove",
     operation_id="removeParticipant",
     body=RemoveParticipantRequest,
     answer=RemoveParticipantResponse,
@@ -84,6 +85,7 @@ def remove_participant(call: Call, body: dict[str, Any]) -> Answer:
     "POST",
     "/participant/mute",
     action="mute",
+    scope="mute",
     operation_id="muteTrack",
     body=MuteTrackRequest,
     answer=MuteTrackResponse,
@@ -133,6 +135,7 @@ def mute_track(call: Call, body: dict[str, Any]) -> Answer:
     "GET",
     "/participants",
     action="list",
+    scope="read",
     operation_id="listParticipants",
     query=ListParticipantsQuery,
     answer=ListParticipantsResponse,
@@ -224,6 +227,7 @@ _AT_LEAST_ONE = "Give at least one of " + ", ".join(PERMISSION_FIELDS) + "."
     "POST",
     "/participant/permissions",
     action="permissions",
+    scope="permissions",
     operation_id="updateParticipantPermissions",
     body=UpdatePermissionsRequest,
     answer=UpdatePermissionsResponse,
@@ -299,6 +303,7 @@ def update_permissions(call: Call, body: dict[str, Any]) -> Answer:
     "POST",
     "/room/mute",
     action="room_mute",
+    scope="mute",
     operation_id="muteRoom",
     body=RoomMuteRequest,
     answer=RoomMuteResponse,
@@ -351,6 +356,7 @@ def mute_room(call: Call, body: dict[str, Any]) -> Answer:
             tracks.append({**entry, "muted": outcome.muted})
         else:
             failed.append({**entry, "code": outcome.failure})
+    call.details.update(tracks=len(tracks), failed=len(failed))
     result = "muted" if muted else "unmuted"
     return Answer(
         {"room_name": room_name, "muted": muted, "tracks": tracks, "failed": failed},

@@ -25,9 +25,11 @@ function retryAfter(response) {
   return Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
 }
 
-/* A listing of the room: {response, data}; throws when the app cannot be reached. */
-export async function getJson(path) {
-  const response = await fetch(`${page.api}${path}?room_name=${encodeURIComponent(page.room)}`, {
+/* A listing of the room (`params`: more of its query string): {response, data}; throws when
+ * the app cannot be reached. */
+export async function getJson(path, params) {
+  const query = new URLSearchParams({ room_name: page.room, ...(params || {}) });
+  const response = await fetch(`${page.api}${path}?${query}`, {
     credentials: "same-origin",
     headers: { Accept: "application/json" },
     cache: "no-store",

@@ -1,7 +1,7 @@
 /* Banned participants seen in the room: their app rejoined with a still-valid token. LiveKit's
- * webhook to the extension should have them removed at once; the page notes each such story in
- * the history (one line per participant, updated as it goes on) and says so when the webhook
- * does not seem to arrive. */
+ * webhook to the extension should have them removed at once (the audit log then lists that
+ * enforcement); the page notes each such story under the bans (one line per participant, updated
+ * as it goes on) and says so when the webhook does not seem to arrive. */
 
 import { STILL_IN_MS, page } from "./page.js";
 import { note } from "./report.js";

@@ -12,11 +12,13 @@
  * confirm.js (the dialog that asks before a removal or a room-wide mute), actions.js (moderate():
  * one JSON write, its report and
  * a refresh). What the page knows comes from polling (poll.js); a banned participant seen in
- * the room is marked and noted in the history (intruders.js). All that changes after load is
+ * the room is marked and noted under the bans (intruders.js); who did what, when, is the
+ * extension's audit log of the room (audit.js, GET /livekit/audit). All that changes after load is
  * in state.js, the page's elements and settings in page.js.
  */
 
 import { WROTE } from "./actions.js";
+import { wireAuditFilter } from "./audit.js";
 import { wireBanDialog } from "./bans.js";
 import { wireConfirmDialog } from "./confirm.js";
 import { wireLobby } from "./lobby.js";
@@ -30,6 +32,7 @@ function start() {
   wireRoomForm();
   wireBanDialog();
   wireLobby();
+  wireAuditFilter();
   wireConfirmDialog();
   page.refreshButton?.addEventListener("click", refreshNow);
   page.autoRefresh?.addEventListener("change", () => {

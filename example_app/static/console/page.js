@@ -8,7 +8,7 @@ const main = byId("main");
 export const page = Object.freeze({
   main: main,
   status: byId("status"),
-  history: byId("history"),
+  banNotes: byId("ban-notes"),
   announcer: byId("announce"),
 
   summary: byId("summary"),
@@ -39,6 +39,9 @@ export const page = Object.freeze({
   lobbyHeading: byId("lobby-h"),
   admitAll: byId("admit-all"),
 
+  auditLog: byId("audit-log"),
+  auditSummary: byId("audit-summary"),
+  auditAction: byId("audit-action"),
   confirmDialog: byId("confirm-dialog"),
   confirmTitle: byId("confirm-title"),
   confirmText: byId("confirm-text"),
@@ -53,4 +56,5 @@ export const page = Object.freeze({
 export const REFRESH_MS = 2000;
 export const WATCH_MS = 500; // while a banned participant is in the room
 export const STILL_IN_MS = 10000; // then the webhook is not reaching the app: say so
-export const HISTORY_MAX = 30;
+export const NOTES_MAX = 30;
+export const AUDIT_PAGE = 50; // entries the audit log shows (the newest)

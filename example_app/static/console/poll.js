@@ -3,6 +3,7 @@
  * participant is in the room. */
 
 import { failure, getJson, unreachable } from "./api.js";
+import { refreshAudit } from "./audit.js";
 import { bansFailed, renderBans } from "./bans.js";
 import { watchIntruders, watching } from "./intruders.js";
 import { refreshLobby } from "./lobby.js";
@@ -43,6 +44,7 @@ export async function refresh() {
   const quiet = state.writes.running === 0;
   const bansAnswer = page.banList ? getJson("/bans").catch((error) => ({ error: error })) : null;
   const lobbyListed = refreshLobby();
+  const audited = refreshAudit(); // never throws: it says what went wrong in its own panel
   try {
     const { response, data } = await getJson("/participants");
     const listed = response.ok && data && Array.isArray(data.participants);
@@ -96,6 +98,7 @@ export async function refresh() {
     }
   } finally {
     await lobbyListed;
+    await audited;
     poll.inFlight = false;
     if (poll.again) {
       poll.again = false;

@@ -1,15 +1,17 @@
 /* Telling the moderator what happened: the aria-live #status area (the answer to their last
- * action, as the extension words it), the history, and a floating copy of the status. */
+ * action, as the extension words it), a floating copy of it, and the notes of what the page
+ * saw by itself (a banned participant back in the room). What was done, by whom, is the
+ * extension's audit log (audit.js), not a list kept by this page. */
 
 import { el } from "./dom.js";
-import { HISTORY_MAX, page } from "./page.js";
+import { NOTES_MAX, page } from "./page.js";
 import { state } from "./state.js";
 import { clock } from "./text.js";
 
-/* One line on top of the history; a line with `key` replaces the earlier line of that key
+/* One line on top of the notes; a line with `key` replaces the earlier line of that key
  * (a story that goes on, such as a banned participant's rejoins), so it does not flood. */
-function addToHistory(kind, text, key) {
-  const list = page.history;
+function addNote(kind, text, key) {
+  const list = page.banNotes;
   if (!list) {
     return;
   }
@@ -23,15 +25,15 @@ function addToHistory(kind, text, key) {
   }
   item.append(el("time", "", clock()), " ", text);
   list.prepend(item);
-  while (list.children.length > HISTORY_MAX) {
+  while (list.children.length > NOTES_MAX) {
     list.lastElementChild.remove();
   }
 }
 
 /* Something the page saw happen by itself (not an answer to the moderator's action): into
- * the history, without replacing the last action's report; read out when `loud`. */
+ * the notes, without replacing the last action's report; read out when `loud`. */
 export function note(kind, text, key, loud) {
-  addToHistory(kind, text, key);
+  addNote(kind, text, key);
   if (page.announcer && loud) {
     page.announcer.textContent = text;
   }
@@ -112,6 +114,4 @@ export function report(entry) {
   }
   page.status.replaceChildren(box);
   echo(box, entry.kind);
-  // The history keeps the answer itself (code and sentence), not the explanations.
-  addToHistory(entry.kind, line.textContent);
 }

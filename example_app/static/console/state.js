@@ -30,6 +30,9 @@ export const state = {
   // lobby.js. The last listing: whether the room is locked and who waits (for "Admit all");
   // `shown` as for the participants; `error` the code last reported.
   lobby: { locked: false, waiting: [], shown: null, error: null },
+  // audit.js. `shown` is the list as JSON (a poll that changed nothing redraws nothing);
+  // `error` is the code last reported, so it is reported once.
+  audit: { shown: null, error: null },
 
   // poll.js. `again` asks for one more listing right after the one in flight, so an action's
   // effect is never missed; `error` is the listing's last failure code, reported once.
