@@ -60,6 +60,9 @@ WRITES_OUTSIDE_MUTE: dict[str, tuple[str, str, dict[str, Any], str]] = {
     "ban": ("POST", "/livekit/bans", {"duration_seconds": 60}, "ban"),
     "lift": ("DELETE", "/livekit/bans", {}, "ban"),
     "permissions": ("POST", "/livekit/participant/permissions", {"can_publish": False}, "permissions"),
+    "lock": ("POST", "/livekit/room/lock", {"locked": True}, "lobby"),
+    "admit": ("POST", "/livekit/lobby/admit", {"participant_identities": ["troll"]}, "lobby"),
+    "deny": ("POST", "/livekit/lobby/deny", {"participant_identities": ["troll"]}, "lobby"),
 }
 
 
@@ -94,6 +97,9 @@ def test_reads_need_read_and_the_audit_log_needs_audit(
     assert served.participants("room-a", MUTER).json()["code"] == "INSUFFICIENT_SCOPE"
     listed = served.request("GET", "/livekit/bans", MUTER, params={"room_name": "room-a"})
     assert (listed.status_code, listed.json()["code"]) == (403, "INSUFFICIENT_SCOPE")
+    lobby = served.request("GET", "/livekit/lobby", MUTER, params={"room_name": "room-a"})
+    assert (lobby.status_code, lobby.json()["code"]) == (403, "INSUFFICIENT_SCOPE")
+    assert "'read'" in lobby.json()["error"]
     audit = served.request("GET", "/livekit/audit", MUTER)
     assert (audit.status_code, audit.json()["code"]) == (403, "INSUFFICIENT_SCOPE")
     assert "'audit'" in audit.json()["error"]
@@ -189,6 +195,10 @@ def test_every_route_with_a_caller_declares_one_known_scope() -> None:
         "list_bans": "read",
         "lift_ban": "ban",
         "list_audit": "audit",
+        "lock_room": "lobby",
+        "list_lobby": "read",
+        "admit": "lobby",
+        "deny": "lobby",
     }
     assert set(scopes.values()) <= set(SCOPES)
 
