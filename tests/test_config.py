@@ -11,6 +11,13 @@ from flask_livekit_moderation import ConfigurationError, LiveKitModeration
 from tests.helpers import in_process, livekit_config
 
 
+@pytest.fixture(autouse=True)
+def _instance_folder_in_tmp(tmp_path, monkeypatch):
+    # Flask("host") finds no package, so its instance folder is the working directory's: each
+    # test's own, so an app's default ban store (and its audit log) is never a file in the repo.
+    monkeypatch.chdir(tmp_path)
+
+
 def test_auth_required_without_any_way_to_authenticate_fails_at_start():
     app = Flask("host")
     app.config.update(LIVEKIT_MODERATION_AUTH_REQUIRED=True)

@@ -94,7 +94,8 @@ def test_failed_sign_ins_are_throttled_per_account_then_per_address(served):
         assert sign_in(browser, console.url, "acme", "guess").status_code == 401
     refused = sign_in(browser, console.url, "acme", "guess")
     assert refused.status_code == 429
-    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # A minute's window, in whole seconds rounded up: Flask-Limiter's arithmetic can say 61.
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
     assert f"Too many failed sign-ins: try again in {refused.headers['Retry-After']} s." in refused.text
     assert refused.headers["Content-Security-Policy"] == CSP
     right = sign_in(browser, console.url, "acme", PASSWORDS["acme"])
@@ -108,7 +109,7 @@ def test_failed_sign_ins_are_throttled_per_account_then_per_address(served):
     for n in range(15):
         assert sign_in(requests.Session(), console.url, f"tenant-{n}", "guess").status_code == 401
     sprayed = sign_in(requests.Session(), console.url, "globex", PASSWORDS["globex"])
-    assert sprayed.status_code == 429 and 1 <= int(sprayed.headers["Retry-After"]) <= 60
+    assert sprayed.status_code == 429 and 1 <= int(sprayed.headers["Retry-After"]) <= 61
 
 
 def test_the_wait_grows_with_the_failures(served):

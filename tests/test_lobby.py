@@ -17,7 +17,7 @@ import pytest
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.bans_helpers import point_webhooks, settle, utc
-from tests.helpers import JSON, MASKED_404, TENANTS, TEXT, TOKEN_A, TOKEN_B
+from tests.helpers import JSON, MASKED_ROOM_404, TENANTS, TEXT, TOKEN_A, TOKEN_B
 from tests.lobby_helpers import ADMIT, DENY, LOBBY, LOCK, LobbyHost, lobby_hosts
 
 
@@ -91,6 +91,7 @@ def test_lock_knock_admit_deny_unlock(
     (signal,) = host.signalled("lobby_admitted")
     assert signal == {
         "auth_id": "tenant-a",
+        "actor": "tenant-a",  # the credential has no actor label: its id acted
         "room_owner": "tenant-a",
         "room_name": "standup",
         "participant_identities": ["guest"],
@@ -238,7 +239,7 @@ def test_tenant_b_gets_the_masked_404_and_cannot_admit_into_a_room_of_a(
         host.lobby("nowhere", token=TOKEN_B),
         host.admit("nowhere", "guest", token=TOKEN_B),
     ):
-        assert (answer.status_code, answer.json()) == (404, MASKED_404)
+        assert (answer.status_code, answer.json()) == (404, MASKED_ROOM_404)
     # Nothing of A's lobby changed.
     assert host.token("standup", "guest").json()["code"] == "PARTICIPANT_NOT_ADMITTED"
     assert host.knock("standup", "guest").json()["status"] == "waiting"

@@ -42,13 +42,13 @@ async def lobby_owner(lk: RoomCalls, auth_id: str | None, room_name: str) -> str
     none). The masked 404 when the room is not running, or is not the caller's (ListRooms)."""
     try:
         if auth_id is not None:
-            await check_room(lk, auth_id, room_name)
+            await check_room(lk, auth_id, room_name, errors.ROOM_NOT_FOUND)
             return auth_id
         room = await lk.find_room(room_name)
     except TwirpError as exc:
-        raise refusal(exc, errors.LIST_FAILED) from None
+        raise refusal(exc, errors.LIST_FAILED, errors.ROOM_NOT_FOUND) from None
     if room is None:
-        raise errors.PARTICIPANT_NOT_FOUND()
+        raise errors.ROOM_NOT_FOUND()
     return room_owner(room.metadata) or ""
 
 
@@ -63,7 +63,7 @@ async def lock_room(
     try:
         participants = await lk.list_participants(room_name)
     except TwirpError as exc:
-        raise refusal(exc, errors.LIST_FAILED) from None
+        raise refusal(exc, errors.LIST_FAILED, errors.ROOM_NOT_FOUND) from None
     return owner, [participant.identity for participant in participants]
 
 

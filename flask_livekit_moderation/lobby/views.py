@@ -7,7 +7,7 @@ from typing import Any
 from .. import errors, signals
 from ..bans.model import utc_datetime
 from ..bans.schemas import MAX_PAGE
-from ..errors import BODY_ERRORS, CALLER_ERRORS, LIVEKIT_ERRORS
+from ..errors import BODY_ERRORS, LIVEKIT_ERRORS, ROOM_CALLER_ERRORS
 from ..pipeline import Answer, Call
 from ..routing import Routes
 from . import operations
@@ -30,7 +30,7 @@ from .store import lobby_store
 routes = Routes()
 
 #: What every lobby route may answer besides: the room check fails, the store fails.
-LOBBY_ERRORS = (*CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED, errors.BAN_STORE_UNAVAILABLE)
+LOBBY_ERRORS = (*ROOM_CALLER_ERRORS, *LIVEKIT_ERRORS, errors.LIST_FAILED, errors.BAN_STORE_UNAVAILABLE)
 STATUS_MEANING = {
     503: "LiveKit or the store (LIVEKIT_MODERATION_BAN_STORE) is unavailable, or too many requests "
     "are waiting on LiveKit: try again after the `Retry-After` seconds.",
