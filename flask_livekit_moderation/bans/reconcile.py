@@ -223,19 +223,7 @@ def run_pass(state: ModerationState) -> Pass:
                 removal.room_name,
                 removal.room_owner,
             )
-            audit.record(
-                state.audit_log,
-                audit.Entry(
-                    id=audit.new_id(time.time()),
-                    owner=removal.room_owner or "",
-                    actor=None,
-                    action=ENFORCE_ACTION,
-                    room_name=removal.room_name,
-                    participant_identity=removal.participant_identity,
-                    details={"source": "reconciler", "participant_sid": removal.participant_sid},
-                    outcome="removed",
-                ),
-            )
+            _audit(state, ENFORCE_ACTION, removal)
             signals.notify(
                 signals.banned_participant_removed,
                 room_owner=removal.room_owner,
@@ -255,19 +243,7 @@ def run_pass(state: ModerationState) -> Pass:
                 removal.room_name,
                 removal.room_owner,
             )
-            audit.record(
-                state.audit_log,
-                audit.Entry(
-                    id=audit.new_id(time.time()),
-                    owner=removal.room_owner or "",
-                    actor=None,
-                    action=ENFORCE_LOCK_ACTION,
-                    room_name=removal.room_name,
-                    participant_identity=removal.participant_identity,
-                    details={"source": "reconciler", "participant_sid": removal.participant_sid},
-                    outcome="removed",
-                ),
-            )
+            _audit(state, ENFORCE_LOCK_ACTION, removal)
             signals.notify(
                 signals.unadmitted_participant_removed,
                 room_owner=removal.room_owner,
@@ -297,6 +273,23 @@ def run_pass(state: ModerationState) -> Pass:
             duration_ms=duration_ms,
             outcome=outcome,
         )
+
+
+def _audit(state: ModerationState, action: str, removal: Removal) -> None:
+    """The audit log's entry of one of the reconciler's removals (no actor: nobody asked)."""
+    audit.record(
+        state.audit_log,
+        audit.Entry(
+            id=audit.new_id(time.time()),
+            owner=removal.room_owner or "",
+            actor=None,
+            action=action,
+            room_name=removal.room_name,
+            participant_identity=removal.participant_identity,
+            details={"source": "reconciler", "participant_sid": removal.participant_sid},
+            outcome="removed",
+        ),
+    )
 
 
 def new_holder(kind: str) -> str:
