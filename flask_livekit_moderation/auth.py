@@ -75,7 +75,8 @@ class AuthContext:
     (``auth_id is None``) may moderate every room.
 
     A resolver or request loader may return one to give the caller ``scopes`` (a subset of
-    :data:`~.config.SCOPES`; ``None``: every scope) and an ``actor`` (who acts, as logs,
+    ``config.SCOPES``: ``read``, ``mute``, ``permissions``, ``remove``, ``ban``, ``lobby``,
+    ``audit``; ``None``: every scope) and an ``actor`` (who acts, as logs,
     signals and the audit log name them; ``None``: the auth id).
     """
 

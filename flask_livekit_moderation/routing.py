@@ -69,7 +69,7 @@ class Route:
     status: int = 200
     #: Whether the caller is resolved before the view (401/403 when refused).
     caller: bool = True
-    #: The scope a caller needs (:data:`~.config.SCOPES`): without it, 403 ``INSUFFICIENT_SCOPE``
+    #: The scope a caller needs (``config.SCOPES``): without it, 403 ``INSUFFICIENT_SCOPE``
     #: before anything else. Every route with a caller declares one.
     scope: str | None = None
     #: Per-status sentences replacing the generic ones of :mod:`.openapi`.
