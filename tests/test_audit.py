@@ -14,7 +14,7 @@ import pytest
 from flask_livekit_moderation import room_metadata, signals
 from flask_livekit_moderation.audit import Entry, new_id
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.bans_helpers import WEBHOOK, Host, joined, signed
+from tests.bans_helpers import WEBHOOK, Host, joined, rejoin, signed
 from tests.helpers import TOKEN_A, TOKEN_B
 from tests.postgres_server import drop_tables, postgres
 from tests.redis_server import redis_server
@@ -75,7 +75,7 @@ def test_every_write_and_enforcement_in_a_room_is_listed_newest_first_and_only_t
     assert host.ban("r", "pardoned", 600, token=TOKEN_A).status_code == 201
     assert host.lift("r", "pardoned", ALICE).status_code == 200
     # The banned troll comes back: LiveKit's webhook has the extension remove them.
-    emu.join("r", "troll", tracks=[])
+    rejoin(emu, "r", "troll", tracks=[])
     body, headers = signed(emu, joined(emu, "r", "troll"))
     enforced = host.request("POST", WEBHOOK, data=body, headers=headers)
     assert (enforced.status_code, enforced.json()["removed"]) == (200, True)
@@ -142,7 +142,7 @@ def test_the_reconciler_enforcement_is_an_entry_of_the_rooms_owner(
     host = hosts()
     emu.add_room("r", metadata=room_metadata("tenant-a"))
     assert host.ban("r", "troll", 600, token=TOKEN_A).status_code == 201
-    emu.join("r", "troll", tracks=[])  # no webhook: LiveKit lost the event
+    rejoin(emu, "r", "troll", tracks=[])  # no webhook: LiveKit lost the event
     done = host.moderation.reconcile()
     assert len(done.removed) == 1
     (entry, ban) = audit(host, TOKEN_A, room_name="r")["entries"]
