@@ -261,7 +261,7 @@ def test_the_command_every_seconds_until_sigterm(
     sidecar = _flask(emu, tmp_path, "reconcile", "--every", str(INTERVAL))
     try:
         for _ in range(2):
-            emu.join("r", "troll", tracks=[])
+            rejoin(emu, "r", "troll", tracks=[])
             assert wait_until(lambda: emu.participant("r", "troll") is None, 30)
     finally:
         sidecar.send_signal(signal.SIGTERM)
