@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -128,6 +129,29 @@ def cursor(room_name: str, *key: str) -> str:
     """
     raw = json.dumps([room_name, *key], ensure_ascii=False, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def cursor_field(
+    how: str = "Leave out for the first page.", max_length: int = MAX_CURSOR_LENGTH
+) -> fields.String:
+    """The ``cursor`` query parameter of a paged listing; ``how`` ends its description."""
+    return fields.String(
+        load_default=None,
+        validate=validate.Length(max=max_length),
+        metadata={"description": "Where to resume: the `next_cursor` of the previous page (opaque). " + how},
+    )
+
+
+def resume(data: dict[str, Any], into: str, read: Callable[[str], Any]) -> None:
+    """Replace the loaded ``cursor`` by what ``read`` makes of it, as ``data[into]`` (``None``:
+    the first page); 400 for a cursor that is not one of this listing's."""
+    text = data.pop("cursor")
+    try:
+        data[into] = None if text is None else read(text)
+    except ValueError:
+        raise ValidationError(
+            {"cursor": ["Not a cursor of this listing: pass the next_cursor it answered."]}
+        ) from None
 
 
 def read_cursor(text: str, room_name: str, size: int) -> tuple[str, ...]:

@@ -7,10 +7,10 @@ import binascii
 from datetime import datetime, timezone
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import Schema, fields, post_load, validate
 
 from ..config import MAX_ACTOR_LENGTH
-from ..schemas import MAX_NAME_LENGTH, RequestSchema, not_blank, unicode_text
+from ..schemas import MAX_NAME_LENGTH, RequestSchema, cursor_field, not_blank, resume, unicode_text
 from .model import ID_PATTERN
 
 #: Entries per page of ``GET /livekit/audit``: by default, and at most.
@@ -68,24 +68,11 @@ class AuditQuery(RequestSchema):
         validate=validate.Range(min=1, max=MAX_PAGE),
         metadata={"description": f"Entries per page (1 to {MAX_PAGE}).", "minimum": 1, "maximum": MAX_PAGE},
     )
-    cursor = fields.String(
-        load_default=None,
-        validate=validate.Length(max=128),
-        metadata={
-            "description": "Where to resume: the `next_cursor` of the previous page (opaque). "
-            "Leave out for the first page; keep the same filters."
-        },
-    )
+    cursor = cursor_field("Leave out for the first page; keep the same filters.", max_length=128)
 
     @post_load
     def _resume(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        text = data.pop("cursor")
-        try:
-            data["before"] = None if text is None else read_cursor(text)
-        except ValueError:
-            raise ValidationError(
-                {"cursor": ["Not a cursor of this listing: pass the next_cursor it answered."]}
-            ) from None
+        resume(data, "before", read_cursor)
         for key in ("since", "until"):
             moment: datetime | None = data[key]
             data[key] = None if moment is None else moment.timestamp()

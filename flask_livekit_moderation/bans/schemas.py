@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import Schema, fields, post_load, validate
 
 from ..schemas import (
-    MAX_CURSOR_LENGTH,
     ParticipantRequest,
     RoomQuery,
     StrictInteger,
+    cursor_field,
     moment,
     name,
     read_cursor,
+    resume,
     unicode_text,
 )
 
@@ -62,28 +63,11 @@ class ListBansQuery(RoomQuery):
         validate=validate.Range(min=1, max=MAX_PAGE),
         metadata={"description": f"Bans per page (1 to {MAX_PAGE}).", "minimum": 1, "maximum": MAX_PAGE},
     )
-    cursor = fields.String(
-        load_default=None,
-        validate=validate.Length(max=MAX_CURSOR_LENGTH),
-        metadata={
-            "description": "Where to resume: the `next_cursor` of the previous page (opaque). "
-            "Leave out for the first page."
-        },
-    )
+    cursor = cursor_field()
 
     @post_load
     def _resume(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        text = data.pop("cursor")
-        try:
-            if text is None:
-                data["after"] = None
-            else:
-                identity, owner = read_cursor(text, data["room_name"], 2)
-                data["after"] = (identity, owner)
-        except ValueError:
-            raise ValidationError(
-                {"cursor": ["Not a cursor of this listing: pass the next_cursor it answered."]}
-            ) from None
+        resume(data, "after", lambda text: read_cursor(text, data["room_name"], 2))
         return data
 
 

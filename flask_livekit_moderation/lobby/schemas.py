@@ -8,19 +8,20 @@ import json
 import math
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import RAISE, Schema, fields, post_load, validate
 
 from ..bans.schemas import DEFAULT_PAGE, MAX_PAGE
 from ..schemas import (
-    MAX_CURSOR_LENGTH,
     MAX_NAME_LENGTH,
     FlatList,
     RequestSchema,
     RoomQuery,
     StrictBoolean,
+    cursor_field,
     moment,
     name,
     not_blank,
+    resume,
     unicode_text,
 )
 from .model import After
@@ -140,24 +141,11 @@ class LobbyQuery(RoomQuery):
             "maximum": MAX_PAGE,
         },
     )
-    cursor = fields.String(
-        load_default=None,
-        validate=validate.Length(max=MAX_CURSOR_LENGTH),
-        metadata={
-            "description": "Where to resume: the `next_cursor` of the previous page (opaque). "
-            "Leave out for the first page."
-        },
-    )
+    cursor = cursor_field()
 
     @post_load
     def _resume(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        text = data.pop("cursor")
-        try:
-            data["after"] = None if text is None else read_cursor(text, data["room_name"])
-        except ValueError:
-            raise ValidationError(
-                {"cursor": ["Not a cursor of this listing: pass the next_cursor it answered."]}
-            ) from None
+        resume(data, "after", lambda text: read_cursor(text, data["room_name"]))
         return data
 
 

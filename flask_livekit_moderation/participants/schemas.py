@@ -8,16 +8,17 @@ from livekit.protocol import models
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from ..schemas import (
-    MAX_CURSOR_LENGTH,
     MAX_NAME_LENGTH,
     FlatList,
     ParticipantRequest,
     RequestSchema,
     RoomQuery,
     StrictBoolean,
+    cursor_field,
     name,
     not_blank,
     read_cursor,
+    resume,
     unicode_text,
 )
 
@@ -77,14 +78,7 @@ class ListParticipantsQuery(RoomQuery):
             "maximum": MAX_PAGE,
         },
     )
-    cursor = fields.String(
-        load_default=None,
-        validate=validate.Length(max=MAX_CURSOR_LENGTH),
-        metadata={
-            "description": "Where to resume: the `next_cursor` of the previous page (opaque). "
-            "Only with `limit`; leave out for the first page."
-        },
-    )
+    cursor = cursor_field("Only with `limit`; leave out for the first page.")
     tracks = QueryBoolean(
         load_default=True,
         metadata={"description": "`false` leaves each participant's `tracks` out of the answer."},
@@ -92,15 +86,9 @@ class ListParticipantsQuery(RoomQuery):
 
     @post_load
     def _resume(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        text = data.pop("cursor")
-        if text is not None and data["limit"] is None:
+        if data["cursor"] is not None and data["limit"] is None:
             raise ValidationError({"cursor": ["Give `limit` with `cursor`."]})
-        try:
-            data["after"] = None if text is None else read_cursor(text, data["room_name"], 1)[0]
-        except ValueError:
-            raise ValidationError(
-                {"cursor": ["Not a cursor of this listing: pass the next_cursor it answered."]}
-            ) from None
+        resume(data, "after", lambda text: read_cursor(text, data["room_name"], 1)[0])
         return data
 
 
