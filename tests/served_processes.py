@@ -88,6 +88,42 @@ def gunicorn(stand_in: StandIn, *options: str) -> ServedApp:
     return ServedApp("gunicorn", command, stand_in)
 
 
+def connections_held(app: ServedApp) -> dict[int, int]:
+    """How many established connections to ``app``'s port each of its worker processes holds
+    (the master's children, read from ``/proc``): the kernel hands a burst of connections to
+    whichever worker accepts first, rarely evenly."""
+    assert app.proc is not None
+    workers = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:  # the process ended while we looked
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == app.proc.pid:
+            workers.append(int(entry))
+    established = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == app.port and fields[3] == "01":  # 01: ESTABLISHED
+            established[fields[9]] = True
+    held = {}
+    for worker in workers:
+        sockets = set()
+        try:
+            descriptors = os.listdir(f"/proc/{worker}/fd")
+        except OSError:  # the worker ended
+            continue
+        for fd in descriptors:
+            try:
+                target = os.readlink(f"/proc/{worker}/fd/{fd}")
+            except OSError:  # closed while we looked
+                continue
+            if target.startswith("socket:["):
+                sockets.add(target[len("socket:[") : -1])
+        held[worker] = len(sockets & established.keys())
+    return held
+
+
 def flask_run(stand_in: StandIn) -> ServedApp:
     """The werkzeug development server: ``flask --app 'example_app:create_app()' run``."""
     command = [sys.executable, "-m", "flask", "--app", "example_app:create_app()", "run", "--port", "{port}"]
