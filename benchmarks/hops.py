@@ -109,7 +109,7 @@ def trace_one_delete() -> dict[str, Any]:
             )
         finally:
             sys.setprofile(None)
-            threading.setprofile(None)  # type: ignore[arg-type]
+            threading.setprofile(None)
             _in_loop_thread(sys.setprofile, None)
         return {
             "status": response.status_code,
