@@ -33,7 +33,7 @@ from livekit.protocol.models import (
 
 from .. import errors
 from ..access import beside_room_check, check_room, refusal
-from ..client import RoomCalls
+from ..client import RoomCalls, fans_out
 from ..errors import ErrorCode, ModerationError
 
 T = TypeVar("T")
@@ -264,6 +264,7 @@ async def _all_at_once(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
         raise
 
 
+@fans_out
 async def mute_room(
     lk: RoomCalls,
     auth_id: str | None,
