@@ -46,6 +46,7 @@ import aiohttp
 from google.protobuf.message import DecodeError, Message
 from livekit.api import AccessToken, SIPGrants, TwirpError, VideoGrants
 from livekit.api.room_service import RoomService
+from livekit.api.twirp_client import TwirpClient
 from livekit.protocol.models import ParticipantInfo, ParticipantPermission, Room, TrackInfo
 from livekit.protocol.room import (
     ListParticipantsRequest,
@@ -58,6 +59,7 @@ from livekit.protocol.room import (
 from . import errors
 from .config import Settings
 from .guard import BreakerChange, Breakers, Busy, Holder, Lane, Lateness, Outcome, Refused
+from .transport import CutAnswer, NoAnswer, TransportError, TwirpTransport, UnusableAnswer
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -117,7 +119,7 @@ class _Runner:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
 
-async def _close_all(sessions: Sequence[aiohttp.ClientSession]) -> None:
+async def _close_all(sessions: Sequence[TwirpTransport]) -> None:
     await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
 
 
@@ -128,7 +130,7 @@ class _Services:
     generation: int
     pooled: RoomService
     fresh: RoomService
-    sessions: tuple[aiohttp.ClientSession, ...]
+    sessions: tuple[TwirpTransport, ...]
 
 
 class _Lender:
@@ -263,58 +265,6 @@ def fans_out(operation: F) -> F:
 _TIMEOUT_SCOPE = getattr(asyncio, "timeout", None)
 
 
-class UnusableAnswer(Exception):
-    """LiveKit's HTTP answer is none a LiveKit server gives: a redirect, or a 200 that is not
-    protobuf. Deliberately not an ``aiohttp.ClientError``, which livekit-api would swallow."""
-
-    def __init__(self, reason: str, location: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.location = location
-
-
-class _StrictSession:
-    """What livekit-api's ``TwirpClient`` uses of its session, made strict.
-
-    ``TwirpClient.request`` only reads ``session.timeout`` and opens
-    ``session.post(url, headers=..., data=..., timeout=...)`` as an async context manager
-    (livekit-api 1.2, ``twirp_client.py``). Here a post never follows a redirect (aiohttp would
-    turn a 302 into a bodiless GET to wherever it points, whose empty 200 parses as a
-    successful RemoveParticipantResponse), and a 200 must carry protobuf, as every twirp
-    answer does.
-    """
-
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
-        self.timeout = session.timeout
-
-    def post(self, url: str, **kwargs: Any) -> _StrictAnswer:
-        kwargs["allow_redirects"] = False
-        return _StrictAnswer(self.session.post(url, **kwargs))
-
-
-class _StrictAnswer:
-    """``session.post(...)`` as an async context manager that checks the answer it yields."""
-
-    def __init__(self, request: Any) -> None:
-        self._request = request  # aiohttp's _RequestContextManager
-
-    async def __aenter__(self) -> aiohttp.ClientResponse:
-        response: aiohttp.ClientResponse = await self._request.__aenter__()
-        try:
-            if 300 <= response.status < 400:
-                raise UnusableAnswer(f"a {response.status} redirect", response.headers.get("Location", ""))
-            if response.status == 200 and response.content_type != "application/protobuf":
-                raise UnusableAnswer(f"a 200 with Content-Type {response.content_type!r}")
-        except UnusableAnswer as exc:
-            await self._request.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        return response
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self._request.__aexit__(*exc)
-
-
 #: Seconds one signed API token is reused.
 TOKEN_REUSE_SECONDS = 600.0
 #: Lifetime of a signed API token: the reuse window plus a margin for clock skew and the
@@ -336,16 +286,16 @@ class TokenCachingRoomService(RoomService):
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: TwirpTransport,
         url: str,
         api_key: str,
         api_secret: str,
         headers: dict[str, tuple[float, dict[str, str]]] | None = None,
     ) -> None:
         # failover=False: one attempt per call; the retry on a stale connection is ours.
-        super().__init__(
-            cast(aiohttp.ClientSession, _StrictSession(session)), url, api_key, api_secret, failover=False
-        )
+        super().__init__(cast(aiohttp.ClientSession, None), url, api_key, api_secret, failover=False)
+        # livekit-api builds each request (message, grants, token); our transport sends it.
+        self._client = cast(TwirpClient, transport)
         #: The signed headers by grant set; ``headers`` shares them between services.
         self._headers = {} if headers is None else headers
 
@@ -363,37 +313,6 @@ class TokenCachingRoomService(RoomService):
         header = {"authorization": f"Bearer {token}"}
         self._headers[key] = (now + TOKEN_REUSE_SECONDS, header)
         return header
-
-
-#: Connection failures that happen while sending on a connection the server already closed.
-_SEND_FAILURES: tuple[type[Exception], ...] = (aiohttp.ClientOSError,) + (
-    # aiohttp >= 3.10 raises this one for a write to a closing transport.
-    (aiohttp.ClientConnectionResetError,) if hasattr(aiohttp, "ClientConnectionResetError") else ()
-)
-
-
-def _stale(exc: BaseException) -> bool:
-    """A pooled connection failed before any byte of the answer: safe to send again.
-
-    The server closed (or reset) a kept-alive connection as the request went out: the write
-    fails ("Can not write request body", a reset), or the read meets the end of the stream
-    before a single byte ("Server disconnected" with no partial message). A refused
-    connection is no stale one, and an answer cut after its first bytes did reach LiveKit.
-    """
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        # aiohttp hands over the partly parsed answer as ``message`` when bytes had arrived.
-        return isinstance(exc.message, str)
-    return isinstance(exc, _SEND_FAILURES) and not isinstance(exc, aiohttp.ClientConnectorError)
-
-
-def _sent_unanswered(exc: BaseException) -> bool:
-    """The request went out whole and the connection broke before (or while) the answer came.
-
-    A connection refused never sent anything, and a write that failed was not sent whole (LiveKit
-    acts on a complete request only); a server that hung up on a fresh connection, or an answer
-    cut short, leaves LiveKit's outcome unknown.
-    """
-    return isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError))
 
 
 class RoomCalls:
@@ -562,14 +481,12 @@ class RoomCalls:
         try:
             try:
                 answer = await send(self._services().pooled, request)
-            except aiohttp.ClientError as exc:
-                if not _stale(exc):
-                    raise
+            except NoAnswer as exc:
                 logger.info(
                     "LiveKit %s: a pooled connection failed before any answer (%s); sending again on a "
                     "fresh connection",
                     method,
-                    type(exc).__name__,
+                    exc,
                 )
                 answer = await send(self._services().fresh, request)
         except TwirpError as exc:
@@ -589,8 +506,10 @@ class RoomCalls:
                     exc.location,
                 )
             raise self._unavailable(method, exc.reason) from None
-        except (aiohttp.ClientError, OSError, DecodeError) as exc:
-            if method in WRITES and _sent_unanswered(exc):
+        except (TransportError, OSError, DecodeError) as exc:
+            # A connection that ended before or during the answer, on the fresh connection
+            # too: the request went out whole (LiveKit acts on a complete request only).
+            if method in WRITES and isinstance(exc, (NoAnswer, CutAnswer)):
                 self.unavailable = True
                 logger.warning(
                     "LiveKit %s: sent, but no answer (%s): it may have been done", method, type(exc).__name__
@@ -772,8 +691,8 @@ class LiveKitClient:
         if services is None or services.generation != self._generation:
             if services is not None:
                 runner.retire(self, services)
-            pooled = aiohttp.ClientSession()
-            single_use = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+            pooled = TwirpTransport(self._url)
+            single_use = TwirpTransport(self._url, reuse=False)
             services = runner.services[self] = _Services(
                 self._generation,
                 TokenCachingRoomService(
