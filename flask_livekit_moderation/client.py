@@ -1,10 +1,14 @@
-"""The LiveKit client: one event loop thread per process, one pooled session per app.
+"""The LiveKit client: an event loop lent to each request's own thread, pooled connections.
 
 Flask views are synchronous; ``livekit-api`` is asyncio. Instead of spinning an event loop
-and an ``aiohttp`` session per request (what an ``async def`` view does), every request hands
-its operation to one long-lived loop running in a daemon thread, where one RoomService
-client per configured app keeps its connections alive between requests. The loop is
-re-created in a forked child (gunicorn ``--preload``) and closed at exit.
+and a session per request (what an ``async def`` view does), a request borrows one of the
+process's idle event loops and runs its operation on it in its own thread (no handoff to
+another thread); the loop keeps its connections alive for whichever request borrows it
+next. livekit-api's RoomService builds every request (livekit-protocol message, grants,
+signed token); :class:`~.transport.TwirpTransport` sends it. Operations that fan out into
+many calls at once (:func:`fans_out`: a room mute) run on the process's one loop thread
+instead, sharing one pool and one bound. Loops are re-created in a forked child (gunicorn
+``--preload``) and closed at exit.
 
 One request's LiveKit work, top to bottom (:meth:`RoomCalls.run`):
 
@@ -81,7 +85,7 @@ WRITES = frozenset({"RemoveParticipant", "MutePublishedTrack", "UpdateParticipan
 class _Runner:
     """An event loop and the LiveKit sessions opened on it, for one thread at a time.
 
-    aiohttp's sessions and connections belong to the loop they were opened on; a loop that
+    Connections belong to the loop they were opened on; a loop that
     is not running may be run by any thread. So a request runs its LiveKit work on a loop
     lent from :data:`_lender` in its own thread, and its pooled connections are still there
     for the next request that borrows the loop, whatever thread serves it (gunicorn's pool,
@@ -98,7 +102,7 @@ class _Runner:
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         # An empty context again: the task would otherwise copy Flask's request and app
-        # contexts into every callback aiohttp schedules from it, keeping the app alive as
+        # contexts into every callback scheduled from it, keeping the app alive as
         # long as the session.
         return contextvars.Context().run(self.loop.run_until_complete, work)
 
@@ -328,6 +332,7 @@ class RoomCalls:
         self._enforcement = enforcement
         self._holder: Holder | None = None
         self._runner: _Runner | None = None
+        self._lateness: Lateness  # set by run()
         self.made: list[str] = []
         #: A call was answered by LiveKit (a success, or a refusal proving it is up).
         self.reached = False
@@ -359,6 +364,7 @@ class RoomCalls:
         whatever :class:`~.errors.ModerationError` the operation raises.
         """
         guard = self._client.guard()
+        self._lateness = guard.lateness
         lane = guard.enforcement if self._enforcement else guard.requests
         try:
             admitted = guard.breakers.admit(self._caller)
@@ -471,7 +477,7 @@ class RoomCalls:
         return answer
 
     def _answered_in(self, holder: Holder | None, seconds: float) -> None:
-        lateness = self._client.guard().lateness
+        lateness = self._lateness
         if holder is not None and seconds > lateness.threshold:
             holder.late = True
         lateness.sample(seconds)

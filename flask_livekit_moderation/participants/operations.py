@@ -107,14 +107,13 @@ async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) 
 
 
 #: MutePublishedTrack calls the room mutes of one app and process keep in flight at once, all
-#: together (so two big room mutes cannot take the whole connection pool). Every call of a room mute
-#: is started together up to this bound, so a room of up to this many tracks costs two round
-#: trips (the listing, then the mutes) and each further batch of this size about one more. It
-#: keeps one request from taking the whole connection pool (aiohttp's default: 100
-#: connections per app and process) or flooding LiveKit. 64 rather than 32: a 50-participant
-#: room then needs one batch, not two (``benchmarks/room_mute.py`` at 20 ms per call: 75 ms
-#: with 32, 53 to 65 ms with 64).
-ROOM_MUTE_CONCURRENCY = 64
+#: together (so two big room mutes cannot flood LiveKit or the process's connections). Every call
+#: of a room mute is started together up to this bound, so a room of up to this many tracks costs
+#: two round trips (the listing, then the mutes) and each further batch of this size about one
+#: more. 128 rather than 64 (``benchmarks/room_mute.py`` at 20 ms per call, 1,000 participants:
+#: 64 needs 16 batches, at least 320 ms of round trips alone, against the 400 ms target; with
+#: 128, eight); 64 rather than 32 made a 50-participant room one batch instead of two.
+ROOM_MUTE_CONCURRENCY = 128
 
 
 @dataclass(frozen=True)
