@@ -252,15 +252,30 @@ async def _mute_one(
     return TrackMuteOutcome(identity, track.sid, track.source, muted=answer.muted)
 
 
-async def _all_at_once(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """Await every call concurrently; the first unexpected failure cancels the others."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
+async def _all_at_once(calls: list[Coroutine[Any, Any, T]], width: int) -> list[T]:
+    """Await every call, ``width`` at a time, in order of the list; the results in that order.
+    The first unexpected failure cancels the others.
+
+    ``width`` tasks take the calls one after another (rather than a task per call, each
+    waiting on the bound): a room mute of 1,000 tracks then makes ``width`` tasks, not 1,000.
+    """
+    results: list[Any] = [None] * len(calls)
+    pending = iter(enumerate(calls))
+
+    async def worker() -> None:
+        for index, call in pending:
+            results[index] = await call
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(width, len(calls)))]
     try:
-        return list(await asyncio.gather(*tasks))
+        await asyncio.gather(*tasks)
     except BaseException:
         for task in tasks:
             task.cancel()
+        for _, call in pending:
+            call.close()  # never started
         raise
+    return results
 
 
 @fans_out
@@ -295,7 +310,8 @@ async def mute_room(
             if participant.identity not in except_identities
             for track in participant.tracks
             if track.source in sources
-        ]
+        ],
+        ROOM_MUTE_CONCURRENCY,
     )
     failures = {outcome.failure for outcome in outcomes}
     if len(failures) == 1:
