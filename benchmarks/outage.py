@@ -23,6 +23,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -39,6 +40,8 @@ from .processes import ROOT, TENANT_ID, TENANT_TOKEN, Gunicorn, StandIn, WorkerS
 
 ROOM = "outage-room"
 SETUP = WorkerSetup(workers=1, threads=8, preload=True)
+#: Answered ``/healthz`` probes the outage lasts for, at least.
+MIN_PROBES_DURING = 50
 
 
 @dataclass(frozen=True)
@@ -67,15 +70,14 @@ class Figures:
     recovery_wait_s: float = 0.0
 
 
-async def _probe(base: str, interval: float) -> list[tuple[float, float]]:
+async def _probe(base: str, interval: float) -> None:
     """GET ``/healthz`` every ``interval`` seconds, open loop, until standard input closes.
 
     A probe starts on time whether or not the previous ones were answered (each on a
     connection of its own when they overlap), so a host that stops answering shows up as
     many slow probes, not as a few missing ones, as a load balancer's health checks see it.
-    Returns (wall-clock time sent, milliseconds) per probe.
+    Each answered probe is printed at once as a JSON line: [wall-clock time sent, milliseconds].
     """
-    samples: list[tuple[float, float]] = []
     pending: set[asyncio.Task[None]] = set()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(
@@ -88,7 +90,7 @@ async def _probe(base: str, interval: float) -> list[tuple[float, float]]:
                 await answer.read()
                 if answer.status != 200:
                     raise RuntimeError(f"/healthz answered {answer.status}")
-            samples.append((sent, (time.perf_counter() - started) * 1000))
+            print(json.dumps([sent, (time.perf_counter() - started) * 1000]), flush=True)
 
         stdin_closed = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))
         while not stdin_closed.done():
@@ -98,11 +100,11 @@ async def _probe(base: str, interval: float) -> list[tuple[float, float]]:
             await asyncio.sleep(interval)
         # Probes still out are answered once the host has a thread again: wait for them.
         await asyncio.gather(*pending)
-    return samples
 
 
 class _Prober:
-    """The prober in a process of its own, so the load the scenario makes cannot delay it."""
+    """The prober in a process of its own, so the load the scenario makes cannot delay it; its
+    answered probes are read as they come."""
 
     def __init__(self, base: str, interval: float = 0.01) -> None:
         self.proc = subprocess.Popen(
@@ -112,19 +114,37 @@ class _Prober:
             stdout=subprocess.PIPE,
         )
         self.samples: list[tuple[float, float]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            sent, ms = json.loads(line)
+            self.samples.append((sent, ms))  # list.append is atomic: no lock for one writer
 
     def between(self, start: float, end: float) -> list[float]:
         """Milliseconds of the probes sent between wall-clock times ``start`` and ``end``."""
-        return [ms for sent, ms in self.samples if start <= sent <= end]
+        return [ms for sent, ms in list(self.samples) if start <= sent <= end]
+
+    async def answered_since(self, start: float, count: int, timeout: float = 60.0) -> None:
+        """Wait until ``count`` probes sent since ``start`` were answered: on a loaded machine
+        the prober sends fewer than one per interval, and a verdict needs enough of them."""
+        deadline = time.monotonic() + timeout
+        while len(self.between(start, float("inf"))) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"fewer than {count} /healthz probes answered in {timeout} s")
+            await asyncio.sleep(0.05)
 
     def __enter__(self) -> _Prober:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        out, _ = self.proc.communicate(timeout=150)
-        if self.proc.returncode != 0:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        if self.proc.wait(timeout=150) != 0:
             raise RuntimeError(f"the prober failed with {self.proc.returncode}")
-        self.samples = [(sent, ms) for sent, ms in json.loads(out)]
+        self._reader.join(10)
 
 
 async def _remove(session: aiohttp.ClientSession, base: str, identity: str) -> Answer:
@@ -207,6 +227,8 @@ async def _scenario(
                 figures.after_wave.append(await _remove(senders, base, identity))
             after = _calls(stand_in)
             figures.calls_during_after_wave = sum(after) - sum(before)
+            # The outage lasts until the host was probed often enough to judge it.
+            await prober.answered_since(outage_start, MIN_PROBES_DURING)
             outage_end = time.time()
         figures.healthz_before_ms = prober.between(0, healthy_until)
         figures.healthz_during_ms = prober.between(outage_start, outage_end)
@@ -290,7 +312,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.probe:
-        print(json.dumps(asyncio.run(_probe(args.probe, args.interval))))
+        asyncio.run(_probe(args.probe, args.interval))
         return
     if args.json_settings:
         print(json.dumps(asdict(run("scenario", json.loads(args.json_settings)))))

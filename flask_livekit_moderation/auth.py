@@ -16,7 +16,6 @@ first: the extension's routes, an app-level ``before_request`` or another extens
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
@@ -106,21 +105,6 @@ ANONYMOUS = AuthContext()
 UNAUTHENTICATED = AuthContext(None, is_authenticated=False)
 
 
-def request_token() -> str | None:
-    """The caller's token: a non-empty ``Authorization: Bearer`` first, else ``?api_key``."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return request.args.get("api_key") or None
-
-
-def _encode(value: str) -> bytes:
-    # Header values arrive latin-1 decoded and may hold any code point; surrogatepass keeps
-    # encoding total so a hostile token can never raise here.
-    return value.encode("utf-8", "surrogatepass")
-
-
 class SecretTable:
     """The configured caller secrets, matched in constant time whatever their number.
 
@@ -131,22 +115,28 @@ class SecretTable:
 
     def __init__(self, secrets: tuple[ApiSecret, ...]) -> None:
         self._key = os.urandom(32)
-        self._by_digest = {self._digest(entry.secret): entry for entry in secrets}
-
-    def _digest(self, value: bytes) -> bytes:
-        return hmac.new(self._key, value, hashlib.sha256).digest()
+        #: Each secret's value and the caller it authenticates (built once: a context is immutable).
+        self._by_digest = {
+            hmac.digest(self._key, entry.secret, "sha256"): (
+                entry.secret,
+                AuthContext(entry.id, scopes=entry.scopes, actor=entry.actor),
+            )
+            for entry in secrets
+        }
 
     def __len__(self) -> int:
         return len(self._by_digest)
 
-    def match(self, token: str) -> ApiSecret | None:
-        """The configured secret equal to ``token``, or ``None``."""
-        candidate = _encode(token)
-        entry = self._by_digest.get(self._digest(candidate))
+    def match(self, token: str) -> AuthContext | None:
+        """The caller whose configured secret equals ``token``, or ``None``."""
+        # Header values arrive latin-1 decoded and may hold any code point; surrogatepass keeps
+        # encoding total so a hostile token can never raise here.
+        candidate = token.encode("utf-8", "surrogatepass")
+        found = self._by_digest.get(hmac.digest(self._key, candidate, "sha256"))
         # The digest already decided; comparing the values too costs nothing and rules out
         # any doubt about collisions.
-        if entry is not None and hmac.compare_digest(candidate, entry.secret):
-            return entry
+        if found is not None and hmac.compare_digest(candidate, found[0]):
+            return found[1]
         return None
 
 
@@ -171,11 +161,14 @@ class Authenticator:
         """The current request's caller; raises the :class:`ModerationError` refusing it."""
         if not self.required:
             return ANONYMOUS
-        token = request_token()
+        # The token: a non-empty "Authorization: Bearer" first, else ?api_key.
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        bearer = credentials.strip() if scheme.lower() == "bearer" else ""
+        token = bearer or request.args.get("api_key") or None
         if token is not None:
-            entry = self.secrets.match(token)
-            if entry is not None:
-                return AuthContext(entry.id, scopes=entry.scopes, actor=entry.actor)
+            caller = self.secrets.match(token)
+            if caller is not None:
+                return caller
             resolver = self._resolver()
             if resolver is None:
                 raise errors.UNAUTHORIZED()

@@ -22,7 +22,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from . import audit, errors, idempotency, signals
-from .auth import AuthContext
+from .auth import AuthContext, resolve_caller
 from .client import RoomCalls
 from .config import MAX_BODY_BYTES
 from .errors import ModerationError
@@ -56,6 +56,8 @@ class Call:
     caller: AuthContext | None = None
     #: The caller's auth id (``None``: every room, or no caller).
     auth_id: str | None = None
+    #: The acting moderator: the caller's actor, else its auth id (``None``: neither, or no caller).
+    actor: str | None = None
     #: The validated input: room, participant, track, ...
     target: Mapping[str, Any] = field(default_factory=dict)
     calls: RoomCalls | None = None
@@ -71,11 +73,6 @@ class Call:
     details: dict[str, Any] = field(default_factory=dict)
     #: Whether an audit log entry is written (``None``: as the route table says, see :mod:`.audit`).
     audited: bool | None = None
-
-    @property
-    def actor(self) -> str | None:
-        """The acting moderator: the caller's actor, else its auth id (``None``: neither, or no caller)."""
-        return None if self.caller is None else self.caller.acting
 
     #: The ``Idempotency-Key`` this request holds until answered (:mod:`.idempotency`).
     idempotency: idempotency.Claim | None = None
@@ -104,22 +101,29 @@ def dispatch(state: ModerationState, route: Route) -> Response:
             # (text/plain, no CORS preflight) must never reach the resolver or LiveKit.
             raise errors.UNSUPPORTED_MEDIA_TYPE()
         if route.caller:
-            call.caller = state.caller()
-            call.auth_id = call.caller.auth_id
-            _check_scope(call)
+            caller, refusal = resolve_caller(state.name, state.authenticator)
+            if refusal is not None:
+                raise refusal
+            call.caller, call.auth_id, call.actor = caller, caller.auth_id, caller.acting
+            # Before the input is read and before LiveKit: the answer is the same whatever the room.
+            if route.scope is not None and not caller.allows(route.scope):
+                raise errors.insufficient_scope(route.scope)
         raw, data = _input(route)
         call.target = data
         # Safe retries: after the caller (a key is per owner), before any LiveKit call.
-        replay = idempotency.begin(call, raw)
-        if replay is not None:
-            call.outcome, call.status = "replayed", replay.status_code
-            return replay
+        if idempotency.HEADER in request.headers:
+            replay = idempotency.begin(call, raw)
+            if replay is not None:
+                call.outcome, call.status = "replayed", replay.status_code
+                return replay
         answer = route.view(call, data)
         call.outcome = answer.outcome
         response = jsonify(answer.body)
         response.status_code = route.status
         call.status = response.status_code
         for signal, fields in answer.signals:
+            if not signal.receivers:  # the common case: nobody listens
+                continue
             if route.caller:  # a moderator's action: every signal names who acted
                 fields = {**fields, "actor": call.actor}
             signals.notify(signal, **fields)
@@ -132,44 +136,33 @@ def dispatch(state: ModerationState, route: Route) -> Response:
         raise
     finally:
         call.answered = time.perf_counter()
-        idempotency.end(call, response)
+        if call.idempotency is not None:
+            idempotency.end(call, response)
         if call.action is not None:
             audit.finish(call)
     return response
 
 
-def _check_scope(call: Call) -> None:
-    """403 ``INSUFFICIENT_SCOPE`` unless the caller holds the route's scope.
-
-    Before the input is read and before LiveKit: the answer is the same whatever the room.
-    """
-    scope = call.route.scope
-    if scope is not None and call.caller is not None and not call.caller.allows(scope):
-        raise errors.insufficient_scope(scope)
-
-
 def _input(route: Route) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The route's body or query string as sent, and validated by its schema (400/413 when not)."""
+    """The route's body (a JSON object of at most ``MAX_BODY_BYTES``) or query string as sent,
+    and validated by its schema (400/413 when not)."""
     if route.schema is None:
         return {}, {}
-    raw = _read_json_object() if route.body is not None else request.args.to_dict(flat=True)
+    if route.body is None:
+        raw = request.args.to_dict(flat=True)
+    else:
+        body = read_body(MAX_BODY_BYTES)
+        try:
+            raw = json.loads(body)
+        except (ValueError, RecursionError):
+            raise errors.body_not_an_object() from None
+        if not isinstance(raw, dict):
+            raise errors.body_not_an_object()
     try:
         valid: dict[str, Any] = route.schema.load(raw)
     except ValidationError as exc:
         raise errors.invalid_fields(exc.messages_dict) from None
     return raw, valid
-
-
-def _read_json_object() -> dict[str, Any]:
-    """The request body, a JSON object of at most ``MAX_BODY_BYTES``."""
-    raw = read_body(MAX_BODY_BYTES)
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise errors.body_not_an_object() from None
-    if not isinstance(body, dict):
-        raise errors.body_not_an_object()
-    return body
 
 
 def read_body(limit: int, too_large: str | None = None) -> bytes:

@@ -20,6 +20,7 @@ The view's docstring is the operation's summary (first paragraph) and descriptio
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import time
@@ -80,6 +81,8 @@ class Route:
     doc_values: Mapping[str, Any] = field(default_factory=dict)
     #: The schema instance that loads ``body`` or ``query`` (built once).
     schema: Schema | None = field(init=False, repr=False, compare=False)
+    #: A moderation write (not a read): what the audit log records, whoever asked.
+    writes: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.caller and self.scope not in SCOPES:
@@ -89,11 +92,8 @@ class Route:
             )
         source = self.body or self.query
         object.__setattr__(self, "schema", None if source is None else source())
-
-    @property
-    def writes(self) -> bool:
-        """A moderation write (not a read): what the audit log records, whoever asked."""
-        return self.action is not None and self.method not in ("GET", "HEAD", "OPTIONS")
+        writes = self.action is not None and self.method not in ("GET", "HEAD", "OPTIONS")
+        object.__setattr__(self, "writes", writes)
 
     @property
     def endpoint(self) -> str:
@@ -142,12 +142,10 @@ def make_blueprint(state: ModerationState) -> ModerationBlueprint:
     blueprint.register_error_handler(InternalServerError, _internal_error)
     blueprint.register_error_handler(TooManyRequests, _rate_limited)
     for route in state.routes:
-
-        def view(route: Route = route) -> Response:
-            return dispatch(state, route)
-
-        view.__name__ = route.endpoint
-        blueprint.add_url_rule(route.rule, view_func=view, methods=[route.method])
+        # Flask calls dispatch itself, bound to the route; it carries the feature view's names,
+        # which the host's middleware reads (Flask-Limiter, Flask-WTF name a view by them).
+        view = functools.update_wrapper(functools.partial(dispatch, state, route), route.view)
+        blueprint.add_url_rule(route.rule, route.endpoint, view, methods=[route.method])
     # Registration (here or inside a host blueprint registered later) tells the full prefix.
     blueprint.record(lambda setup: state.prefixes.add((setup.url_prefix or "").rstrip("/")))
     return blueprint

@@ -80,13 +80,6 @@ class ModerationState:
             raise TypeError(f"an identity_key function must return a str, not {type(key).__name__}")
         return key
 
-    def caller(self) -> AuthContext:
-        """The current request's caller (resolved once per request); raises its refusal."""
-        caller, refusal = resolve_caller(self.name, self.authenticator)
-        if refusal is not None:
-            raise refusal
-        return caller
-
     def known_caller(self) -> AuthContext | None:
         """The caller already resolved in this request, without resolving it."""
         return known_caller(self.name)

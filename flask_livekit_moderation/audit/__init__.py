@@ -42,7 +42,8 @@ REFUSALS = frozenset(
 
 
 def finish(call: Call) -> None:
-    """Log and signal what ``call`` did (it is answered, or failed unexpectedly)."""
+    """Log and signal what ``call`` did (it is answered, or failed unexpectedly), and keep its
+    entry of the audit log."""
     status = 500 if call.status is None else call.status  # None: an exception propagated
     duration_ms = round(((call.answered or call.started) - call.started) * 1000, 3)
     if call.enforcement:
@@ -90,7 +91,7 @@ def finish(call: Call) -> None:
                 "moderation_duration_ms": duration_ms,
             },
         )
-    if call.outcome in REFUSALS:
+    if call.outcome in REFUSALS and signals.moderation_refused.receivers:
         signals.notify(
             signals.moderation_refused,
             auth_id=auth_id,
@@ -103,22 +104,24 @@ def finish(call: Call) -> None:
             status=status,
             outcome=call.outcome,
         )
-    signals.notify(signals.moderation_finished, status=status, **fields)
-    if call.state.audit_log is not None and _audited(call):
+    if signals.moderation_finished.receivers:
+        signals.notify(signals.moderation_finished, status=status, **fields)
+    # An entry of the audit log: a ban enforcement, or a write of a caller who was known (a
+    # request refused before its caller, 401 or 415, names nobody's log).
+    audited = call.audited
+    if audited is None:
+        audited = call.enforcement or (call.route.writes and call.caller is not None)
+    if call.state.audit_log is not None and audited:
         _write_entry(call, auth_id, actor, status)
-
-
-def _audited(call: Call) -> bool:
-    """Whether ``call`` is an entry of the audit log: a ban enforcement, or a write of a caller
-    who was known (a request refused before its caller, 401 or 415, names nobody's log)."""
-    if call.audited is not None:
-        return call.audited
-    return call.enforcement or (call.route.writes and call.caller is not None)
 
 
 def _write_entry(call: Call, auth_id: str | None, actor: str | None, status: int) -> None:
     target = call.target
-    details = {key: value for key, value in target.items() if key not in _NAMED}
+    # The rest of the input and what the view reports: the room and the participant have
+    # fields of their own.
+    details = dict(target)
+    details.pop("room_name", None)
+    details.pop("participant_identity", None)
     details.update(call.details)
     entry = Entry(
         id=new_id(time.time()),
@@ -132,10 +135,6 @@ def _write_entry(call: Call, auth_id: str | None, actor: str | None, status: int
         status=status,
     )
     record(call.state.audit_log, entry)
-
-
-#: What an entry names in fields of their own, not in ``details``.
-_NAMED = frozenset({"room_name", "participant_identity"})
 
 
 def record(log: AuditLog | None, entry: Entry) -> bool:

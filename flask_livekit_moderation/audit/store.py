@@ -91,18 +91,12 @@ class AuditLog(abc.ABC):
     def __init__(self, store: BanStore, retention_days: int) -> None:
         self.store = store
         self.retention = retention_days * DAY
-        self._purged = 0.0
+        #: When (``time.monotonic()``) this process next forgets the entries past their retention.
+        self._next_purge = 0.0
 
     def cutoff(self) -> float:
         """Entries made before this moment are past their retention."""
         return self.store.clock() - self.retention
-
-    def _purge_due(self) -> bool:
-        now = time.monotonic()
-        if now - self._purged < PURGE_INTERVAL and self._purged:
-            return False
-        self._purged = now
-        return True
 
     @abc.abstractmethod
     def add(self, entry: Entry) -> None:
@@ -239,7 +233,9 @@ class MemoryAuditLog(AuditLog):
 
     def add(self, entry: Entry) -> None:
         with self._lock:
-            if self._purge_due():
+            now = time.monotonic()
+            if now >= self._next_purge:
+                self._next_purge = now + PURGE_INTERVAL
                 keep = bisect.bisect_left(self._ids, id_bound(self.cutoff()))
                 del self._entries[:keep], self._ids[:keep]
             at = bisect.bisect(self._ids, entry.id)
@@ -308,7 +304,10 @@ class SQLAuditLog(BatchedAuditLog):
 
     def _write_many(self, entries: list[Entry]) -> None:
         rows = [self._row(entry) for entry in entries]
-        purge = self._purge_due()
+        now = time.monotonic()
+        purge = now >= self._next_purge
+        if purge:
+            self._next_purge = now + PURGE_INTERVAL
         with self.store._write() as session:
             session.execute_many(_INSERT, rows)
             if purge:

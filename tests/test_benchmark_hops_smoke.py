@@ -1,0 +1,37 @@
+"""``python -m benchmarks.hops`` runs, and one DELETE's path through the extension cannot silently
+grow back (issue 19: about a third of the 35 functions of 00a45ea)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.helpers import run_benchmark
+
+#: Distinct functions of the extension one ``DELETE /livekit/participant`` may pass through in
+#: the request's thread, and in the LiveKit loop thread: what it took when these were set.
+#: Lower them when the path gets shorter; raising one needs a reason in the commit.
+REQUEST_THREAD_CEILING = 43
+LOOP_THREAD_CEILING = 21
+
+
+def test_one_delete_passes_through_no_more_functions_than_its_ceiling(tmp_path: Path) -> None:
+    out = tmp_path / "hops.json"
+    done, report = run_benchmark("benchmarks.hops", out=out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The request did what it says: the stand-in's participant p2 was removed.
+    assert report["status"] == 200
+    assert report["body"] == {"status": "removed", "room_name": "r", "participant_identity": "p2"}
+    request_thread, loop_thread = report["request_thread"], report["other_threads"]
+    names = {f["name"] for f in request_thread["functions"]}
+    loop_names = {f["name"] for f in loop_thread["functions"]}
+    # The trace saw the request in both threads (a broken profile hook would count nothing).
+    assert {"pipeline.dispatch", "participants.views.remove_participant", "auth.SecretTable.match"} <= names
+    assert "participants.operations.remove_participant" in loop_names
+    assert not any(name.startswith("testing.") for name in names | loop_names)  # the stand-in is not counted
+    printed = re.search(r"^request thread: (\d+) distinct functions, (\d+) calls$", done.stdout, re.MULTILINE)
+    assert printed is not None, done.stdout
+    assert int(printed[1]) == request_thread["distinct"] == len(names)
+    assert int(printed[2]) == request_thread["calls"] == sum(f["calls"] for f in request_thread["functions"])
+    assert request_thread["distinct"] <= REQUEST_THREAD_CEILING, done.stdout
+    assert loop_thread["distinct"] <= LOOP_THREAD_CEILING, done.stdout
