@@ -41,6 +41,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -96,9 +97,30 @@ class _Runner:
         # Created in an empty context: the loop registers its self-pipe reader with the
         # context current at creation, which must not be a request's (it would pin that app).
         self.loop = contextvars.Context().run(asyncio.new_event_loop)
-        #: Each client's RoomServices on this loop.
-        self.services: dict[LiveKitClient, _Services] = {}
+        #: Each client's RoomServices on this loop, by ``id(client)``: held weakly, so an app
+        #: dropped without closing its extension is not kept alive by a loop.
+        self.services: dict[int, _Services] = {}
+        self._owners: dict[int, weakref.ref[LiveKitClient]] = {}
+        #: The connections of clients collected since: closed when the loop next runs.
+        self.orphans: list[TwirpTransport] = []
         self._closing: set[asyncio.Task[Any]] = set()
+
+    def adopt(self, client: LiveKitClient, services: _Services) -> None:
+        key = id(client)
+
+        def collected(_: object) -> None:  # a weakref callback: only moves the connections
+            gone = self.services.pop(key, None)
+            self._owners.pop(key, None)
+            if gone is not None:
+                self.orphans.extend(gone.sessions)
+
+        self.services[key] = services
+        self._owners[key] = weakref.ref(client, collected)
+
+    async def sweep(self) -> None:
+        """Close the connections of collected clients (on this loop)."""
+        orphans, self.orphans = self.orphans, []
+        await _close_all(orphans)
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         # An empty context again: the task would otherwise copy Flask's request and app
@@ -114,11 +136,13 @@ class _Runner:
 
     async def close_sessions(self, client: LiveKitClient | None = None) -> None:
         """Close the sessions of ``client`` (of every client when ``None``) opened on this loop."""
-        owners = [client] if client is not None else list(self.services)
-        for owner in owners:
-            services = self.services.pop(owner, None)
+        keys = [id(client)] if client is not None else list(self.services)
+        for key in keys:
+            services = self.services.pop(key, None)
+            self._owners.pop(key, None)
             if services is not None:
                 await _close_all(services.sessions)
+        await self.sweep()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
@@ -411,10 +435,14 @@ class RoomCalls:
         if operation.__dict__.get("livekit_fans_out") or asyncio._get_running_loop() is not None:
             owner = _process_loop()
             self._runner = owner.runner
+            if owner.runner.orphans:
+                owner.submit(owner.runner.sweep())
             return self._wait(owner.submit(self._within_deadline(operation(self, *args, **kwargs))))
         lender = _lender
         runner = self._runner = lender.borrow()
         try:
+            if runner.orphans:
+                runner.run(runner.sweep())
             return runner.run(self._within_deadline(operation(self, *args, **kwargs)))
         finally:
             lender.give_back(runner)
@@ -699,13 +727,13 @@ class LiveKitClient:
     def services(self, runner: _Runner) -> _Services:
         """This client's RoomServices on ``runner``'s loop (called on that loop only): a pooled
         one, and, for the one retry after a stale connection, one that never reuses a connection."""
-        services = runner.services.get(self)
+        services = runner.services.get(id(self))
         if services is None or services.generation != self._generation:
             if services is not None:
                 runner.retire(self, services)
             pooled = TwirpTransport(self._url)
             single_use = TwirpTransport(self._url, reuse=False)
-            services = runner.services[self] = _Services(
+            services = _Services(
                 self._generation,
                 TokenCachingRoomService(
                     pooled, self._url, self._api_key, self._api_secret, self._token_headers
@@ -715,6 +743,7 @@ class LiveKitClient:
                 ),
                 (pooled, single_use),
             )
+            runner.adopt(self, services)
         return services
 
     def close(self, wait: bool = True) -> None:
