@@ -1,10 +1,14 @@
-"""The LiveKit client: one event loop thread per process, one pooled session per app.
+"""The LiveKit client: an event loop lent to each request's own thread, pooled connections.
 
 Flask views are synchronous; ``livekit-api`` is asyncio. Instead of spinning an event loop
-and an ``aiohttp`` session per request (what an ``async def`` view does), every request hands
-its operation to one long-lived loop running in a daemon thread, where one RoomService
-client per configured app keeps its connections alive between requests. The loop is
-re-created in a forked child (gunicorn ``--preload``) and closed at exit.
+and a session per request (what an ``async def`` view does), a request borrows one of the
+process's idle event loops and runs its operation on it in its own thread (no handoff to
+another thread); the loop keeps its connections alive for whichever request borrows it
+next. livekit-api's RoomService builds every request (livekit-protocol message, grants,
+signed token); :class:`~.transport.TwirpTransport` sends it. Operations that fan out into
+many calls at once (:func:`fans_out`: a room mute) run on the process's one loop thread
+instead, sharing one pool and one bound. Loops are re-created in a forked child (gunicorn
+``--preload``) and closed at exit.
 
 One request's LiveKit work, top to bottom (:meth:`RoomCalls.run`):
 
@@ -37,6 +41,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,6 +51,7 @@ import aiohttp
 from google.protobuf.message import DecodeError, Message
 from livekit.api import AccessToken, SIPGrants, TwirpError, VideoGrants
 from livekit.api.room_service import RoomService
+from livekit.api.twirp_client import TwirpClient
 from livekit.protocol.models import ParticipantInfo, ParticipantPermission, Room, TrackInfo
 from livekit.protocol.room import (
     ListParticipantsRequest,
@@ -58,11 +64,13 @@ from livekit.protocol.room import (
 from . import errors
 from .config import Settings
 from .guard import BreakerChange, Breakers, Busy, Holder, Lane, Lateness, Outcome, Refused
+from .transport import CutAnswer, NoAnswer, TransportError, TwirpTransport, UnusableAnswer
 
 T = TypeVar("T")
 P = ParamSpec("P")
 M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
+F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger("flask_livekit_moderation")
 
@@ -75,32 +83,154 @@ _CLOSE_WAIT = 2.0
 WRITES = frozenset({"RemoveParticipant", "MutePublishedTrack", "UpdateParticipant"})
 
 
-class _LoopThread:
-    """An asyncio loop in a daemon thread, owned by the process that started it."""
+class _Runner:
+    """An event loop and the LiveKit sessions opened on it, for one thread at a time.
+
+    Connections belong to the loop they were opened on; a loop that
+    is not running may be run by any thread. So a request runs its LiveKit work on a loop
+    lent from :data:`_lender` in its own thread, and its pooled connections are still there
+    for the next request that borrows the loop, whatever thread serves it (gunicorn's pool,
+    or werkzeug's thread per request).
+    """
+
+    def __init__(self) -> None:
+        # Created in an empty context: the loop registers its self-pipe reader with the
+        # context current at creation, which must not be a request's (it would pin that app).
+        self.loop = contextvars.Context().run(asyncio.new_event_loop)
+        #: Each client's RoomServices on this loop, by ``id(client)``: held weakly, so an app
+        #: dropped without closing its extension is not kept alive by a loop.
+        self.services: dict[int, _Services] = {}
+        self._owners: dict[int, weakref.ref[LiveKitClient]] = {}
+        #: The connections of clients collected since: closed when the loop next runs.
+        self.orphans: list[TwirpTransport] = []
+        self._closing: set[asyncio.Task[Any]] = set()
+
+    def adopt(self, client: LiveKitClient, services: _Services) -> None:
+        key = id(client)
+
+        def collected(_: object) -> None:  # a weakref callback: only moves the connections
+            gone = self.services.pop(key, None)
+            self._owners.pop(key, None)
+            if gone is not None:
+                self.orphans.extend(gone.sessions)
+
+        self.services[key] = services
+        self._owners[key] = weakref.ref(client, collected)
+
+    async def sweep(self) -> None:
+        """Close the connections of collected clients (on this loop)."""
+        orphans, self.orphans = self.orphans, []
+        await _close_all(orphans)
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        # An empty context again: the task would otherwise copy Flask's request and app
+        # contexts into every callback scheduled from it, keeping the app alive as
+        # long as the session.
+        return contextvars.Context().run(self.loop.run_until_complete, work)
+
+    def retire(self, client: LiveKitClient, services: _Services) -> None:
+        """Close the sessions of a client closed since they were opened (on this loop, running)."""
+        task = self.loop.create_task(_close_all(services.sessions))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close_sessions(self, client: LiveKitClient | None = None) -> None:
+        """Close the sessions of ``client`` (of every client when ``None``) opened on this loop."""
+        keys = [id(client)] if client is not None else list(self.services)
+        for key in keys:
+            services = self.services.pop(key, None)
+            self._owners.pop(key, None)
+            if services is not None:
+                await _close_all(services.sessions)
+        await self.sweep()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+async def _close_all(sessions: Sequence[TwirpTransport]) -> None:
+    await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
+
+
+@dataclass
+class _Services:
+    """One client's RoomServices on one loop: pooled, and single-use for the stale retry."""
+
+    generation: int
+    pooled: RoomService
+    fresh: RoomService
+    sessions: tuple[TwirpTransport, ...]
+
+
+class _Lender:
+    """The idle loops of this process: a request borrows one and gives it back.
+
+    As many loops exist as requests ever ran LiveKit work at once; none is created per request.
+    """
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-        self.sessions: set[aiohttp.ClientSession] = set()
+        self.lock = threading.Lock()
+        self.idle: list[_Runner] = []
+        self.every: list[_Runner] = []
+
+    def borrow(self) -> _Runner:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        runner = _Runner()
+        with self.lock:
+            self.every.append(runner)
+        return runner
+
+    def give_back(self, runner: _Runner) -> None:
+        with self.lock:
+            self.idle.append(runner)
+
+    def close(self, client: LiveKitClient | None = None) -> None:
+        """Close ``client``'s sessions (every session when ``None``) on the loops not lent now;
+        those lent are closed when next borrowed (their generation is old) or at exit."""
+        with self.lock:
+            idle, self.idle = self.idle, []
+        try:
+            for runner in idle:
+                if not runner.loop.is_closed():
+                    runner.run(runner.close_sessions(client))
+                    if client is None:
+                        runner.loop.close()
+        finally:
+            if client is not None:
+                with self.lock:
+                    self.idle.extend(idle)
+
+
+_lender = _Lender()
+
+
+class _LoopThread:
+    """An asyncio loop in a daemon thread, owned by the process that started it.
+
+    It runs the operations that fan out into many calls at once (:func:`fans_out`): they share
+    one connection pool and one bound on calls in flight (:meth:`RoomCalls.shared_slots`).
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.runner = _Runner()
+        self.loop = self.runner.loop
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="livekit-moderation-loop", daemon=True
         )
         self.thread.start()
 
     def submit(self, work: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        # Submitted from an empty context: the loop would otherwise copy the caller's
-        # contextvars (Flask's request and app contexts) into the task and into every
-        # callback aiohttp schedules from it, keeping the app alive as long as the session.
+        # Submitted from an empty context, for the reason given in _Runner.run.
         return contextvars.Context().run(asyncio.run_coroutine_threadsafe, work, self.loop)
 
     def close(self, timeout: float = 2.0) -> None:
-        async def close_sessions() -> None:
-            await asyncio.gather(*(session.close() for session in self.sessions), return_exceptions=True)
-
         if self.loop.is_closed():
             return
         try:
-            self.submit(close_sessions()).result(timeout)
+            self.submit(self.runner.close_sessions()).result(timeout)
         except (concurrent.futures.TimeoutError, RuntimeError):
             logger.warning("LiveKit sessions did not close within %.1fs at exit", timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -111,6 +241,8 @@ class _LoopThread:
 
 _loop_lock = threading.Lock()
 _loop_thread: _LoopThread | None = None
+#: A forked child's copies of its parent's loops and sessions.
+_inherited: list[tuple[_LoopThread | None, _Lender]] = []
 
 
 def _process_loop() -> _LoopThread:
@@ -120,8 +252,6 @@ def _process_loop() -> _LoopThread:
         return current
     with _loop_lock:
         if _loop_thread is None or _loop_thread.pid != os.getpid():
-            # The loop registers its self-pipe reader with the context current at creation:
-            # an empty one, not the first request's (which would pin that app forever).
             _loop_thread = contextvars.Context().run(_LoopThread)
         return _loop_thread
 
@@ -130,75 +260,37 @@ def _forget_parent_loop() -> None:
     # The parent's loop thread does not exist in a forked child and its lock may have been
     # held at fork time: start afresh. The parent's sockets are abandoned, not closed, so
     # the parent's connections are left intact.
-    global _loop_lock, _loop_thread
+    # They are kept referenced, never collected: collecting would close the parent's
+    # transports, which unregisters their sockets from the epoll instance the child
+    # shares with the parent (the parent would then never see its answers).
+    global _loop_lock, _loop_thread, _lender
+    _inherited.append((_loop_thread, _lender))
     _loop_lock = threading.Lock()
     _loop_thread = None
+    _lender = _Lender()
 
 
 def _close_at_exit() -> None:
     current = _loop_thread
     if current is not None and current.pid == os.getpid():
         current.close()
+    if _lender.pid == os.getpid():
+        _lender.close()
 
 
 os.register_at_fork(after_in_child=_forget_parent_loop)
 atexit.register(_close_at_exit)
 
 
+def fans_out(operation: F) -> F:
+    """Mark an operation that makes many calls at once: it runs on the process's loop thread,
+    sharing one connection pool and :meth:`RoomCalls.shared_slots` with the others."""
+    operation.__dict__["livekit_fans_out"] = True
+    return operation
+
+
 #: ``asyncio.timeout`` where it exists (Python 3.11+).
 _TIMEOUT_SCOPE = getattr(asyncio, "timeout", None)
-
-
-class UnusableAnswer(Exception):
-    """LiveKit's HTTP answer is none a LiveKit server gives: a redirect, or a 200 that is not
-    protobuf. Deliberately not an ``aiohttp.ClientError``, which livekit-api would swallow."""
-
-    def __init__(self, reason: str, location: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.location = location
-
-
-class _StrictSession:
-    """What livekit-api's ``TwirpClient`` uses of its session, made strict.
-
-    ``TwirpClient.request`` only reads ``session.timeout`` and opens
-    ``session.post(url, headers=..., data=..., timeout=...)`` as an async context manager
-    (livekit-api 1.2, ``twirp_client.py``). Here a post never follows a redirect (aiohttp would
-    turn a 302 into a bodiless GET to wherever it points, whose empty 200 parses as a
-    successful RemoveParticipantResponse), and a 200 must carry protobuf, as every twirp
-    answer does.
-    """
-
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
-        self.timeout = session.timeout
-
-    def post(self, url: str, **kwargs: Any) -> _StrictAnswer:
-        kwargs["allow_redirects"] = False
-        return _StrictAnswer(self.session.post(url, **kwargs))
-
-
-class _StrictAnswer:
-    """``session.post(...)`` as an async context manager that checks the answer it yields."""
-
-    def __init__(self, request: Any) -> None:
-        self._request = request  # aiohttp's _RequestContextManager
-
-    async def __aenter__(self) -> aiohttp.ClientResponse:
-        response: aiohttp.ClientResponse = await self._request.__aenter__()
-        try:
-            if 300 <= response.status < 400:
-                raise UnusableAnswer(f"a {response.status} redirect", response.headers.get("Location", ""))
-            if response.status == 200 and response.content_type != "application/protobuf":
-                raise UnusableAnswer(f"a 200 with Content-Type {response.content_type!r}")
-        except UnusableAnswer as exc:
-            await self._request.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        return response
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self._request.__aexit__(*exc)
 
 
 #: Seconds one signed API token is reused.
@@ -220,19 +312,33 @@ class TokenCachingRoomService(RoomService):
     (livekit-api 1.x, pinned < 2).
     """
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, api_key: str, api_secret: str) -> None:
+    def __init__(
+        self,
+        transport: TwirpTransport,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        headers: dict[Hashable, tuple[float, dict[str, str]]] | None = None,
+    ) -> None:
         # failover=False: one attempt per call; the retry on a stale connection is ours.
-        super().__init__(
-            cast(aiohttp.ClientSession, _StrictSession(session)), url, api_key, api_secret, failover=False
-        )
-        self._headers: dict[str, tuple[float, dict[str, str]]] = {}
+        super().__init__(cast(aiohttp.ClientSession, None), url, api_key, api_secret, failover=False)
+        # livekit-api builds each request (message, grants, token); our transport sends it.
+        self._client = cast(TwirpClient, transport)
+        #: The signed headers by grant set; ``headers`` shares them between services.
+        self._headers = {} if headers is None else headers
 
     def _auth_header(self, grants: VideoGrants | None, sip: SIPGrants | None = None) -> dict[str, str]:
         if grants is None or sip is not None:
             return super()._auth_header(grants, sip)
-        key = repr(grants)
+        # The grants' values as the key (a repr costs ten times more, measured); a list among
+        # them (can_publish_sources) cannot be hashed: then the repr.
+        key: Hashable = tuple(vars(grants).values())
+        try:
+            cached = self._headers.get(key)
+        except TypeError:
+            key = repr(grants)
+            cached = self._headers.get(key)
         now = time.monotonic()
-        cached = self._headers.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
         if len(self._headers) >= _TOKEN_CACHE_SIZE:
@@ -241,37 +347,6 @@ class TokenCachingRoomService(RoomService):
         header = {"authorization": f"Bearer {token}"}
         self._headers[key] = (now + TOKEN_REUSE_SECONDS, header)
         return header
-
-
-#: Connection failures that happen while sending on a connection the server already closed.
-_SEND_FAILURES: tuple[type[Exception], ...] = (aiohttp.ClientOSError,) + (
-    # aiohttp >= 3.10 raises this one for a write to a closing transport.
-    (aiohttp.ClientConnectionResetError,) if hasattr(aiohttp, "ClientConnectionResetError") else ()
-)
-
-
-def _stale(exc: BaseException) -> bool:
-    """A pooled connection failed before any byte of the answer: safe to send again.
-
-    The server closed (or reset) a kept-alive connection as the request went out: the write
-    fails ("Can not write request body", a reset), or the read meets the end of the stream
-    before a single byte ("Server disconnected" with no partial message). A refused
-    connection is no stale one, and an answer cut after its first bytes did reach LiveKit.
-    """
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        # aiohttp hands over the partly parsed answer as ``message`` when bytes had arrived.
-        return isinstance(exc.message, str)
-    return isinstance(exc, _SEND_FAILURES) and not isinstance(exc, aiohttp.ClientConnectorError)
-
-
-def _sent_unanswered(exc: BaseException) -> bool:
-    """The request went out whole and the connection broke before (or while) the answer came.
-
-    A connection refused never sent anything, and a write that failed was not sent whole (LiveKit
-    acts on a complete request only); a server that hung up on a fresh connection, or an answer
-    cut short, leaves LiveKit's outcome unknown.
-    """
-    return isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError))
 
 
 class RoomCalls:
@@ -286,6 +361,8 @@ class RoomCalls:
         self._caller = caller
         self._enforcement = enforcement
         self._holder: Holder | None = None
+        self._runner: _Runner | None = None
+        self._lateness: Lateness  # set by run()
         self.made: list[str] = []
         #: A call was answered by LiveKit (a success, or a refusal proving it is up).
         self.reached = False
@@ -317,6 +394,7 @@ class RoomCalls:
         whatever :class:`~.errors.ModerationError` the operation raises.
         """
         guard = self._client.guard()
+        self._lateness = guard.lateness
         lane = guard.enforcement if self._enforcement else guard.requests
         try:
             admitted = guard.breakers.admit(self._caller)
@@ -337,9 +415,7 @@ class RoomCalls:
             raise errors.LIVEKIT_BUSY() from None
         try:
             try:
-                return self._wait(
-                    _process_loop().submit(self._within_deadline(operation(self, *args, **kwargs)))
-                )
+                return self._execute(operation, *args, **kwargs)
             finally:
                 lane.leave(self._holder, self.outcome)
                 guard.breakers.record(admitted, self.outcome)
@@ -347,6 +423,29 @@ class RoomCalls:
             if exc.code in (errors.LIVEKIT_UNAVAILABLE.code, errors.LIVEKIT_OUTCOME_UNKNOWN.code):
                 exc.headers["Retry-After"] = str(guard.breakers.retry_after(self._caller))
             raise
+
+    def _execute(
+        self,
+        operation: Callable[Concatenate[RoomCalls, P], Coroutine[Any, Any, T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run the operation on a loop in this thread (no handoff to another thread), or on the
+        process's loop thread when it fans out or this thread already runs a loop."""
+        if operation.__dict__.get("livekit_fans_out") or asyncio._get_running_loop() is not None:
+            owner = _process_loop()
+            self._runner = owner.runner
+            if owner.runner.orphans:
+                owner.submit(owner.runner.sweep())
+            return self._wait(owner.submit(self._within_deadline(operation(self, *args, **kwargs))))
+        lender = _lender
+        runner = self._runner = lender.borrow()
+        try:
+            if runner.orphans:
+                runner.run(runner.sweep())
+            return runner.run(self._within_deadline(operation(self, *args, **kwargs)))
+        finally:
+            lender.give_back(runner)
 
     def _no_answer(self) -> errors.ModerationError:
         """What a request that got no answer in time answers: whether a write may have been done."""
@@ -412,7 +511,7 @@ class RoomCalls:
         return answer
 
     def _answered_in(self, holder: Holder | None, seconds: float) -> None:
-        lateness = self._client.guard().lateness
+        lateness = self._lateness
         if holder is not None and seconds > lateness.threshold:
             holder.late = True
         lateness.sample(seconds)
@@ -421,17 +520,15 @@ class RoomCalls:
         """LiveKit's answer, sent again once on a fresh connection if a stale one failed."""
         try:
             try:
-                answer = await send(self._client.room_service(), request)
-            except aiohttp.ClientError as exc:
-                if not _stale(exc):
-                    raise
+                answer = await send(self._services().pooled, request)
+            except NoAnswer as exc:
                 logger.info(
                     "LiveKit %s: a pooled connection failed before any answer (%s); sending again on a "
                     "fresh connection",
                     method,
-                    type(exc).__name__,
+                    exc,
                 )
-                answer = await send(self._client.room_service(fresh=True), request)
+                answer = await send(self._services().fresh, request)
         except TwirpError as exc:
             if exc.status >= 500:
                 raise self._unavailable(method, f"{type(exc).__name__} {exc.status} {exc.code}") from None
@@ -449,8 +546,10 @@ class RoomCalls:
                     exc.location,
                 )
             raise self._unavailable(method, exc.reason) from None
-        except (aiohttp.ClientError, OSError, DecodeError) as exc:
-            if method in WRITES and _sent_unanswered(exc):
+        except (TransportError, OSError, DecodeError) as exc:
+            # A connection that ended before or during the answer, on the fresh connection
+            # too: the request went out whole (LiveKit acts on a complete request only).
+            if method in WRITES and isinstance(exc, (NoAnswer, CutAnswer)):
                 self.unavailable = True
                 logger.warning(
                     "LiveKit %s: sent, but no answer (%s): it may have been done", method, type(exc).__name__
@@ -460,12 +559,20 @@ class RoomCalls:
         self.reached = True
         return answer
 
+    def _services(self) -> _Services:
+        assert self._runner is not None
+        return self._client.services(self._runner)
+
     def shared_slots(self, name: str, size: int) -> asyncio.Semaphore:
-        """A semaphore ``name`` shared by every request of this app in this process (on the loop).
+        """A semaphore ``name`` shared by every request of this app in this process (on the
+        process's loop: only in a :func:`fans_out` operation).
 
         Bounds work that fans out into many calls (a room mute's MutePublishedTrack calls)
         across requests, so two big room operations cannot take the whole connection pool.
         """
+        owner = _loop_thread
+        if owner is None or self._runner is not owner.runner:
+            raise RuntimeError("shared_slots is for operations marked with @fans_out")
         return self._client.shared_slots(name, size)
 
     def _unavailable(self, method: str, cause: str) -> errors.ModerationError:
@@ -567,12 +674,10 @@ class LiveKitClient:
         self._on_breaker_change = on_breaker_change
         self._guard_lock = threading.Lock()
         self._guard: _Guard | None = None
-        # Created on the loop thread, per process: the pooled session and, for the one retry
-        # after a stale connection, a session that never reuses a connection.
-        self._rooms: RoomService | None = None
-        self._fresh_rooms: RoomService | None = None
-        self._sessions: tuple[aiohttp.ClientSession, ...] = ()
-        self._rooms_pid: int | None = None
+        #: Bumped by :meth:`close`: sessions opened before are closed where they are next seen.
+        self._generation = 0
+        #: Signed API tokens, shared by this client's RoomServices on every loop.
+        self._token_headers: dict[Hashable, tuple[float, dict[str, str]]] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._slots_pid: int | None = None
 
@@ -583,6 +688,9 @@ class LiveKitClient:
             return guard
         with self._guard_lock:
             if self._guard is None or self._guard.pid != os.getpid():
+                # The process's loop thread starts with the first LiveKit work: fan-out
+                # operations (a room mute) then never wait for a thread to start.
+                _process_loop()
                 s = self.settings
                 # A call later than half the deadline is late whatever LiveKit's usual speed.
                 lateness = Lateness(ceiling=s.timeout / 2)
@@ -616,47 +724,50 @@ class LiveKitClient:
             slots = self._slots[name] = asyncio.Semaphore(size)
         return slots
 
-    def room_service(self, fresh: bool = False) -> RoomService:
-        """The RoomService of this process (on the loop thread only, so no lock)."""
-        owner = _process_loop()
-        if self._rooms is None or self._fresh_rooms is None or self._rooms_pid != owner.pid:
-            pooled = aiohttp.ClientSession()
-            single_use = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
-            self._rooms = TokenCachingRoomService(pooled, self._url, self._api_key, self._api_secret)
-            self._fresh_rooms = TokenCachingRoomService(
-                single_use, self._url, self._api_key, self._api_secret
+    def services(self, runner: _Runner) -> _Services:
+        """This client's RoomServices on ``runner``'s loop (called on that loop only): a pooled
+        one, and, for the one retry after a stale connection, one that never reuses a connection."""
+        services = runner.services.get(id(self))
+        if services is None or services.generation != self._generation:
+            if services is not None:
+                runner.retire(self, services)
+            pooled = TwirpTransport(self._url)
+            single_use = TwirpTransport(self._url, reuse=False)
+            services = _Services(
+                self._generation,
+                TokenCachingRoomService(
+                    pooled, self._url, self._api_key, self._api_secret, self._token_headers
+                ),
+                TokenCachingRoomService(
+                    single_use, self._url, self._api_key, self._api_secret, self._token_headers
+                ),
+                (pooled, single_use),
             )
-            self._rooms_pid = owner.pid
-            self._sessions = (pooled, single_use)
-            owner.sessions.update(self._sessions)
-        return self._fresh_rooms if fresh else self._rooms
-
-    async def _close_sessions(self, owner: _LoopThread) -> None:
-        # On the loop thread, like room_service, so the two never race.
-        if self._rooms_pid != owner.pid:
-            return  # a forked child's copy of its parent's sessions: not ours to close
-        sessions, self._sessions = self._sessions, ()
-        self._rooms = self._fresh_rooms = None
-        for session in sessions:
-            owner.sessions.discard(session)
-            await session.close()
+            runner.adopt(self, services)
+        return services
 
     def close(self, wait: bool = True) -> None:
         """Close the pooled LiveKit connections of this client.
 
         Safe to call more than once and from any thread; a later request opens new
-        connections. ``wait=False`` only schedules the close (used when an app is
-        garbage-collected, which may happen on any thread).
+        connections. ``wait=False`` only marks them to be closed where they are next used or
+        at exit (used when an app is garbage-collected, which may happen on any thread).
         """
+        self._generation += 1
+        if not wait or asyncio._get_running_loop() is not None:
+            return
+        if _lender.pid == os.getpid():
+            _lender.close(self)
         owner = _loop_thread
-        if owner is None or owner.pid != os.getpid() or owner.loop.is_closed() or self._rooms is None:
+        if owner is None or owner.pid != os.getpid() or owner.loop.is_closed():
+            return
+        if threading.current_thread() is owner.thread:
             return
         try:
-            future = owner.submit(self._close_sessions(owner))
+            future = owner.submit(owner.runner.close_sessions(self))
         except RuntimeError:  # the loop closed meanwhile (interpreter exit)
             return
-        if wait and threading.current_thread() is not owner.thread:
-            try:
-                future.result(_CLOSE_WAIT)
-            except concurrent.futures.TimeoutError:
-                logger.warning("LiveKit connections did not close within %.1fs", _CLOSE_WAIT)
+        try:
+            future.result(_CLOSE_WAIT)
+        except concurrent.futures.TimeoutError:
+            logger.warning("LiveKit connections did not close within %.1fs", _CLOSE_WAIT)

@@ -11,7 +11,10 @@ from tests.helpers import run_benchmark
 #: Distinct functions of the extension one ``DELETE /livekit/participant`` may pass through in
 #: the request's thread, and in the LiveKit loop thread: what it took when these were set.
 #: Lower them when the path gets shorter; raising one needs a reason in the commit.
-REQUEST_THREAD_CEILING = 43
+#: The request thread's rose from 43 to 70 when the LiveKit work moved into it (a loop lent to the
+#: request's thread, no handoff; the loop thread's 21 went to 0), with the Twirp transport's 10
+#: functions that replaced aiohttp's request path (outside the package, so never counted).
+REQUEST_THREAD_CEILING = 70
 LOOP_THREAD_CEILING = 21
 
 
@@ -27,7 +30,7 @@ def test_one_delete_passes_through_no_more_functions_than_its_ceiling(tmp_path: 
     loop_names = {f["name"] for f in loop_thread["functions"]}
     # The trace saw the request in both threads (a broken profile hook would count nothing).
     assert {"pipeline.dispatch", "participants.views.remove_participant", "auth.SecretTable.match"} <= names
-    assert "participants.operations.remove_participant" in loop_names
+    assert "participants.operations.remove_participant" in names | loop_names
     assert not any(name.startswith("testing.") for name in names | loop_names)  # the stand-in is not counted
     printed = re.search(r"^request thread: (\d+) distinct functions, (\d+) calls$", done.stdout, re.MULTILINE)
     assert printed is not None, done.stdout

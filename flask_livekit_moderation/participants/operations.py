@@ -33,7 +33,7 @@ from livekit.protocol.models import (
 
 from .. import errors
 from ..access import beside_room_check, check_room, refusal
-from ..client import RoomCalls
+from ..client import RoomCalls, fans_out
 from ..errors import ErrorCode, ModerationError
 
 T = TypeVar("T")
@@ -107,14 +107,13 @@ async def list_participants(lk: RoomCalls, auth_id: str | None, room_name: str) 
 
 
 #: MutePublishedTrack calls the room mutes of one app and process keep in flight at once, all
-#: together (so two big room mutes cannot take the whole connection pool). Every call of a room mute
-#: is started together up to this bound, so a room of up to this many tracks costs two round
-#: trips (the listing, then the mutes) and each further batch of this size about one more. It
-#: keeps one request from taking the whole connection pool (aiohttp's default: 100
-#: connections per app and process) or flooding LiveKit. 64 rather than 32: a 50-participant
-#: room then needs one batch, not two (``benchmarks/room_mute.py`` at 20 ms per call: 75 ms
-#: with 32, 53 to 65 ms with 64).
-ROOM_MUTE_CONCURRENCY = 64
+#: together (so two big room mutes cannot flood LiveKit or the process's connections). Every call
+#: of a room mute is started together up to this bound, so a room of up to this many tracks costs
+#: two round trips (the listing, then the mutes) and each further batch of this size about one
+#: more. 128 rather than 64 (``benchmarks/room_mute.py`` at 20 ms per call, 1,000 participants:
+#: 64 needs 16 batches, at least 320 ms of round trips alone, against the 400 ms target; with
+#: 128, eight); 64 rather than 32 made a 50-participant room one batch instead of two.
+ROOM_MUTE_CONCURRENCY = 128
 
 
 @dataclass(frozen=True)
@@ -253,17 +252,33 @@ async def _mute_one(
     return TrackMuteOutcome(identity, track.sid, track.source, muted=answer.muted)
 
 
-async def _all_at_once(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """Await every call concurrently; the first unexpected failure cancels the others."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
+async def _all_at_once(calls: list[Coroutine[Any, Any, T]], width: int) -> list[T]:
+    """Await every call, ``width`` at a time, in order of the list; the results in that order.
+    The first unexpected failure cancels the others.
+
+    ``width`` tasks take the calls one after another (rather than a task per call, each
+    waiting on the bound): a room mute of 1,000 tracks then makes ``width`` tasks, not 1,000.
+    """
+    results: list[Any] = [None] * len(calls)
+    pending = iter(enumerate(calls))
+
+    async def worker() -> None:
+        for index, call in pending:
+            results[index] = await call
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(width, len(calls)))]
     try:
-        return list(await asyncio.gather(*tasks))
+        await asyncio.gather(*tasks)
     except BaseException:
         for task in tasks:
             task.cancel()
+        for _, call in pending:
+            call.close()  # never started
         raise
+    return results
 
 
+@fans_out
 async def mute_room(
     lk: RoomCalls,
     auth_id: str | None,
@@ -295,7 +310,8 @@ async def mute_room(
             if participant.identity not in except_identities
             for track in participant.tracks
             if track.source in sources
-        ]
+        ],
+        ROOM_MUTE_CONCURRENCY,
     )
     failures = {outcome.failure for outcome in outcomes}
     if len(failures) == 1:
