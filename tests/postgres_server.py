@@ -47,6 +47,18 @@ def postgres() -> Iterator[PostgresServer]:
         pytest.fail(str(missing), pytrace=False)
 
 
+def empty_database(url: str) -> None:
+    """Make the server's database as a fresh server's: no client of an earlier test still
+    connected, no table, sequence or type left (the next store creates its tables again)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
 def drop_tables(url: str) -> None:
     """Start from an empty database: the next store creates its tables again."""
     with psycopg.connect(url, autocommit=True) as conn:
