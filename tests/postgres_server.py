@@ -16,13 +16,6 @@ import pytest
 
 from benchmarks.postgres import PostgresMissing, PostgresServer, postgres_server
 
-TABLES = (
-    "livekit_moderation_bans",
-    "livekit_moderation_leases",
-    "livekit_moderation_idempotency",
-    "livekit_moderation_audit",
-)
-
 
 @contextmanager
 def postgres() -> Iterator[PostgresServer]:
@@ -57,9 +50,3 @@ def empty_database(url: str) -> None:
         )
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
-
-
-def drop_tables(url: str) -> None:
-    """Start from an empty database: the next store creates its tables again."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
