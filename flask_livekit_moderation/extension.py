@@ -218,6 +218,10 @@ class LiveKitModeration:
             audit_log=open_audit_log(ban_store, settings.audit_retention_days),
             identity_hook=lambda: self.identity_key_function,
         )
+        # Finalizers of one object run newest first: the store's, made first, runs after the
+        # audit log has written its queue into it (closed under the log's writing thread, a
+        # SQLite store crashed the process).
+        weakref.finalize(app, ban_store.close)
         if settings.reconcile_interval:
             state.reconciler = Reconciler(app, state)
             # Started by the app's first request in each process (so after a fork): each request
@@ -226,7 +230,6 @@ class LiveKitModeration:
             weakref.finalize(app, state.reconciler.stop, True, False)
         if state.audit_log is not None:
             weakref.finalize(app, state.audit_log.close)
-        weakref.finalize(app, ban_store.close)
         app.extensions[self.name] = self._states[app] = state
         redact_access_logs()
         _install_app_hooks(app)

@@ -22,10 +22,13 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from benchmarks.postgres import PostgresServer
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests import hypothesis_profiles  # noqa: F401  (registers --hypothesis-profile=soak)
 from tests.bans_helpers import BAN_SIGNALS, Host, make_host
 from tests.helpers import TENANTS, HttpServedApp, InProcessApp, host_app, in_process, livekit_config, serve
+from tests.postgres_server import empty_database, postgres
+from tests.redis_server import RedisServer, empty_redis, redis_server
 
 pytest_plugins = ["flask_livekit_moderation.testing.pytest_plugin", "pytester"]
 
@@ -36,6 +39,36 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     made (on two cores this roughly halved the time the suite spends collecting)."""
     gc.collect()
     gc.freeze()
+
+
+@pytest.fixture(scope="session")
+def redis_srv() -> Iterator[RedisServer]:
+    """One Redis server for the test process, started when a test first needs it (a start per
+    module or per test cost the suite seconds); tests take it through ``redis_url``."""
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_srv() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the test process (``initdb`` alone takes a second or two);
+    tests take it through ``postgres_url``."""
+    with postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_srv: RedisServer) -> str:
+    """The URL of the process's Redis server, emptied for this test as if it were new."""
+    empty_redis(redis_srv)
+    return redis_srv.url
+
+
+@pytest.fixture
+def postgres_url(postgres_srv: PostgresServer) -> str:
+    """The URL of the process's PostgreSQL server, emptied for this test as if it were new."""
+    empty_database(postgres_srv.url)
+    return postgres_srv.url
 
 
 @pytest.fixture

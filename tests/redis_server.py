@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+import redis
 
 INSTALL_HINT = (
     "redis-server is not installed: run `bash .ci/deps` or `apt-get install -y redis-server` "
@@ -49,6 +50,17 @@ def _answers(port: int) -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def empty_redis(server: RedisServer) -> None:
+    """Make ``server`` as a fresh one: every key of every database gone, no client of an
+    earlier test still connected."""
+    client = redis.Redis.from_url(server.url, socket_timeout=10)
+    try:
+        client.flushall()
+        client.client_kill_filter(_type="normal", skipme=True)
+    finally:
+        client.close()
 
 
 @contextmanager

@@ -16,8 +16,6 @@ from flask_livekit_moderation.audit import Entry, new_id
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.bans_helpers import WEBHOOK, Host, joined, rejoin, signed
 from tests.helpers import TOKEN_A, TOKEN_B
-from tests.postgres_server import drop_tables, postgres
-from tests.redis_server import redis_server
 
 AUDIT = "/livekit/audit"
 ALICE = "alice-secret-0123456789"
@@ -324,13 +322,8 @@ def test_retention_zero_keeps_no_audit_log(
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/restart.sqlite3"
-    elif request.param == "redis":
-        with redis_server() as server:
-            yield server.url
     else:
-        with postgres() as server:
-            drop_tables(server.url)
-            yield server.url
+        yield request.getfixturevalue("redis_url" if request.param == "redis" else "postgres_url")
 
 
 def test_entries_survive_an_app_restart(

@@ -19,7 +19,6 @@ import pytest
 import redis
 from flask import Flask
 
-from benchmarks.postgres import PostgresServer
 from flask_livekit_moderation import ConfigurationError, LiveKitModeration, ModerationError, errors
 from flask_livekit_moderation.bans import (
     Ban,
@@ -30,8 +29,7 @@ from flask_livekit_moderation.bans import (
     SQLiteBanStore,
     open_store,
 )
-from tests.postgres_server import drop_tables, postgres
-from tests.redis_server import RedisServer, free_port, redis_server
+from tests.redis_server import free_port, redis_server
 
 
 class Clock:
@@ -44,18 +42,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def redis_srv() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def postgres_srv() -> Iterator[PostgresServer]:
-    with postgres() as server:
-        yield server
-
-
 @pytest.fixture(params=["memory", "sqlite", "redis", "postgresql"])
 def store_and_clock(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[BanStore, Clock]]:
     clock = Clock()
@@ -65,13 +51,9 @@ def store_and_clock(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     elif request.param == "sqlite":
         store = SQLiteBanStore(str(tmp_path / "bans.sqlite3"), clock)
     elif request.param == "redis":
-        redis_srv: RedisServer = request.getfixturevalue("redis_srv")
-        redis.Redis.from_url(redis_srv.url).flushdb()
-        store = RedisBanStore.from_url(redis_srv.url, clock)
+        store = RedisBanStore.from_url(request.getfixturevalue("redis_url"), clock)
     else:
-        postgres_srv: PostgresServer = request.getfixturevalue("postgres_srv")
-        drop_tables(postgres_srv.url)
-        store = PostgreSQLBanStore(postgres_srv.url, clock)
+        store = PostgreSQLBanStore(request.getfixturevalue("postgres_url"), clock)
     try:
         yield store, clock
     finally:
@@ -256,10 +238,10 @@ def test_sqlite_is_created_on_first_use_in_wal_mode_and_purges(tmp_path: Path) -
     assert store.get("a", "r", "new") is not None  # closing only drops connections
 
 
-def test_redis_keys_expire_with_their_bans(redis_srv: RedisServer) -> None:
-    raw = redis.Redis.from_url(redis_srv.url)
+def test_redis_keys_expire_with_their_bans(redis_url: str) -> None:
+    raw = redis.Redis.from_url(redis_url)
     raw.flushdb()
-    store = RedisBanStore.from_url(redis_srv.url)
+    store = RedisBanStore.from_url(redis_url)
     store.put(Ban.starting_now("a", "r", "troll", 30))
     store.put(Ban.starting_now("a", "r", "bob", 90))
     keys = [key.decode() if isinstance(key, bytes) else key for key in raw.keys("*")]

@@ -18,8 +18,6 @@ from benchmarks.processes import TENANT_ID, TENANT_TOKEN, WorkerSetup
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.bans_helpers import rejoin as banned_rejoins
-from tests.postgres_server import postgres
-from tests.redis_server import redis_server
 
 ROOM = "cross-process"
 AUTH = {"Authorization": f"Bearer {TENANT_TOKEN}", "Connection": "close"}
@@ -107,10 +105,9 @@ def test_banned_through_one_gunicorn_worker_removed_by_another(emu: LiveKitEmula
 
 
 @pytest.fixture(params=["redis", "postgresql"])
-def shared_store(request: pytest.FixtureRequest) -> Iterator[str]:
+def shared_store(request: pytest.FixtureRequest) -> str:
     """The URL of a store server shared by two app processes."""
-    with redis_server() if request.param == "redis" else postgres() as server:
-        yield server.url
+    return request.getfixturevalue("redis_url" if request.param == "redis" else "postgres_url")
 
 
 def test_two_app_processes_share_bans_through_a_store_server(

@@ -32,7 +32,6 @@ from flask_livekit_moderation.idempotency import Kept, records_for
 from flask_livekit_moderation.idempotency.model import Verdict, fingerprint
 from flask_livekit_moderation.testing import LiveKitEmulator
 from tests.helpers import MASKED_404, TENANTS, TOKEN_A, TOKEN_B, HttpServedApp
-from tests.postgres_server import postgres
 from tests.redis_server import free_port, redis_server
 
 KEY = "Idempotency-Key"
@@ -361,12 +360,6 @@ class Clock:
         return time.time() + self.offset
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, str]]:
-    with redis_server() as redis, postgres() as pg:
-        yield {"redis": redis.url, "postgresql": pg.url}
-
-
 @pytest.fixture(params=["memory", "sqlite", "redis", "postgresql"])
 def clocked_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[BanStore, Clock]]:
     clock = Clock()
@@ -376,7 +369,7 @@ def clocked_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tu
     elif request.param == "sqlite":
         store = SQLiteBanStore(str(tmp_path / "keys.sqlite3"), clock)
     else:
-        url = request.getfixturevalue("servers")[request.param]
+        url = request.getfixturevalue("redis_url" if request.param == "redis" else "postgres_url")
         store = (
             RedisBanStore.from_url(url, clock) if request.param == "redis" else PostgreSQLBanStore(url, clock)
         )

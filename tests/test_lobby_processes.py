@@ -17,8 +17,6 @@ from benchmarks.lobby import LobbyGunicorn
 from benchmarks.processes import TENANT_ID, TENANT_TOKEN, WorkerSetup
 from flask_livekit_moderation import room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
-from tests.postgres_server import postgres
-from tests.redis_server import redis_server
 from tests.test_bans_processes import session_per_worker
 
 ROOM = "lobby-cross-process"
@@ -116,10 +114,9 @@ def test_two_gunicorn_workers_share_the_lobby_on_the_default_sqlite_store(
 
 
 @pytest.fixture(params=["redis", "postgresql"])
-def shared_store(request: pytest.FixtureRequest) -> Iterator[str]:
+def shared_store(request: pytest.FixtureRequest) -> str:
     """The URL of a store server shared by two app processes."""
-    with redis_server() if request.param == "redis" else postgres() as server:
-        yield server.url
+    return request.getfixturevalue("redis_url" if request.param == "redis" else "postgres_url")
 
 
 def test_two_app_processes_share_the_lobby_through_a_store_server(

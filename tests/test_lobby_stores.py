@@ -6,9 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
 
 from flask_livekit_moderation import ModerationError
 from flask_livekit_moderation.bans import (
@@ -19,14 +17,12 @@ from flask_livekit_moderation.bans import (
     SQLiteBanStore,
 )
 from flask_livekit_moderation.lobby import LobbyStore, lobby_store
-from tests.test_ban_stores import Clock, postgres_srv, redis_srv  # noqa: F401 - the servers' fixtures
-
-LOBBY_TABLES = ("livekit_moderation_lobby_rooms", "livekit_moderation_lobby_entries")
+from tests.test_ban_stores import Clock
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis", "postgresql"])
 def lobby(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[LobbyStore, Clock]]:
-    """The lobby in each store, on an empty store (the servers of ``tests/test_ban_stores.py``)."""
+    """The lobby in each store, on an empty store (the test process's servers, emptied)."""
     clock = Clock()
     store: BanStore
     if request.param == "memory":
@@ -34,14 +30,9 @@ def lobby(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Lobb
     elif request.param == "sqlite":
         store = SQLiteBanStore(str(tmp_path / "bans.sqlite3"), clock)
     elif request.param == "redis":
-        url = request.getfixturevalue("redis_srv").url
-        redis.Redis.from_url(url).flushdb()
-        store = RedisBanStore.from_url(url, clock)
+        store = RedisBanStore.from_url(request.getfixturevalue("redis_url"), clock)
     else:
-        url = request.getfixturevalue("postgres_srv").url
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {', '.join(LOBBY_TABLES)}")
-        store = PostgreSQLBanStore(url, clock)
+        store = PostgreSQLBanStore(request.getfixturevalue("postgres_url"), clock)
     found = lobby_store(store)
     assert lobby_store(store) is found
     try:
