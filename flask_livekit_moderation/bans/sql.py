@@ -351,6 +351,25 @@ def _file_id(path: str) -> FileId:
     return stat.st_dev, stat.st_ino
 
 
+def _switch_to_wal(connection: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting for the file like any write would.
+
+    Switching a new file to WAL takes its exclusive lock, and SQLite answers "database is
+    locked" at once rather than through the busy timeout: of 200 fresh files opened by six
+    threads at once, 7 to 10 refused a thread so (a host's first concurrent requests, answered
+    503). Once the file is in WAL mode the statement is a no-op and never waits.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SQLiteBanStore(SQLBanStore):
     """Bans in one SQLite file shared by every process of a host (``sqlite:///path``).
 
@@ -418,7 +437,7 @@ class SQLiteBanStore(SQLBanStore):
         )
         try:
             connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(connection)
             connection.executescript(_SQLITE_SCHEMA)
         except BaseException:
             connection.close()
