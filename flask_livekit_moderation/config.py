@@ -85,8 +85,11 @@ class ApiSecret:
 class Settings:
     """The extension's configuration for one app."""
 
-    #: The LiveKit server's URL (``https://...``). Missing (here and in the environment): the app
-    #: starts, a WARNING is logged, and the routes answer 500 ``LIVEKIT_NOT_CONFIGURED``.
+    #: The LiveKit server's URL (``https://...``, or the ``wss://...`` LiveKit gives; ``http://``
+    #: for a local server). Over TLS the server's certificate is verified against OpenSSL's
+    #: default trust store (``SSL_CERT_FILE`` names another). Missing (here and in the
+    #: environment): the app starts, a WARNING is logged, and the routes answer 500
+    #: ``LIVEKIT_NOT_CONFIGURED``.
     livekit_url: str | None
     #: The API key the extension signs its LiveKit calls with (and checks webhooks against).
     livekit_api_key: str | None
