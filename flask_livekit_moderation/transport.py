@@ -38,10 +38,18 @@ from urllib.parse import urlsplit
 import h11
 from google.protobuf.message import Message
 from livekit.api import TwirpError
-from livekit.api.twirp_client import REQUEST_ID_HEADER
 from livekit.api.version import __version__ as livekit_api_version
 
 T = TypeVar("T", bound=Message)
+
+try:
+    from livekit.api.twirp_client import REQUEST_ID_HEADER as _REQUEST_ID_HEADER
+
+    #: The header carrying a fresh id per call, as the installed livekit-api sends it (its
+    #: 1.2.0, the floor, sends none).
+    REQUEST_ID_HEADER: str | None = _REQUEST_ID_HEADER
+except ImportError:
+    REQUEST_ID_HEADER = None
 
 #: What livekit-api sends as its User-Agent, so LiveKit sees the same client.
 USER_AGENT = f"livekit-server-sdk-python/{livekit_api_version}"
@@ -238,9 +246,11 @@ class TwirpTransport:
             if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
                 raise ValueError(f"an invalid header {name!r}")
             lines.append(f"{name}: {value}\r\n")
+        if REQUEST_ID_HEADER is not None:
+            lines.append(f"{REQUEST_ID_HEADER}: {uuid.uuid4()}\r\n")
         lines.append(
             f"User-Agent: {USER_AGENT}\r\nContent-Type: application/protobuf\r\n"
-            f"{REQUEST_ID_HEADER}: {uuid.uuid4()}\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
         )
         connection = self._idle_connection() or await self._connect()
         answer = await connection.exchange("".join(lines).encode("latin-1") + body)
