@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from werkzeug.test import TestResponse
 
 from flask_livekit_moderation import errors, room_metadata
 from flask_livekit_moderation.testing import LiveKitEmulator
@@ -82,6 +83,21 @@ def tls_in_front_of(url: str, certificate: Path) -> Iterator[int]:
         loop.close()
 
 
+def remove_over_tls(room: LiveKitEmulator, certificate: Path, scheme: str) -> TestResponse:
+    """Tenant A removes alice through an app whose LIVEKIT_URL is ``scheme``://localhost, a TLS
+    server in front of the stand-in."""
+    with tls_in_front_of(room.url, certificate) as port:
+        app = host_app(
+            room,
+            LIVEKIT_URL=f"{scheme}://localhost:{port}",
+            LIVEKIT_MODERATION_AUTH_REQUIRED=True,
+            LIVEKIT_MODERATION_API_SECRETS=TENANTS,
+        )
+        return app.test_client().delete(
+            "/livekit/participant", json=REMOVE, headers={"Authorization": f"Bearer {TOKEN_A}"}
+        )
+
+
 @pytest.fixture
 def room(livekit_emulator: LiveKitEmulator) -> LiveKitEmulator:
     livekit_emulator.add_room("room-a", metadata=room_metadata("tenant-a"))
@@ -94,16 +110,7 @@ def test_a_livekit_url_over_tls_is_verified_and_served(
     room: LiveKitEmulator, certificate: Path, monkeypatch: pytest.MonkeyPatch, scheme: str
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate / "cert.pem"))
-    with tls_in_front_of(room.url, certificate) as port:
-        app = host_app(
-            room,
-            LIVEKIT_URL=f"{scheme}://localhost:{port}",
-            LIVEKIT_MODERATION_AUTH_REQUIRED=True,
-            LIVEKIT_MODERATION_API_SECRETS=TENANTS,
-        )
-        answer = app.test_client().delete(
-            "/livekit/participant", json=REMOVE, headers={"Authorization": f"Bearer {TOKEN_A}"}
-        )
+    answer = remove_over_tls(room, certificate, scheme)
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert answer.get_json() == {"status": "removed", **REMOVE}
     assert [call.method for call in room.calls] == ["ListRooms", "RemoveParticipant"]
@@ -114,16 +121,7 @@ def test_a_certificate_nobody_trusts_is_refused_and_livekit_hears_nothing(
     room: LiveKitEmulator, certificate: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)  # the system's trust store only
-    with tls_in_front_of(room.url, certificate) as port:
-        app = host_app(
-            room,
-            LIVEKIT_URL=f"wss://localhost:{port}",
-            LIVEKIT_MODERATION_AUTH_REQUIRED=True,
-            LIVEKIT_MODERATION_API_SECRETS=TENANTS,
-        )
-        answer = app.test_client().delete(
-            "/livekit/participant", json=REMOVE, headers={"Authorization": f"Bearer {TOKEN_A}"}
-        )
+    answer = remove_over_tls(room, certificate, "wss")
     assert answer.status_code == 503
     assert answer.get_json() == {"error": errors.LIVEKIT_UNAVAILABLE.message, "code": "LIVEKIT_UNAVAILABLE"}
     assert room.calls == []
