@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -51,6 +53,16 @@ def _outcome(call: Any) -> tuple[Any, ...]:
     return ("answer", answer.SerializeToString())
 
 
+@asynccontextmanager
+async def _on_our_transport(emulator: LiveKitEmulator) -> AsyncIterator[TokenCachingRoomService]:
+    """livekit-api's RoomService (with our token cache) sending over our transport to ``emulator``."""
+    transport = TwirpTransport(emulator.url)
+    try:
+        yield TokenCachingRoomService(transport, emulator.url, emulator.api_key, emulator.api_secret)
+    finally:
+        await transport.close()
+
+
 def _both(emulator: LiveKitEmulator, method: str, send: Any, inject: Any) -> tuple[Any, Any]:
     async def theirs() -> Any:
         async with aiohttp.ClientSession() as session:
@@ -60,12 +72,8 @@ def _both(emulator: LiveKitEmulator, method: str, send: Any, inject: Any) -> tup
             return await send(service)
 
     async def ours() -> Any:
-        transport = TwirpTransport(emulator.url)
-        try:
-            service = TokenCachingRoomService(transport, emulator.url, emulator.api_key, emulator.api_secret)
+        async with _on_our_transport(emulator) as service:
             return await send(service)
-        finally:
-            await transport.close()
 
     inject()
     expected = _outcome(theirs)
@@ -125,11 +133,7 @@ def test_a_redirect_and_a_200_without_protobuf_are_unusable(livekit_emulator: Li
     livekit_emulator.add_room("room-1")
 
     async def call() -> None:
-        transport = TwirpTransport(livekit_emulator.url)
-        service = TokenCachingRoomService(
-            transport, livekit_emulator.url, livekit_emulator.api_key, livekit_emulator.api_secret
-        )
-        try:
+        async with _on_our_transport(livekit_emulator) as service:
             livekit_emulator.redirect_next("ListRooms", location="http://127.0.0.1:9/x", status=307)
             with pytest.raises(UnusableAnswer) as redirect:
                 await service.list_rooms(ListRoomsRequest())
@@ -140,8 +144,6 @@ def test_a_redirect_and_a_200_without_protobuf_are_unusable(livekit_emulator: Li
             assert html.value.location is None
             # The connection is still good for the next call.
             assert [r.name for r in (await service.list_rooms(ListRoomsRequest())).rooms] == ["room-1"]
-        finally:
-            await transport.close()
 
     asyncio.run(call())
 
@@ -152,17 +154,11 @@ def test_a_kept_alive_connection_the_server_closed_fails_before_any_answer(
     livekit_emulator.add_room("room-1")
 
     async def call() -> None:
-        transport = TwirpTransport(livekit_emulator.url)
-        service = TokenCachingRoomService(
-            transport, livekit_emulator.url, livekit_emulator.api_key, livekit_emulator.api_secret
-        )
-        try:
+        async with _on_our_transport(livekit_emulator) as service:
             await service.list_rooms(ListRoomsRequest())
             livekit_emulator.drop_next("ListRooms")
             with pytest.raises(NoAnswer):
                 await service.list_rooms(ListRoomsRequest())
             assert len((await service.list_rooms(ListRoomsRequest())).rooms) == 1
-        finally:
-            await transport.close()
 
     asyncio.run(call())
