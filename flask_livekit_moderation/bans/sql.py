@@ -419,12 +419,12 @@ class SQLiteBanStore(SQLBanStore):
 
     def _stale_elsewhere(self) -> sqlite3.Connection | None:
         """Another thread's connection to a file that is no longer the one at the path."""
-        current = _file_id(self.path)
+        # The connections first, then the path: a connection another thread opens (creating the
+        # file) between the two must not look like one to a file since deleted.
         with self._lock:
-            for connection, file_id in self._file_ids.items():
-                if file_id != current and connection not in self._superseded:
-                    return connection
-        return None
+            opened = [(c, f) for c, f in self._file_ids.items() if c not in self._superseded]
+        current = _file_id(self.path)
+        return next((connection for connection, file_id in opened if file_id != current), None)
 
     def _connect(self) -> tuple[sqlite3.Connection, FileId]:
         """A connection to the file at the path (created, with its directory, when missing),
