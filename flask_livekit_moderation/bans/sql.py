@@ -398,6 +398,11 @@ class SQLiteBanStore(SQLBanStore):
         self._file_ids: dict[sqlite3.Connection, FileId] = {}
         #: Connections of other threads whose file another thread already replaced (and logged).
         self._superseded: set[sqlite3.Connection] = set()
+        #: Each open connection's lock, held while a thread runs statements on it. Python's sqlite3
+        #: crashes the process (a segfault, on 3.10 and 3.11) when a connection is closed under
+        #: another thread's statement, so no connection is closed while its lock is held: e.g.
+        #: :meth:`close` run by an app's finalizer while its reconciler's pass is reading.
+        self._in_use: dict[sqlite3.Connection, threading.Lock] = {}
 
     def _connection(self) -> sqlite3.Connection:
         if self._pid != os.getpid():
@@ -405,15 +410,16 @@ class SQLiteBanStore(SQLBanStore):
             # lock may have been held at fork time. (Two threads racing here both start afresh:
             # the loser merely opens its connection again on its next call.)
             self._lock, self._local, self._connections = threading.Lock(), threading.local(), []
-            self._file_ids, self._superseded = {}, set()
+            self._file_ids, self._superseded, self._in_use = {}, set(), {}
             self._pid = os.getpid()
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        local = self._local  # read once: close() replaces it, maybe while this thread is here
+        connection: sqlite3.Connection | None = getattr(local, "connection", None)
         if connection is None:
             # A thread's first use (the ban route writes from a worker thread) must notice a
             # file deleted under another thread's connection as well, or it would start afresh.
             stale = self._stale_elsewhere()
             return self._open() if stale is None else self._reopen(stale, owned=False)
-        if _file_id(self.path) != self._local.file_id:
+        if _file_id(self.path) != local.file_id:
             return self._reopen(connection)
         return connection
 
@@ -445,10 +451,12 @@ class SQLiteBanStore(SQLBanStore):
         return connection, _file_id(self.path)
 
     def _keep(self, connection: sqlite3.Connection, file_id: FileId) -> sqlite3.Connection:
-        self._local.connection, self._local.file_id = connection, file_id
+        local = self._local
+        local.connection, local.file_id = connection, file_id
         with self._lock:
             self._connections.append(connection)
             self._file_ids[connection] = file_id
+            self._in_use[connection] = threading.Lock()
         return connection
 
     def _orphaned(self) -> bool:
@@ -482,14 +490,8 @@ class SQLiteBanStore(SQLBanStore):
         ``owned`` False: ``stale`` is another thread's, left open for it to notice quietly.
         """
         if stale in self._superseded:  # another thread already moved to the new file, and said so
-            with self._lock:
-                self._superseded.discard(stale)
-                self._file_ids.pop(stale, None)
-                if stale in self._connections:
-                    self._connections.remove(stale)
             self._local.connection = None
-            with contextlib.suppress(sqlite3.Error):
-                stale.close()
+            self._retire(stale)
             return self._open()
         if self._moved_already(stale):
             # Another thread of this process noticed first, re-opened and copied (and said so):
@@ -499,8 +501,10 @@ class SQLiteBanStore(SQLBanStore):
             if owned:
                 self._forget_connection()
             return self._open()
-        rows = self._active_rows(stale)
-        carried = self._carried_rows(stale)
+        with self._held(stale, wait=SQLITE_BUSY_TIMEOUT + 1) as readable:
+            # Another thread's connection is read only while that thread is not using it.
+            rows = self._active_rows(stale) if readable else None
+            carried = self._carried_rows(stale) if readable else {}
         with self._file_lock() as adopted:
             current = _file_id(self.path)
             gone = current is None
@@ -510,16 +514,13 @@ class SQLiteBanStore(SQLBanStore):
             # into it nor deletes the WAL at the path.
             self._local.connection = None
             if owned:
-                with contextlib.suppress(sqlite3.Error):
-                    stale.close()
+                self._close_when_free(stale, self._unregister(stale))  # self._lock is held here
             fresh, file_id = self._connect()
             adopted(file_id)
-        with self._lock:
-            if not owned:
-                self._superseded.add(stale)
-            elif stale in self._connections:
-                self._connections.remove(stale)
-                self._file_ids.pop(stale, None)
+        if not owned:
+            with self._lock:
+                if stale in self._in_use:
+                    self._superseded.add(stale)
         copied = None if rows is None else self._merge(fresh, rows)
         self._copy_carried(fresh, carried)
         logger.error(
@@ -619,18 +620,68 @@ class SQLiteBanStore(SQLBanStore):
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
-            with self._lock:
-                if connection in self._connections:
-                    self._connections.remove(connection)
-                self._file_ids.pop(connection, None)
-                self._superseded.discard(connection)
+            self._retire(connection)
+
+    def _retire(self, connection: sqlite3.Connection) -> None:
+        """Close ``connection`` once no thread runs a statement on it. Whoever takes it out of
+        the registry closes it, so it is closed once however many threads retire it at once."""
+        with self._lock:
+            in_use = self._unregister(connection)
+        self._close_when_free(connection, in_use)
+
+    def _unregister(self, connection: sqlite3.Connection) -> threading.Lock | None:
+        """Take ``connection`` out of the registry (under ``self._lock``); its lock, ``None``
+        when another thread took it out first."""
+        self._file_ids.pop(connection, None)
+        self._superseded.discard(connection)
+        if connection in self._connections:
+            self._connections.remove(connection)
+        return self._in_use.pop(connection, None)
+
+    def _close_when_free(self, connection: sqlite3.Connection, in_use: threading.Lock | None) -> None:
+        if in_use is None:
+            return
+        if getattr(self._local, "running", None) is connection:
+            # This thread is inside a statement on it (a finalizer run by the garbage collector
+            # mid-statement): closing it now would crash; it is left to be freed with the thread.
+            return
+        if not in_use.acquire(timeout=SQLITE_BUSY_TIMEOUT + 1):
+            logger.warning("a SQLite ban store connection still in use was left open")
+            return
+        try:
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
+        finally:
+            in_use.release()
+
+    @contextmanager
+    def _held(self, connection: sqlite3.Connection, wait: float = -1) -> Iterator[bool]:
+        """Hold ``connection``'s lock for the block (no thread closes it meanwhile); yields
+        whether it is held: ``False`` when the connection was closed, or ``wait`` seconds ran
+        out."""
+        running = getattr(self._local, "running", None)
+        if running is connection:  # a statement within this thread's own use: it is held already
+            yield True
+            return
+        in_use = self._in_use.get(connection)  # one dict lookup: atomic, no lock needed
+        if in_use is None or not in_use.acquire(timeout=wait):
+            yield False
+            return
+        self._local.running = connection
+        try:
+            yield True
+        finally:
+            self._local.running = running
+            in_use.release()
 
     @contextmanager
     def _using(self) -> Iterator[sqlite3.Connection]:
         try:
-            yield self._connection()
+            connection = self._connection()
+            with self._held(connection) as held:
+                if not held:
+                    raise sqlite3.ProgrammingError("the store was closed")
+                yield connection
         except (sqlite3.Error, OSError) as exc:
             # A broken connection (directory gone, disk full) is opened afresh next time.
             self._forget_connection()
@@ -668,15 +719,19 @@ class SQLiteBanStore(SQLBanStore):
             connection.execute("COMMIT")
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-            self._file_ids, self._superseded = {}, set()
-            self._local = threading.local()
+        """Close every thread's connection, each once its thread's statement (if any) is done."""
         if self._pid != os.getpid():
+            with self._lock:  # a forked child's copies of the parent's connections are not ours
+                self._connections, self._file_ids, self._superseded, self._in_use = [], {}, set(), {}
+                self._local = threading.local()
             return
+        with self._lock:
+            connections = list(self._connections)
         for connection in connections:
-            with contextlib.suppress(sqlite3.Error):
-                connection.close()
+            self._retire(connection)
+        # A connection opened meanwhile by another thread is that thread's: it stays registered,
+        # and the next close() closes it.
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"<SQLiteBanStore {self.path!r}>"
