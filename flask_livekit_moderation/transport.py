@@ -32,7 +32,7 @@ import re
 import ssl
 import time
 import uuid
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import h11
@@ -95,19 +95,12 @@ class UnusableAnswer(Exception):
         self.location = location
 
 
-class _Answer:
-    __slots__ = ("status", "headers", "body")
-
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name: bytes) -> str:
-        for key, value in self.headers:
-            if key == name:  # h11 lower-cases header names
-                return value.decode("latin-1")
-        return ""
+class _Answer(NamedTuple):
+    status: int
+    #: By lower-cased name (h11 lowers them); of a repeated header the first, as aiohttp's
+    #: ``headers.get``, which livekit-api reads, gives.
+    headers: dict[bytes, bytes]
+    body: bytes
 
 
 class _Connection(asyncio.Protocol):
@@ -121,7 +114,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self._status = 0
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -153,7 +146,7 @@ class _Connection(asyncio.Protocol):
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Response):
-                self._status, self._headers, self._body = event.status_code, list(event.headers), []
+                self._status, self._headers, self._body = event.status_code, dict(reversed(event.headers)), []
             elif isinstance(event, h11.Data):
                 self._body.append(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
@@ -192,6 +185,12 @@ class _Connection(asyncio.Protocol):
             raise
         finally:
             self.waiter = None
+
+    def close(self) -> None:
+        """Close it now (no exchange in progress)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
 
     def reusable(self) -> bool:
         """After an exchange: whether the connection can carry the next one."""
@@ -252,21 +251,24 @@ class TwirpTransport:
             f"User-Agent: {USER_AGENT}\r\nContent-Type: application/protobuf\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         )
-        connection = self._idle_connection() or await self._connect()
-        answer = await connection.exchange("".join(lines).encode("latin-1") + body)
-        self._give_back(connection)
-        return _result(answer, response_class)
-
-    def _idle_connection(self) -> _Connection | None:
+        # The most recently used idle connection still open and fresh; those passed over close.
+        connection: _Connection | None = None
         now = time.monotonic()
-        while self._idle:
+        while self._idle and connection is None:
             connection = self._idle.pop()
-            if not connection.closed and now - connection.idle_since < IDLE_SECONDS:
-                return connection
-            connection.closed = True
-            if connection.transport is not None:
-                connection.transport.close()
-        return None
+            if connection.closed or now - connection.idle_since >= IDLE_SECONDS:
+                connection.close()
+                connection = None
+        if connection is None:
+            connection = await self._connect()
+        answer = await connection.exchange("".join(lines).encode("latin-1") + body)
+        # Back to the pool when it can carry the next exchange.
+        if self._reuse and len(self._idle) < IDLE_LIMIT and connection.reusable():
+            connection.idle_since = time.monotonic()
+            self._idle.append(connection)
+        else:
+            connection.close()
+        return _result(answer, response_class)
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -282,21 +284,11 @@ class TwirpTransport:
             raise ConnectFailed(f"{type(exc).__name__}: {exc}") from exc
         return connection
 
-    def _give_back(self, connection: _Connection) -> None:
-        if self._reuse and len(self._idle) < IDLE_LIMIT and connection.reusable():
-            connection.idle_since = time.monotonic()
-            self._idle.append(connection)
-        elif connection.transport is not None:
-            connection.closed = True
-            connection.transport.close()
-
     async def close(self) -> None:
         """Close the idle connections (those in use close when their exchange ends)."""
         idle, self._idle = self._idle, []
         for connection in idle:
-            connection.closed = True
-            if connection.transport is not None:
-                connection.transport.close()
+            connection.close()
         if idle:
             await asyncio.sleep(0)  # let the transports finish closing on this loop
 
@@ -304,16 +296,17 @@ class TwirpTransport:
 def _result(answer: _Answer, response_class: type[T]) -> T:
     status = answer.status
     if 300 <= status < 400:
-        raise UnusableAnswer(f"a {status} redirect", answer.header(b"location"))
+        raise UnusableAnswer(f"a {status} redirect", answer.headers.get(b"location", b"").decode("latin-1"))
+    content_type = answer.headers.get(b"content-type", b"").decode("latin-1").lower()
     if status == 200:
-        content_type = answer.header(b"content-type").split(";", 1)[0].strip().lower()
+        content_type = content_type.split(";", 1)[0].strip()
         if content_type != "application/protobuf":
             raise UnusableAnswer(f"a 200 with Content-Type {content_type or 'application/octet-stream'!r}")
         return response_class.FromString(answer.body)
     # twirp_client.py: "Twirp encodes errors as JSON regardless of content type", read with
     # aiohttp's ``resp.json()`` (which wants a JSON Content-Type); anything else counts as {}.
     error: Any = {}
-    if _JSON_TYPE.match(answer.header(b"content-type").lower()) and answer.body.strip():
+    if _JSON_TYPE.match(content_type) and answer.body.strip():
         try:
             error = json.loads(answer.body.strip().decode("utf-8"))
         except ValueError:
