@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import concurrent.futures
+import contextlib
 import contextvars
 import logging
 import os
@@ -63,7 +65,7 @@ from livekit.protocol.room import (
 
 from . import errors
 from .config import Settings
-from .guard import BreakerChange, Breakers, Busy, Holder, Lane, Lateness, Outcome, Refused
+from .guard import BreakerChange, Breakers, Busy, Lane, Lateness, Outcome, Refused
 from .transport import CutAnswer, NoAnswer, TransportError, TwirpTransport, UnusableAnswer
 
 T = TypeVar("T")
@@ -165,32 +167,28 @@ class _Lender:
     """The idle loops of this process: a request borrows one and gives it back.
 
     As many loops exist as requests ever ran LiveKit work at once; none is created per request.
+    A deque's ``pop`` and ``append`` are atomic, so a request borrows and gives back without a
+    lock (in :meth:`RoomCalls._execute`).
     """
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.lock = threading.Lock()
-        self.idle: list[_Runner] = []
+        self.idle: collections.deque[_Runner] = collections.deque()
         self.every: list[_Runner] = []
 
-    def borrow(self) -> _Runner:
-        with self.lock:
-            if self.idle:
-                return self.idle.pop()
+    def new(self) -> _Runner:
+        """One loop more, when every one is lent."""
         runner = _Runner()
-        with self.lock:
-            self.every.append(runner)
+        self.every.append(runner)
         return runner
-
-    def give_back(self, runner: _Runner) -> None:
-        with self.lock:
-            self.idle.append(runner)
 
     def close(self, client: LiveKitClient | None = None) -> None:
         """Close ``client``'s sessions (every session when ``None``) on the loops not lent now;
         those lent are closed when next borrowed (their generation is old) or at exit."""
-        with self.lock:
-            idle, self.idle = self.idle, []
+        idle: list[_Runner] = []
+        with contextlib.suppress(IndexError):  # until none is idle (a request may borrow meanwhile)
+            while True:
+                idle.append(self.idle.pop())
         try:
             for runner in idle:
                 if not runner.loop.is_closed():
@@ -199,8 +197,7 @@ class _Lender:
                         runner.loop.close()
         finally:
             if client is not None:
-                with self.lock:
-                    self.idle.extend(idle)
+                self.idle.extend(idle)
 
 
 _lender = _Lender()
@@ -358,9 +355,11 @@ class RoomCalls:
 
     def __init__(self, client: LiveKitClient, caller: Hashable = None, *, enforcement: bool = False) -> None:
         self._client = client
-        self._caller = caller
         self._enforcement = enforcement
-        self._holder: Holder | None = None
+        #: Whose request it is, and how its calls go: what its lane reads of it (:class:`~.guard.Holder`).
+        self.caller = caller
+        self.call_started: float | None = None
+        self.late = False
         self._runner: _Runner | None = None
         self._lateness: Lateness  # set by run()
         self.made: list[str] = []
@@ -397,17 +396,18 @@ class RoomCalls:
         self._lateness = guard.lateness
         lane = guard.enforcement if self._enforcement else guard.requests
         try:
-            admitted = guard.breakers.admit(self._caller)
+            admitted = guard.breakers.admit(self.caller)
         except Refused as refused:
             raise errors.LIVEKIT_UNAVAILABLE(headers={"Retry-After": str(refused.retry_after)}) from None
+        self.late = False  # of this run (an enforcement's RoomCalls may run more than once)
         try:
-            self._holder = lane.enter(self._caller)
+            lane.enter(self)
         except Busy as busy:
             guard.breakers.record(admitted, Outcome.UNKNOWN)
             logger.info(
                 "LiveKit %s lane refused a request of %r: %s (%d) in use, %s",
                 busy.lane,
-                self._caller,
+                self.caller,
                 busy.limit,
                 busy.capacity,
                 busy.why,
@@ -417,11 +417,12 @@ class RoomCalls:
             try:
                 return self._execute(operation, *args, **kwargs)
             finally:
-                lane.leave(self._holder, self.outcome)
-                guard.breakers.record(admitted, self.outcome)
+                outcome = self.outcome
+                lane.leave(self, outcome)
+                guard.breakers.record(admitted, outcome)
         except errors.ModerationError as exc:
             if exc.code in (errors.LIVEKIT_UNAVAILABLE.code, errors.LIVEKIT_OUTCOME_UNKNOWN.code):
-                exc.headers["Retry-After"] = str(guard.breakers.retry_after(self._caller))
+                exc.headers["Retry-After"] = str(guard.breakers.retry_after(self.caller))
             raise
 
     def _execute(
@@ -439,13 +440,19 @@ class RoomCalls:
                 owner.submit(owner.runner.sweep())
             return self._wait(owner.submit(self._within_deadline(operation(self, *args, **kwargs))))
         lender = _lender
-        runner = self._runner = lender.borrow()
+        try:
+            runner = lender.idle.pop()
+        except IndexError:
+            runner = lender.new()
+        self._runner = runner
         try:
             if runner.orphans:
                 runner.run(runner.sweep())
-            return runner.run(self._within_deadline(operation(self, *args, **kwargs)))
+            # On the borrowed loop, from an empty context (why: _Runner.run).
+            work = self._within_deadline(operation(self, *args, **kwargs))
+            return contextvars.Context().run(runner.loop.run_until_complete, work)
         finally:
-            lender.give_back(runner)
+            lender.idle.append(runner)
 
     def _no_answer(self) -> errors.ModerationError:
         """What a request that got no answer in time answers: whether a write may have been done."""
@@ -483,44 +490,40 @@ class RoomCalls:
     async def _call(self, method: str, send: Callable[[RoomService, M], Awaitable[R]], request: M) -> R:
         """One RoomService call, timed for the lane: how long LiveKit takes to answer, and whether late."""
         self.made.append(method)
-        holder, started = self._holder, time.monotonic()
-        if holder is not None:
-            holder.call_started = started
+        self.call_started = started = time.monotonic()
         write = method in WRITES
         # A write stays unanswered when the deadline cancels it or its connection broke after
         # sending; any answer, or a failure before sending, settles it.
-        settled = False
+        settled = answered = False
         if write:
             self.unanswered_writes += 1
         try:
             answer = await self._answer(method, send, request)
-            settled = True
+            settled = answered = True
         except TwirpError:  # a refusal is an answer too
-            settled = True
-            self._answered_in(holder, time.monotonic() - started)
+            settled = answered = True
             raise
         except errors.ModerationError as exc:
             settled = exc.code != errors.LIVEKIT_OUTCOME_UNKNOWN.code
             raise
         finally:
-            if holder is not None:
-                holder.call_started = None
+            self.call_started = None
             if write and settled:
                 self.unanswered_writes -= 1
-        self._answered_in(holder, time.monotonic() - started)
+            if answered:  # the lane learns how long LiveKit takes from its answers only
+                seconds, lateness = time.monotonic() - started, self._lateness
+                if seconds > lateness.threshold:
+                    self.late = True
+                lateness.sample(seconds)
         return answer
-
-    def _answered_in(self, holder: Holder | None, seconds: float) -> None:
-        lateness = self._lateness
-        if holder is not None and seconds > lateness.threshold:
-            holder.late = True
-        lateness.sample(seconds)
 
     async def _answer(self, method: str, send: Callable[[RoomService, M], Awaitable[R]], request: M) -> R:
         """LiveKit's answer, sent again once on a fresh connection if a stale one failed."""
+        assert self._runner is not None
+        services = self._client.services(self._runner)
         try:
             try:
-                answer = await send(self._services().pooled, request)
+                answer = await send(services.pooled, request)
             except NoAnswer as exc:
                 logger.info(
                     "LiveKit %s: a pooled connection failed before any answer (%s); sending again on a "
@@ -528,7 +531,7 @@ class RoomCalls:
                     method,
                     exc,
                 )
-                answer = await send(self._services().fresh, request)
+                answer = await send(services.fresh, request)
         except TwirpError as exc:
             if exc.status >= 500:
                 raise self._unavailable(method, f"{type(exc).__name__} {exc.status} {exc.code}") from None
@@ -559,10 +562,6 @@ class RoomCalls:
         self.reached = True
         return answer
 
-    def _services(self) -> _Services:
-        assert self._runner is not None
-        return self._client.services(self._runner)
-
     def shared_slots(self, name: str, size: int) -> asyncio.Semaphore:
         """A semaphore ``name`` shared by every request of this app in this process (on the
         process's loop: only in a :func:`fans_out` operation).
@@ -585,7 +584,10 @@ class RoomCalls:
     async def find_room(self, name: str) -> Room | None:
         """The room named ``name`` (ListRooms), or ``None`` when it does not exist."""
         answer = await self._call("ListRooms", RoomService.list_rooms, ListRoomsRequest(names=[name]))
-        return next((room for room in answer.rooms if room.name == name), None)
+        for room in answer.rooms:
+            if room.name == name:
+                return room
+        return None
 
     async def list_rooms(self) -> Sequence[Room]:
         """Every running room (ListRooms with no names)."""

@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 logger = logging.getLogger("flask_livekit_moderation")
 
@@ -89,6 +90,9 @@ class Lateness:
         self.ceiling = max(floor, ceiling)
         self._srtt: float | None = None
         self._rttvar = 0.0
+        #: Seconds after which a call still unanswered is late (it moves only with a sample, so
+        #: it is kept, not computed at each look).
+        self.threshold = cold_floor
 
     def sample(self, seconds: float) -> None:
         """Learn from one call LiveKit answered in ``seconds``."""
@@ -97,33 +101,24 @@ class Lateness:
         else:
             self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - seconds)
             self._srtt = 0.875 * self._srtt + 0.125 * seconds
+        self.threshold = min(self.ceiling, max(self.floor, self._srtt + 4 * self._rttvar))
 
     @property
     def learned(self) -> bool:
         """LiveKit has answered at least once."""
         return self._srtt is not None
 
-    @property
-    def threshold(self) -> float:
-        """Seconds after which a call still unanswered is late."""
-        if self._srtt is None:
-            return self.cold_floor
-        return min(self.ceiling, max(self.floor, self._srtt + 4 * self._rttvar))
 
+class Holder(Protocol):
+    """What a lane needs of a request holding a place in it: the request's
+    :class:`~.client.RoomCalls`, which sets ``call_started`` and ``late`` as its calls go."""
 
-@dataclass(eq=False)
-class Holder:
-    """One request holding a place in a lane."""
-
+    #: Whose request it is (a tenant's auth id; ``None`` for every caller without one).
     caller: Hashable
     #: When its LiveKit call in flight started (``None`` between calls).
-    call_started: float | None = None
+    call_started: float | None
     #: One of its calls was late, or it failed in a way that shows LiveKit unwell.
-    late: bool = False
-
-    def late_at(self, now: float, threshold: float) -> bool:
-        """Whether it is waiting on a LiveKit call for longer than ``threshold`` at ``now``."""
-        return self.call_started is not None and now - self.call_started > threshold
+    late: bool
 
 
 class Lane:
@@ -151,7 +146,7 @@ class Lane:
         self.queue_timeout = queue_timeout
         self._clock = clock
         self._cond = threading.Condition()
-        self._limit = float(ceiling)
+        self._set_limit(float(ceiling))
         self._holders: list[Holder] = []
         self._by_caller: dict[Hashable, int] = {}
         self._bad_callers: dict[Hashable, float] = {}
@@ -161,26 +156,25 @@ class Lane:
         #: Since when those ahead of waiters (of one caller, or of the lane) have been seen late.
         self._late_seen: dict[Hashable, float] = {}
 
-    @property
-    def limit(self) -> int:
-        """How many requests may hold the lane now."""
-        return max(1, int(self._limit))
+    def _set_limit(self, limit: float) -> None:
+        # Kept as numbers, not computed at each look: they move only when the limit adapts.
+        self._limit = limit
+        #: How many requests may hold the lane now.
+        self.limit = max(1, int(limit))
+        #: How many of them one caller may hold.
+        self.caller_cap = max(1, math.ceil(self.limit * self.share))
 
-    def caller_cap(self) -> int:
-        """How many of them one caller may hold."""
-        return max(1, math.ceil(self.limit * self.share))
-
-    def enter(self, caller: Hashable) -> Holder:
-        """A place in the lane for ``caller``, waiting while those ahead are on time; else :class:`Busy`."""
-        holder = Holder(caller)
+    def enter(self, holder: Holder) -> None:
+        """A place in the lane for ``holder``, waiting while those ahead are on time; else :class:`Busy`."""
         if self.ceiling == 0:
-            return holder
+            return
+        caller = holder.caller
         give_up = self._clock() + self.queue_timeout
         with self._cond:
             while True:
                 mine = self._by_caller.get(caller, 0)
                 scope: Hashable
-                if mine >= self.caller_cap():
+                if mine >= self.caller_cap:
                     limit, ahead = "caller_share", [h for h in self._holders if h.caller == caller]
                     progress, scope = self._caller_progress.get(caller, -math.inf), ("caller", caller)
                 elif len(self._holders) >= self.limit:
@@ -188,14 +182,16 @@ class Lane:
                 else:
                     self._holders.append(holder)
                     self._by_caller[caller] = mine + 1
-                    return holder
+                    return
                 now = self._clock()
                 threshold = self.lateness.threshold
                 # Stuck: every one ahead is waiting on a late call and none got an answer lately,
                 # seen for a lateness already. A host that stalls (CPU, GIL) makes calls late too,
                 # but briefly; once stuck is seen, later arrivals are refused at once. Before
                 # LiveKit ever answered there is nothing to be patient for: late is stuck.
-                late = now - progress > threshold and all(h.late_at(now, threshold) for h in ahead)
+                late = now - progress > threshold and all(
+                    h.call_started is not None and now - h.call_started > threshold for h in ahead
+                )
                 if late:
                     seen = self._late_seen.setdefault(scope, now)
                     stuck = not self.lateness.learned or now - seen >= threshold
@@ -208,7 +204,7 @@ class Lane:
                     wake = max(starts) + threshold if len(starts) == len(ahead) else now + threshold
                     stuck, wake = False, max(wake, progress + threshold)
                 if now >= give_up or stuck:
-                    capacity = self.caller_cap() if limit == "caller_share" else self.limit
+                    capacity = self.caller_cap if limit == "caller_share" else self.limit
                     why = "those ahead are late" if stuck else f"waited {self.queue_timeout:g}s"
                     raise Busy(self.name, limit, capacity, why)
                 self._cond.wait(max(0.001, min(give_up, wake) - now))
@@ -231,29 +227,26 @@ class Lane:
                 self._caller_progress = {
                     c: t for c, t in self._caller_progress.items() if c in self._by_caller
                 }
-            if self.adaptive:
-                self._adapt(holder, outcome)
+            if self.adaptive:  # the limit adapts (see the module's docstring)
+                if outcome is Outcome.UNAVAILABLE:
+                    self._decrease("LiveKit unavailable")
+                elif holder.late or outcome is Outcome.TIMED_OUT:
+                    # One caller's slow room is its own business; two callers late is LiveKit's.
+                    now = self._clock()
+                    self._bad_callers = {
+                        c: t for c, t in self._bad_callers.items() if now - t <= _ACROSS_CALLERS_WINDOW
+                    }
+                    self._bad_callers[holder.caller] = now
+                    if len(self._bad_callers) >= 2:
+                        self._bad_callers.clear()
+                        self._decrease("LiveKit late for several callers")
+                elif outcome is Outcome.UP and self._limit < self.ceiling:
+                    self._set_limit(min(float(self.ceiling), self._limit + 1))
             self._cond.notify_all()
-
-    def _adapt(self, holder: Holder, outcome: Outcome) -> None:
-        now = self._clock()
-        if outcome is Outcome.UNAVAILABLE:
-            self._decrease("LiveKit unavailable")
-        elif holder.late or outcome is Outcome.TIMED_OUT:
-            # One caller's slow room is its own business; two callers late is LiveKit's.
-            self._bad_callers = {
-                c: t for c, t in self._bad_callers.items() if now - t <= _ACROSS_CALLERS_WINDOW
-            }
-            self._bad_callers[holder.caller] = now
-            if len(self._bad_callers) >= 2:
-                self._bad_callers.clear()
-                self._decrease("LiveKit late for several callers")
-        elif outcome is Outcome.UP:
-            self._limit = min(float(self.ceiling), self._limit + 1)
 
     def _decrease(self, why: str) -> None:
         before = self.limit
-        self._limit = max(1.0, self._limit / 2)
+        self._set_limit(max(1.0, self._limit / 2))
         if self.limit != before:
             logger.warning("LiveKit %s lane: %s, limit %d -> %d", self.name, why, before, self.limit)
 
@@ -333,7 +326,8 @@ class CircuitBreaker:
                 probe = True
             else:
                 probe = False
-        self._notify(change)
+        if change is not None:
+            self._notify(change)
         return probe
 
     def record(self, failed: bool | None, probe: bool) -> None:
@@ -359,7 +353,8 @@ class CircuitBreaker:
                 elif probe:
                     self.failures = 0
                     change = self._move(BreakerState.CLOSED, None)
-        self._notify(change)
+        if change is not None:  # the common case: no transition, nothing to tell
+            self._notify(change)
 
     def retry_after(self) -> int:
         """Whole seconds a client should wait before trying again (1 when closed)."""
@@ -381,9 +376,7 @@ class CircuitBreaker:
         previous, self.state = self.state, state
         return BreakerChange(state, previous, self.failures, retry_after, self._scope, self._auth_id)
 
-    def _notify(self, change: BreakerChange | None) -> None:
-        if change is None:
-            return
+    def _notify(self, change: BreakerChange) -> None:
         whose = "LiveKit" if self._scope == "livekit" else f"LiveKit (caller {self._auth_id!r})"
         if change.state is BreakerState.OPEN:
             logger.warning(
@@ -401,8 +394,7 @@ class CircuitBreaker:
             self._on_change(change)
 
 
-@dataclass
-class Admitted:
+class Admitted(NamedTuple):
     """Which breakers let one request through, and whether as their probe."""
 
     caller: Hashable
