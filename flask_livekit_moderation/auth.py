@@ -16,6 +16,7 @@ first: the extension's routes, an app-level ``before_request`` or another extens
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -95,9 +96,12 @@ class AuthContext:
         """Whether the caller holds ``scope``."""
         return self.scopes is None or scope in self.scopes
 
-    @property
+    @functools.cached_property
     def acting(self) -> str | None:
-        """The acting moderator: the actor, else the auth id (``None`` for neither)."""
+        """The acting moderator: the actor, else the auth id (``None`` for neither).
+
+        Computed once per context: a configured secret's lives as long as the app.
+        """
         return self.actor if self.actor is not None else self.auth_id
 
 
@@ -141,15 +145,18 @@ class SecretTable:
 
 
 class Authenticator:
-    """Turns one request's credentials into an :class:`AuthContext`, or a refusal."""
+    """Turns one request's credentials into an :class:`AuthContext`, or a refusal, for the
+    extension instance ``name``."""
 
     def __init__(
         self,
+        name: str,
         required: bool,
         secrets: tuple[ApiSecret, ...],
         resolver: Callable[[], AuthResolver | None],
         loader: Callable[[], RequestLoader | None],
     ) -> None:
+        self.name = name
         self.required = required
         self.secrets = SecretTable(secrets)
         # Read through the extension at request time, so callbacks registered by
@@ -157,18 +164,32 @@ class Authenticator:
         self._resolver = resolver
         self._loader = loader
 
-    def authenticate(self) -> AuthContext:
-        """The current request's caller; raises the :class:`ModerationError` refusing it."""
-        if not self.required:
-            return ANONYMOUS
-        # The token: a non-empty "Authorization: Bearer" first, else ?api_key.
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        bearer = credentials.strip() if scheme.lower() == "bearer" else ""
-        token = bearer or request.args.get("api_key") or None
+    def caller(self) -> tuple[AuthContext, ModerationError | None]:
+        """The current request's caller, resolved at most once per request (cached on ``g``,
+        whoever asks first), and the error a moderation route answers when it is refused."""
+        cache: dict[str, tuple[AuthContext, ModerationError | None]] = g.setdefault(_G_KEY, {})
+        found = cache.get(self.name)
+        if found is not None:
+            return found
+        try:
+            if not self.required:
+                found = (ANONYMOUS, None)
+            else:
+                # The token: a non-empty "Authorization: Bearer" first, else ?api_key.
+                scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+                bearer = credentials.strip() if scheme.lower() == "bearer" else ""
+                token = bearer or request.args.get("api_key") or None
+                caller = None if token is None else self.secrets.match(token)
+                found = (caller if caller is not None else self._from_host(token), None)
+        except ModerationError as refusal:
+            found = (UNAUTHENTICATED, refusal)
+        cache[self.name] = found
+        return found
+
+    def _from_host(self, token: str | None) -> AuthContext:
+        """The caller of a token no secret matches (the host's ``auth_resolver``), or of a request
+        without one (its ``request_loader``)."""
         if token is not None:
-            caller = self.secrets.match(token)
-            if caller is not None:
-                return caller
             resolver = self._resolver()
             if resolver is None:
                 raise errors.UNAUTHORIZED()
@@ -257,23 +278,6 @@ def _context(resolved: object, refusal: errors.ErrorCode) -> AuthContext:
 
 
 _G_KEY = "_livekit_moderation_callers"
-
-
-def resolve_caller(name: str, authenticator: Authenticator) -> tuple[AuthContext, ModerationError | None]:
-    """The caller of the current request for the extension instance ``name``, cached on ``g``.
-
-    Returns the context and, when it is not authenticated, the error a moderation route
-    answers with.
-    """
-    cache: dict[str, tuple[AuthContext, ModerationError | None]] = g.setdefault(_G_KEY, {})
-    found = cache.get(name)
-    if found is None:
-        try:
-            found = (authenticator.authenticate(), None)
-        except ModerationError as refusal:
-            found = (UNAUTHENTICATED, refusal)
-        cache[name] = found
-    return found
 
 
 def known_caller(name: str) -> AuthContext | None:

@@ -351,9 +351,15 @@ class RoomCalls:
 
     Create one per request (:meth:`~.state.ModerationState.livekit`), then :meth:`run` an operation
     of a feature's ``operations`` module; :attr:`made` lists the LiveKit methods it called, in order.
+    Without LiveKit (``client`` ``None``: not configured) it cannot be created: 500
+    ``LIVEKIT_NOT_CONFIGURED``.
     """
 
-    def __init__(self, client: LiveKitClient, caller: Hashable = None, *, enforcement: bool = False) -> None:
+    def __init__(
+        self, client: LiveKitClient | None, caller: Hashable = None, *, enforcement: bool = False
+    ) -> None:
+        if client is None:
+            raise errors.LIVEKIT_NOT_CONFIGURED()
         self._client = client
         self._enforcement = enforcement
         #: Whose request it is, and how its calls go: what its lane reads of it (:class:`~.guard.Holder`).

@@ -19,7 +19,6 @@ from .auth import (
     AuthResolver,
     RequestLoader,
     redact_access_logs,
-    resolve_caller,
 )
 from .bans import Ban, BanStore, ParticipantBanned, RedisBanStore, default_url, open_store
 from .bans.cli import cli as bans_cli
@@ -209,7 +208,11 @@ class LiveKitModeration:
             name=self.name,
             settings=settings,
             authenticator=Authenticator(
-                settings.auth_required, settings.api_secrets, lambda: self.resolver, lambda: self.loader
+                self.name,
+                settings.auth_required,
+                settings.api_secrets,
+                lambda: self.resolver,
+                lambda: self.loader,
             ),
             client=client,
             bans=ban_store,
@@ -280,8 +283,7 @@ class LiveKitModeration:
 
     def current_auth(self) -> AuthContext:
         """The current request's caller as this instance resolves it (see :func:`current_auth`)."""
-        state = self._state_of(None)
-        return resolve_caller(state.name, state.authenticator)[0]
+        return self._state_of(None).authenticator.caller()[0]
 
     def rooms_of(self, auth_id: str | None) -> list[Room]:
         """The running rooms ``auth_id`` may moderate, by name: those whose metadata names it.

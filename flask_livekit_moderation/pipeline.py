@@ -22,7 +22,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from . import audit, errors, idempotency, signals
-from .auth import AuthContext, resolve_caller
+from .auth import AuthContext
 from .client import RoomCalls
 from .config import MAX_BODY_BYTES
 from .errors import ModerationError
@@ -82,7 +82,7 @@ class Call:
     def livekit(self) -> RoomCalls:
         """The request's LiveKit calls (recorded for the audit line); enforcement on its own lane."""
         self.acted = True
-        self.calls = self.state.livekit(self.auth_id, enforcement=self.enforcement)
+        self.calls = RoomCalls(self.state.client, self.auth_id, enforcement=self.enforcement)
         return self.calls
 
     def bans(self) -> BanStore:
@@ -101,7 +101,7 @@ def dispatch(state: ModerationState, route: Route) -> Response:
             # (text/plain, no CORS preflight) must never reach the resolver or LiveKit.
             raise errors.UNSUPPORTED_MEDIA_TYPE()
         if route.caller:
-            caller, refusal = resolve_caller(state.name, state.authenticator)
+            caller, refusal = state.authenticator.caller()
             if refusal is not None:
                 raise refusal
             call.caller, call.auth_id, call.actor = caller, caller.auth_id, caller.acting

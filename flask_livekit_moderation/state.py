@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from flask import Blueprint, Flask, current_app, has_request_context, request
 
-from . import errors
-from .auth import UNAUTHENTICATED, AuthContext, Authenticator, known_caller, resolve_caller
+from .auth import UNAUTHENTICATED, AuthContext, Authenticator, known_caller
 from .client import LiveKitClient, RoomCalls
 from .config import Settings
 
@@ -91,8 +90,6 @@ class ModerationState:
         the lane it takes; ``enforcement``: ban enforcement (webhook, reconciler), admitted on
         its own lane.
         """
-        if self.client is None:
-            raise errors.LIVEKIT_NOT_CONFIGURED()
         return RoomCalls(self.client, caller, enforcement=enforcement)
 
     def close(self) -> None:
@@ -148,4 +145,4 @@ def current_auth() -> AuthContext:
     state = request_state()
     if state is None:
         return UNAUTHENTICATED
-    return resolve_caller(state.name, state.authenticator)[0]
+    return state.authenticator.caller()[0]

@@ -10,7 +10,7 @@ from typing import Any
 from marshmallow import Schema, fields, post_load, validate
 
 from ..config import MAX_ACTOR_LENGTH
-from ..schemas import MAX_NAME_LENGTH, RequestSchema, cursor_field, not_blank, resume, unicode_text
+from ..schemas import MAX_NAME_LENGTH, RequestSchema, cursor_field, name_text, resume
 from .model import ID_PATTERN
 
 #: Entries per page of ``GET /livekit/audit``: by default, and at most.
@@ -40,7 +40,7 @@ def read_cursor(text: str) -> str:
 def _optional_text(description: str, longest: int) -> fields.String:
     return fields.String(
         load_default=None,
-        validate=[not_blank, unicode_text, validate.Length(max=longest)],
+        validate=[name_text, validate.Length(max=longest)],
         metadata={"description": description, "maxLength": longest},
     )
 

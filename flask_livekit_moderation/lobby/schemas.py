@@ -20,9 +20,8 @@ from ..schemas import (
     cursor_field,
     moment,
     name,
-    not_blank,
+    name_text,
     resume,
-    unicode_text,
 )
 from .model import After
 
@@ -84,7 +83,7 @@ def identities(description: str) -> FlatList:
     """1 to :data:`MAX_IDENTITIES` identities, each a name."""
     return FlatList(
         fields.String(
-            validate=[not_blank, unicode_text, validate.Length(max=MAX_NAME_LENGTH)],
+            validate=[name_text, validate.Length(max=MAX_NAME_LENGTH)],
             metadata={"minLength": 1, "maxLength": MAX_NAME_LENGTH},
         ),
         required=True,

@@ -16,10 +16,9 @@ from ..schemas import (
     StrictBoolean,
     cursor_field,
     name,
-    not_blank,
+    name_text,
     read_cursor,
     resume,
-    unicode_text,
 )
 
 
@@ -266,7 +265,7 @@ class RoomMuteRequest(RequestSchema):
     )
     except_identities = FlatList(
         fields.String(
-            validate=[not_blank, unicode_text, validate.Length(max=MAX_NAME_LENGTH)],
+            validate=[name_text, validate.Length(max=MAX_NAME_LENGTH)],
             metadata={"minLength": 1, "maxLength": MAX_NAME_LENGTH},
         ),
         load_default=list,
