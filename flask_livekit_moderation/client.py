@@ -378,14 +378,6 @@ class RoomCalls:
         #: Writes sent to LiveKit whose answer has not come (nor a failure proving them undone).
         self.unanswered_writes = 0
 
-    @property
-    def outcome(self) -> Outcome:
-        if self.unavailable:
-            return Outcome.UNAVAILABLE
-        if self.timed_out:
-            return Outcome.TIMED_OUT
-        return Outcome.UP if self.reached else Outcome.UNKNOWN
-
     def run(
         self,
         operation: Callable[Concatenate[RoomCalls, P], Coroutine[Any, Any, T]],
@@ -423,7 +415,13 @@ class RoomCalls:
             try:
                 return self._execute(operation, *args, **kwargs)
             finally:
-                outcome = self.outcome
+                # What the work proved about LiveKit, for the lane and the breakers.
+                if self.unavailable:
+                    outcome = Outcome.UNAVAILABLE
+                elif self.timed_out:
+                    outcome = Outcome.TIMED_OUT
+                else:
+                    outcome = Outcome.UP if self.reached else Outcome.UNKNOWN
                 lane.leave(self, outcome)
                 guard.breakers.record(admitted, outcome)
         except errors.ModerationError as exc:
