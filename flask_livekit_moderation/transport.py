@@ -168,6 +168,8 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     async def exchange(self, request: bytes) -> _Answer:
+        """Send ``request`` and read its answer; the connection is then ready for the next
+        exchange, or ``closed``."""
         assert self.transport is not None
         # h11 reads the answer; it is told that a POST went out, which is all that decides how
         # an answer is framed (the bytes of the request are written as they are).
@@ -177,7 +179,7 @@ class _Connection(asyncio.Protocol):
         self.answered = False
         self.transport.write(request)
         try:
-            return await self.waiter
+            answer = await self.waiter
         except BaseException:
             # Cancelled by the deadline, or broken: this connection is out of step for good.
             self.closed = True
@@ -185,21 +187,19 @@ class _Connection(asyncio.Protocol):
             raise
         finally:
             self.waiter = None
+        # Reusable only when both sides finished this exchange and neither is closing.
+        finished = self.http.our_state is h11.DONE and self.http.their_state is h11.DONE
+        if finished and not self.closed and not self.transport.is_closing():
+            self.http.start_next_cycle()
+        else:
+            self.close()
+        return answer
 
     def close(self) -> None:
         """Close it now (no exchange in progress)."""
         self.closed = True
         if self.transport is not None:
             self.transport.close()
-
-    def reusable(self) -> bool:
-        """After an exchange: whether the connection can carry the next one."""
-        if self.closed or self.transport is None or self.transport.is_closing():
-            return False
-        if self.http.our_state is h11.DONE and self.http.their_state is h11.DONE:
-            self.http.start_next_cycle()
-            return True
-        return False
 
 
 class TwirpTransport:
@@ -263,7 +263,7 @@ class TwirpTransport:
             connection = await self._connect()
         answer = await connection.exchange("".join(lines).encode("latin-1") + body)
         # Back to the pool when it can carry the next exchange.
-        if self._reuse and len(self._idle) < IDLE_LIMIT and connection.reusable():
+        if self._reuse and not connection.closed and len(self._idle) < IDLE_LIMIT:
             connection.idle_since = time.monotonic()
             self._idle.append(connection)
         else:
