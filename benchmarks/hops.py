@@ -13,7 +13,10 @@ the calls of the loop thread depend on how often the client's operation waited; 
 functions do not. On Python 3.11 a comprehension is a function of its own (``<dictcomp>``); from
 3.12 it is inlined and no longer counted.
 
-Issue 19 measured 35 functions on main ``00a45ea``; its target is about a third of that.
+Issue 19 counted about 35 functions on main ``00a45ea``; its target is about a third of that.
+This script, run against ``00a45ea`` (from a directory holding only ``benchmarks/``, with
+``PYTHONPATH`` naming that checkout), prints 39 distinct functions in the request thread and 16
+in the LiveKit loop thread, 54 distinct and 85 calls in all.
 ``tests/test_benchmark_hops_smoke.py`` runs this script and fails when the count grows back.
 """
 
