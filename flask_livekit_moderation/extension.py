@@ -355,10 +355,13 @@ class LiveKitModeration:
         return self._states[self._app(app)]
 
     def close(self) -> None:
-        """Close the pooled LiveKit connections of every app this instance serves.
+        """Close the pooled LiveKit connections and the ban store's connections of every app
+        this instance serves, after stopping its reconciler and writing its audit log's queue.
 
-        The apps keep working: their next request opens new connections. An app that is
-        garbage-collected releases its connections by itself.
+        The apps keep working: their next request opens new connections. A store connection a
+        request is using is closed once its statement is done (a request that reaches the store
+        as it closes may answer 503 ``BAN_STORE_UNAVAILABLE``). An app that is garbage-collected
+        releases its connections by itself.
         """
         for state in list(self._states.values()):
             state.close()
