@@ -293,8 +293,8 @@ def test_with_livekit_url_it_uses_that_server_and_seeds_nothing(start_example, l
     assert [room.name for room in livekit_emulator.rooms()] == ["real-room"]
 
     # The listing runs beside the room check (ListRooms) and is cancelled when the check refuses
-    # (access.beside_room_check). A slow ListRooms lets the listing reach LiveKit first, every
-    # time: otherwise a refusal that came back first would leave it unsent.
+    # (access.beside_room_check). A ListRooms 0.5 s slow lets the listing reach LiveKit first:
+    # a refusal that came back before the listing was taken in would leave it unseen.
     livekit_emulator.set_latency(0.5, "ListRooms")
     answer = requests.get(
         example.url + "/livekit/participants",
