@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .base import STORE_TIMEOUT, After, BanStore, unavailable
 from .model import Ban, Clock, utc_datetime
@@ -351,6 +351,18 @@ def _file_id(path: str) -> FileId:
     return stat.st_dev, stat.st_ino
 
 
+class _Opened(NamedTuple):
+    """What the store keeps of one open connection."""
+
+    #: The file it opened (a deleted file keeps its device and inode).
+    file_id: FileId
+    #: Held while a thread runs statements on it. Python's sqlite3 crashes the process (a
+    #: segfault, on 3.10 and 3.11) when a connection is closed under another thread's statement,
+    #: so no connection is closed while this is held: e.g. :meth:`SQLiteBanStore.close` run by an
+    #: app's finalizer while its reconciler's pass is reading.
+    in_use: threading.Lock
+
+
 def _switch_to_wal(connection: sqlite3.Connection) -> None:
     """``PRAGMA journal_mode=WAL``, waiting for the file like any write would.
 
@@ -393,24 +405,18 @@ class SQLiteBanStore(SQLBanStore):
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        #: The file each open connection opened (a deleted file keeps its device and inode).
-        self._file_ids: dict[sqlite3.Connection, FileId] = {}
+        #: Every thread's open connection.
+        self._opened: dict[sqlite3.Connection, _Opened] = {}
         #: Connections of other threads whose file another thread already replaced (and logged).
         self._superseded: set[sqlite3.Connection] = set()
-        #: Each open connection's lock, held while a thread runs statements on it. Python's sqlite3
-        #: crashes the process (a segfault, on 3.10 and 3.11) when a connection is closed under
-        #: another thread's statement, so no connection is closed while its lock is held: e.g.
-        #: :meth:`close` run by an app's finalizer while its reconciler's pass is reading.
-        self._in_use: dict[sqlite3.Connection, threading.Lock] = {}
 
     def _connection(self) -> sqlite3.Connection:
         if self._pid != os.getpid():
             # A forked child: the parent's connections are not ours to use or close, and its
             # lock may have been held at fork time. (Two threads racing here both start afresh:
             # the loser merely opens its connection again on its next call.)
-            self._lock, self._local, self._connections = threading.Lock(), threading.local(), []
-            self._file_ids, self._superseded, self._in_use = {}, set(), {}
+            self._lock, self._local = threading.Lock(), threading.local()
+            self._opened, self._superseded = {}, set()
             self._pid = os.getpid()
         local = self._local  # read once: close() replaces it, maybe while this thread is here
         connection: sqlite3.Connection | None = getattr(local, "connection", None)
@@ -428,7 +434,7 @@ class SQLiteBanStore(SQLBanStore):
         # The connections first, then the path: a connection another thread opens (creating the
         # file) between the two must not look like one to a file since deleted.
         with self._lock:
-            opened = [(c, f) for c, f in self._file_ids.items() if c not in self._superseded]
+            opened = [(c, o.file_id) for c, o in self._opened.items() if c not in self._superseded]
         current = _file_id(self.path)
         return next((connection for connection, file_id in opened if file_id != current), None)
 
@@ -454,9 +460,7 @@ class SQLiteBanStore(SQLBanStore):
         local = self._local
         local.connection, local.file_id = connection, file_id
         with self._lock:
-            self._connections.append(connection)
-            self._file_ids[connection] = file_id
-            self._in_use[connection] = threading.Lock()
+            self._opened[connection] = _Opened(file_id, threading.Lock())
         return connection
 
     def _orphaned(self) -> bool:
@@ -519,7 +523,7 @@ class SQLiteBanStore(SQLBanStore):
             adopted(file_id)
         if not owned:
             with self._lock:
-                if stale in self._in_use:
+                if stale in self._opened:
                     self._superseded.add(stale)
         copied = None if rows is None else self._merge(fresh, rows)
         self._copy_carried(fresh, carried)
@@ -537,8 +541,8 @@ class SQLiteBanStore(SQLBanStore):
         current = _file_id(self.path)
         with self._lock:
             return current is not None and any(
-                file_id == current
-                for connection, file_id in self._file_ids.items()
+                opened.file_id == current
+                for connection, opened in self._opened.items()
                 if connection is not stale
             )
 
@@ -632,11 +636,9 @@ class SQLiteBanStore(SQLBanStore):
     def _unregister(self, connection: sqlite3.Connection) -> threading.Lock | None:
         """Take ``connection`` out of the registry (under ``self._lock``); its lock, ``None``
         when another thread took it out first."""
-        self._file_ids.pop(connection, None)
         self._superseded.discard(connection)
-        if connection in self._connections:
-            self._connections.remove(connection)
-        return self._in_use.pop(connection, None)
+        opened = self._opened.pop(connection, None)
+        return None if opened is None else opened.in_use
 
     def _close_when_free(self, connection: sqlite3.Connection, in_use: threading.Lock | None) -> None:
         if in_use is None:
@@ -663,10 +665,11 @@ class SQLiteBanStore(SQLBanStore):
         if running is connection:  # a statement within this thread's own use: it is held already
             yield True
             return
-        in_use = self._in_use.get(connection)  # one dict lookup: atomic, no lock needed
-        if in_use is None or not in_use.acquire(timeout=wait):
+        opened = self._opened.get(connection)  # one dict lookup: atomic, no lock needed
+        if opened is None or not opened.in_use.acquire(timeout=wait):
             yield False
             return
+        in_use = opened.in_use
         self._local.running = connection
         try:
             yield True
@@ -722,11 +725,11 @@ class SQLiteBanStore(SQLBanStore):
         """Close every thread's connection, each once its thread's statement (if any) is done."""
         if self._pid != os.getpid():
             with self._lock:  # a forked child's copies of the parent's connections are not ours
-                self._connections, self._file_ids, self._superseded, self._in_use = [], {}, set(), {}
+                self._opened, self._superseded = {}, set()
                 self._local = threading.local()
             return
         with self._lock:
-            connections = list(self._connections)
+            connections = list(self._opened)
         for connection in connections:
             self._retire(connection)
         # A connection opened meanwhile by another thread is that thread's: it stays registered,
