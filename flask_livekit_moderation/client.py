@@ -349,10 +349,12 @@ class TokenCachingRoomService(RoomService):
 class RoomCalls:
     """The RoomService as one request uses it: admitted, bounded by one deadline, recorded.
 
-    Create one per request (:meth:`~.state.ModerationState.livekit`), then :meth:`run` an operation
-    of a feature's ``operations`` module; :attr:`made` lists the LiveKit methods it called, in order.
-    Without LiveKit (``client`` ``None``: not configured) it cannot be created: 500
-    ``LIVEKIT_NOT_CONFIGURED``.
+    Create one per request or task, ``RoomCalls(state.client, caller, enforcement=...)``, then
+    :meth:`run` an operation of a feature's ``operations`` module; :attr:`made` lists the LiveKit
+    methods it called, in order. ``caller`` is the auth id it acts for (``None``: a caller without
+    one), whose share of the lane it takes; ``enforcement`` is ban enforcement (webhook,
+    reconciler), admitted on its own lane. Without LiveKit (``client`` ``None``: not configured)
+    it cannot be created: 500 ``LIVEKIT_NOT_CONFIGURED``.
     """
 
     def __init__(
@@ -452,9 +454,7 @@ class RoomCalls:
         try:
             if runner.orphans:
                 runner.run(runner.sweep())
-            # On the borrowed loop, from an empty context (why: _Runner.run).
-            work = self._within_deadline(operation(self, *args, **kwargs))
-            return contextvars.Context().run(runner.loop.run_until_complete, work)
+            return runner.run(self._within_deadline(operation(self, *args, **kwargs)))
         finally:
             lender.idle.append(runner)
 

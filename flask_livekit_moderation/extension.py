@@ -24,7 +24,7 @@ from .bans import Ban, BanStore, ParticipantBanned, RedisBanStore, default_url, 
 from .bans.cli import cli as bans_cli
 from .bans.reconcile import Pass, Reconciler, run_pass
 from .bans.webhook import livekit_webhook
-from .client import LiveKitClient
+from .client import LiveKitClient, RoomCalls
 from .config import (
     AUTH_REQUIRED_KEY,
     DEFAULT_OPENAPI_PREFIX,
@@ -293,7 +293,7 @@ class LiveKitModeration:
         routes' :class:`~.errors.ModerationError` when LiveKit fails. Needs an app context
         (or an instance serving one app).
         """
-        return self._state_of(None).livekit(auth_id).run(access.rooms_of, auth_id)
+        return RoomCalls(self._state_of(None).client, auth_id).run(access.rooms_of, auth_id)
 
     def register_openapi(self, spec: APISpec, app: Flask | None = None) -> None:
         """Add this instance's routes to the host's own OpenAPI ``spec``.
@@ -394,7 +394,7 @@ class LiveKitModeration:
         """
         state = self._state_of(None)
         if owner is None:
-            owner = state.livekit().run(access.current_owner, room_name) or ""
+            owner = RoomCalls(state.client).run(access.current_owner, room_name) or ""
         return state.bans.get(owner, room_name, state.identity_key(identity))
 
     def knock(
@@ -420,7 +420,7 @@ class LiveKitModeration:
             raise ValueError("name must be a string of at most 256 characters")
         state = self._state_of(None)
         if owner is None:
-            owner = state.livekit().run(access.current_owner, room_name) or ""
+            owner = RoomCalls(state.client).run(access.current_owner, room_name) or ""
         admission = lobby_store(state.bans).knock(owner, room_name, lobby_identity(state, identity), name)
         if admission.locked:
             signals.notify(
@@ -441,7 +441,7 @@ class LiveKitModeration:
         :meth:`knock`): ``.admitted`` is what :meth:`participant_token` checks after the ban."""
         state = self._state_of(None)
         if owner is None:
-            owner = state.livekit().run(access.current_owner, room_name) or ""
+            owner = RoomCalls(state.client).run(access.current_owner, room_name) or ""
         return lobby_store(state.bans).admission(owner, room_name, lobby_identity(state, identity))
 
     def participant_token(
@@ -471,7 +471,7 @@ class LiveKitModeration:
             raise TypeError(f"participant_token sets {sorted(clash)} itself")
         state = self._state_of(None)
         if owner is None:
-            owner = state.livekit().run(access.current_owner, room_name) or ""
+            owner = RoomCalls(state.client).run(access.current_owner, room_name) or ""
         ban = self.active_ban(room_name, identity, owner=owner)
         if ban is not None:
             raise ParticipantBanned(ban)

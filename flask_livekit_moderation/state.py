@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from flask import Blueprint, Flask, current_app, has_request_context, request
 
 from .auth import UNAUTHENTICATED, AuthContext, Authenticator, known_caller
-from .client import LiveKitClient, RoomCalls
+from .client import LiveKitClient
 from .config import Settings
 
 if TYPE_CHECKING:
@@ -82,15 +82,6 @@ class ModerationState:
     def known_caller(self) -> AuthContext | None:
         """The caller already resolved in this request, without resolving it."""
         return known_caller(self.name)
-
-    def livekit(self, caller: str | None = None, *, enforcement: bool = False) -> RoomCalls:
-        """The LiveKit calls of one request or task; 500 ``LIVEKIT_NOT_CONFIGURED`` without LiveKit.
-
-        ``caller``: the auth id it acts for (``None``: a caller without one), whose share of
-        the lane it takes; ``enforcement``: ban enforcement (webhook, reconciler), admitted on
-        its own lane.
-        """
-        return RoomCalls(self.client, caller, enforcement=enforcement)
 
     def close(self) -> None:
         """Close the pooled LiveKit connections and the store's; both reopen on next use."""

@@ -184,7 +184,7 @@ def reconcile(state: ModerationState, found: Pass | None = None) -> Pass:
         finally:
             found.livekit_calls += calls.made
 
-    running = run(state.livekit(enforcement=True), _running_rooms)
+    running = run(RoomCalls(state.client, enforcement=True), _running_rooms)
     for room_name in sorted(owners):
         if room_name not in running:
             continue
@@ -194,7 +194,7 @@ def reconcile(state: ModerationState, found: Pass | None = None) -> Pass:
         if owner not in owners[room_name]:
             continue
         found.rooms_checked += 1
-        calls = state.livekit(enforcement=True)
+        calls = RoomCalls(state.client, enforcement=True)
         locked = (owner, room_name) in locks
         removed, unadmitted = run(calls, _remove_banned_present, state, owner, room_name, sid, locked)
         found.removed += removed
